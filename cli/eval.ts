@@ -1,0 +1,177 @@
+/**
+ * `deno task eval`: bank-only SNARM evaluation on real images. Prints the metrics table and writes
+ * `results.csv`, `results.json` and anomaly-map PNGs (heat map over the image) to `--out`.
+ * Everything is written to a staging folder first and moved into `--out` only when the run
+ * succeeds, so a failed run leaves nothing half-written there.
+ *
+ * Options: --data --category --backbone --model --bank-size --bank-cap --image-size --out --seed
+ * --per-category-bank --save-bank --load-bank --no-png --help
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, join, resolve } from "node:path";
+import { runEval } from "../lib/eval/run.ts";
+import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
+import { formatTable, metricsTable } from "../lib/metrics/mod.ts";
+import { METRIC_KEYS } from "../lib/metrics/compute.ts";
+import { tryGetGpu } from "../lib/gpu/mod.ts";
+
+const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
+
+const HELP = `deno task eval [options]
+
+Bank-only SNARM scoring: backbone patch features → memory bank (coreset, built on the fly) →
+exact top-3 bank search (WebGPU) → inter-residual norm map → Gaussian σ=4 → image score → metrics.
+
+  --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
+  --category NAME       evaluate only this category (repeatable; default: all)
+  --backbone NAME       mobilenetv2 (embedded, default) | dinov2-vitb14-reg4 (needs --model)
+  --model FILE.onnx     ONNX model for the backbone preset
+  --bank-size T         bank size after the coreset (default 10000; official 100000)
+  --bank-cap N          random cap of training patches before the coreset (default 200000)
+  --image-size S        centre-crop / backbone input size, multiple of 8 (default 392)
+  --per-category-bank   one bank per category instead of one unified bank
+  --save-bank FILE      also save the bank(s) as safetensors (atomic)
+  --load-bank FILE      use this bank instead of building one
+  --out DIR             output folder (default results/)
+  --seed N              seed of the random cap and coreset (default 0)
+  --no-png              skip the anomaly-map PNGs
+  -h, --help            this text
+`;
+
+function intOpt(v: string | undefined, name: string, def: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} expects a non-negative integer, got "${v}"`);
+  return n;
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      data: { type: "string" },
+      category: { type: "string", multiple: true },
+      backbone: { type: "string", default: "mobilenetv2" },
+      model: { type: "string" },
+      "bank-size": { type: "string" },
+      "bank-cap": { type: "string" },
+      "image-size": { type: "string" },
+      "per-category-bank": { type: "boolean", default: false },
+      "save-bank": { type: "string" },
+      "load-bank": { type: "string" },
+      out: { type: "string", default: "results" },
+      seed: { type: "string" },
+      "no-png": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const out = resolve(values.out!);
+  const data = resolve(values.data ?? DEFAULT_DATA);
+  const gpu = await tryGetGpu();
+  console.error(`snarm eval: data ${data}; adapter: ${gpu ? gpu.info.description : "none (TypeScript reference)"}`);
+
+  // Stage every output next to --out; move into place only on success.
+  await Deno.mkdir(dirname(out), { recursive: true });
+  const staging = `${out}.partial-${Deno.pid}`;
+  await Deno.mkdir(staging, { recursive: true });
+  const staged: string[] = [];
+  try {
+    const result = await runEval({
+      data,
+      categories: values.category,
+      backbone: values.backbone,
+      model: values.model,
+      bankSize: intOpt(values["bank-size"], "bank-size", 10_000),
+      bankCap: intOpt(values["bank-cap"], "bank-cap", 200_000),
+      imageSize: intOpt(values["image-size"], "image-size", 392),
+      seed: intOpt(values.seed, "seed", 0),
+      unified: !values["per-category-bank"],
+      loadBankPath: values["load-bank"],
+      saveBankPath: values["save-bank"],
+      onCategory: async (c) => {
+        if (values["no-png"]) return;
+        let lo = Infinity, hi = -Infinity;
+        for (const v of c.maps) {
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        const dir = join(staging, "maps", c.category);
+        await Deno.mkdir(dir, { recursive: true });
+        const px = c.size * c.size;
+        for (let i = 0; i < c.ids.length; i++) {
+          const png = encodeHeatmapOverlay(
+            c.rgb.subarray(i * px * 3, (i + 1) * px * 3),
+            c.maps.subarray(i * px, (i + 1) * px),
+            { vmin: lo, vmax: hi, alpha: 0.5, width: c.size, height: c.size },
+          );
+          const name = c.ids[i].replace(/^test\//, "").replaceAll("/", "_") + ".png";
+          await Deno.writeFile(join(dir, name), png);
+        }
+        staged.push(join("maps", c.category));
+      },
+    });
+    const rows = result.categories.map((c) => ({ category: c.category, ...c.metrics }));
+    const table = metricsTable(rows);
+    console.log(formatTable(table));
+    const json = {
+      config: result.config,
+      adapter: result.adapter,
+      seconds: Number(result.seconds.toFixed(2)),
+      banks: result.banks.map((b) => ({
+        name: b.name,
+        T: b.T,
+        seconds: Number(b.seconds.toFixed(2)),
+        numPatches: b.meta.numPatches,
+        numCandidates: b.meta.numCandidates,
+      })),
+      categories: Object.fromEntries(result.categories.map((c) => [c.category, {
+        ...Object.fromEntries(METRIC_KEYS.map((k) => [k, finiteOrNull(c.metrics[k])])),
+        n_test: c.ids.length,
+        n_defect: c.labels.reduce((a, b) => a + b, 0),
+        has_masks: c.hasMasks,
+        seconds: c.seconds,
+      }])),
+      mean: Object.fromEntries(METRIC_KEYS.map((k) => {
+        const i = table.numRows() - 1;
+        return [k, finiteOrNull(table.get(k, i) as number)];
+      })),
+    };
+    await Deno.writeTextFile(join(staging, "results.json"), JSON.stringify(json, null, 2) + "\n");
+    await Deno.writeTextFile(join(staging, "results.csv"), table.toCSV() + "\n");
+    staged.push("results.json", "results.csv");
+    // Commit: move staged outputs into --out.
+    await Deno.mkdir(out, { recursive: true });
+    for (const rel of staged) {
+      const dst = join(out, rel);
+      await Deno.mkdir(dirname(dst), { recursive: true });
+      await Deno.remove(dst, { recursive: true }).catch(() => {});
+      await Deno.rename(join(staging, rel), dst);
+    }
+    console.error(
+      `snarm eval: ${result.categories.length} categories in ${result.seconds.toFixed(1)} s; wrote ${out}/results.csv, results.json${
+        values["no-png"] ? "" : ", maps/"
+      }`,
+    );
+  } finally {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+  }
+}
+
+function finiteOrNull(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`snarm eval: error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * The main job (`deno task eval`): dataset → backbone features → memory bank (built on the fly)
+ * → exact top-k bank search on WebGPU → bank-only anomaly maps → the seven metrics per category.
+ * @module
+ */
+import { type DatasetSplit, listCategories, loadSample, loadSplit, type Sample } from "../data/mod.ts";
+import { DatasetError } from "../data/dataset.ts";
+import { type Backbone, loadBackbone } from "../backbone/mod.ts";
+import { type Bank, bankScopes, buildBank, loadBank, saveBank } from "../bank/bank.ts";
+import { type BankIndex, createBankIndex } from "../bank/search.ts";
+import { computeInterResidual } from "../bank/residual.ts";
+import { computeMetrics, type Metrics } from "../metrics/mod.ts";
+import { tryGetGpu } from "../gpu/mod.ts";
+import { noProgress, startProgress } from "../util/progress.ts";
+import { residualNorms, scorePatchMap } from "./bank_only.ts";
+
+/** Options of {@link runEval}. Every field has the `deno task eval` default. */
+export interface EvalOptions {
+  /** Dataset root in MVTec AD layout (or VisA 1cls CSV layout). */
+  data: string;
+  /** Categories to evaluate (default: all found under `data`). */
+  categories?: string[];
+  /** Backbone preset name (default `"mobilenetv2"`). */
+  backbone?: string;
+  /** ONNX model path for presets without an embedded model (e.g. `dinov2-vitb14-reg4`). */
+  model?: string;
+  /** Bank size T (default 10 000; official 10^5, spec §2). */
+  bankSize?: number;
+  /** Random cap before the coreset (default 200 000; official 10^6). */
+  bankCap?: number;
+  /** Centre-crop size = backbone input size in px (default 392; resize = round(size·448/392)). */
+  imageSize?: number;
+  /** Seed of the random cap and the coreset (default 0). */
+  seed?: number;
+  /** One bank for all categories (official `--unify`, default) or one per category. */
+  unified?: boolean;
+  /** Neighbours k (default 3, official `--topk`). */
+  topk?: number;
+  /** Load the bank from this safetensors file instead of building it. */
+  loadBankPath?: string;
+  /**
+   * Save each built bank here (safetensors, atomic). With several banks (per-category) the scope
+   * name is inserted before the extension: `bank.safetensors` → `bank.<category>.safetensors`.
+   */
+  saveBankPath?: string;
+  /** Print progress bars (default true). */
+  progress?: boolean;
+  /** Called with each category's maps after scoring (used by the CLI to write PNGs). */
+  onCategory?: (c: CategoryResult) => Promise<void> | void;
+}
+
+/** Everything computed for one category. */
+export interface CategoryResult {
+  category: string;
+  metrics: Metrics;
+  /** True when the category has ground-truth masks (pixel metrics defined). */
+  hasMasks: boolean;
+  /** Test image ids (`test/<type>/<stem>`) in map order. */
+  ids: string[];
+  labels: Uint8Array;
+  defectTypes: string[];
+  imageScores: Float32Array;
+  /** `(N, S, S)` smoothed anomaly maps, S = image size. */
+  maps: Float32Array;
+  /** `(N, S, S)` ground-truth masks (zeros where none). */
+  masks: Uint8Array;
+  /** `(N, S, S, 3)` preprocessed RGB crops (for overlays). */
+  rgb: Uint8Array;
+  size: number;
+  seconds: { embedTest: number; search: number; maps: number };
+}
+
+/** The result of {@link runEval}. */
+export interface EvalResult {
+  config: Record<string, unknown>;
+  categories: CategoryResult[];
+  banks: Array<{ name: string; T: number; seconds: number; meta: Bank["meta"] }>;
+  adapter: string;
+  seconds: number;
+}
+
+/** Build the dataset splits up front so a wrong root or an empty category fails before any work. */
+function resolveSplits(opts: EvalOptions): DatasetSplit[] {
+  const cats = opts.categories?.length ? opts.categories : listCategories(opts.data);
+  if (!cats.length) throw new DatasetError(`${opts.data}: no category found (expected <category>/train/good)`);
+  return cats.map((c) => {
+    const s = loadSplit(opts.data, c);
+    if (!s.train.length) throw new DatasetError(`${opts.data}/${c}/train/good: no training image`);
+    if (!s.test.length) throw new DatasetError(`${opts.data}/${c}/test: no test image`);
+    return s;
+  });
+}
+
+async function embedSample(bb: Backbone, s: Sample) {
+  return await bb.embed(s.image, [1, 3, Math.sqrt(s.image.length / 3), Math.sqrt(s.image.length / 3)]);
+}
+
+/**
+ * Run bank-only SNARM evaluation.
+ * @throws {DatasetError} / `ImageError` naming the path for a wrong root, an empty category, a
+ *   corrupt image, a missing or mis-sized mask; `BankError` for an incompatible bank file.
+ */
+export async function runEval(opts: EvalOptions): Promise<EvalResult> {
+  const t0 = performance.now();
+  const size = opts.imageSize ?? 392;
+  if (!Number.isInteger(size) || size < 32 || size % 8 !== 0) {
+    throw new Error(`--image-size must be a multiple of 8 and at least 32, got ${opts.imageSize}`);
+  }
+  const resize = Math.round((size * 448) / 392);
+  const geometry = { resize, crop: size };
+  const grid = size / 8;
+  const k = opts.topk ?? 3;
+  const seed = opts.seed ?? 0;
+  const unified = opts.unified ?? true;
+  const show = opts.progress ?? true;
+  const splits = resolveSplits(opts);
+  const gpu = await tryGetGpu();
+  const bb = await loadBackbone(opts.backbone ?? "mobilenetv2", {
+    modelPath: opts.model,
+    inputSize: size,
+    grid,
+  });
+  const desc = bb.describe();
+  const config: Record<string, unknown> = {
+    method: "bank",
+    data: opts.data,
+    categories: splits.map((s) => s.category),
+    backbone: desc.backbone,
+    taps: desc.taps,
+    featureDim: desc.featureDim,
+    imageSize: size,
+    resize,
+    grid,
+    bankSize: opts.bankSize ?? 10_000,
+    bankCap: opts.bankCap ?? 200_000,
+    unified,
+    topk: k,
+    seed,
+    sigma: 4,
+    scoring: "inter-residual L2 norm → bilinear (align_corners) → Gaussian σ=4 → max of 16×16 avg pool, stride 2",
+    loadBank: opts.loadBankPath ?? null,
+  };
+  const results: CategoryResult[] = [];
+  const banks: EvalResult["banks"] = [];
+  try {
+    const scopes = bankScopes(splits.map((s) => s.category), unified);
+    for (const scope of scopes) {
+      const scopeSplits = splits.filter((s) => scope.categories.includes(s.category));
+      const tb = performance.now();
+      let bank: Bank;
+      if (opts.loadBankPath) {
+        bank = await loadBank(opts.loadBankPath, {
+          backbone: desc.backbone,
+          taps: desc.taps,
+          dim: desc.featureDim,
+        });
+      } else {
+        const train = scopeSplits.flatMap((s) => s.train);
+        const pe = show ? startProgress(`embed train (${scope.name})`, train.length) : noProgress;
+        let pc = noProgress;
+        let coresetDone = 0;
+        async function* trainFeatures() {
+          for (const r of train) {
+            const s = await loadSample(r, geometry);
+            yield await embedSample(bb, s);
+            pe.tick();
+          }
+        }
+        bank = await buildBank(trainFeatures(), {
+          size: opts.bankSize,
+          cap: opts.bankCap,
+          seed,
+          sourceIds: train.map((r) => `${r.category}/${r.id}`),
+          backbone: desc.backbone,
+          taps: desc.taps,
+          inputSize: size,
+          unified: scope.unified,
+          categories: scope.categories,
+          onProgress: (p) => {
+            if (p.stage !== "coreset" || !show || p.total <= 0) return;
+            if (pc === noProgress) {
+              pe.stop();
+              pc = startProgress(`coreset (${scope.name})`, p.total);
+            }
+            pc.tick(p.done - coresetDone);
+            coresetDone = p.done;
+          },
+        });
+        pe.stop();
+        pc.stop();
+      }
+      if (opts.saveBankPath && !opts.loadBankPath) {
+        const path = scopes.length > 1
+          ? opts.saveBankPath.replace(/(\.safetensors)?$/, `.${scope.name}$1`)
+          : opts.saveBankPath;
+        await saveBank(path, bank);
+      }
+      banks.push({
+        name: scope.name,
+        T: bank.meta.T,
+        seconds: (performance.now() - tb) / 1000,
+        meta: bank.meta,
+      });
+      const index: BankIndex = await createBankIndex(gpu, bank.features, bank.meta.dim);
+      try {
+        for (const split of scopeSplits) {
+          const r = await scoreCategory(bb, index, split, geometry, k, show);
+          results.push(r);
+          await opts.onCategory?.(r);
+        }
+      } finally {
+        index.destroy();
+      }
+    }
+  } finally {
+    await bb.release();
+  }
+  return {
+    config,
+    categories: results,
+    banks,
+    adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+async function scoreCategory(
+  bb: Backbone,
+  index: BankIndex,
+  split: DatasetSplit,
+  geometry: { resize: number; crop: number },
+  k: number,
+  show: boolean,
+): Promise<CategoryResult> {
+  const size = geometry.crop;
+  const n = split.test.length;
+  const px = size * size;
+  const maps = new Float32Array(n * px);
+  const masks = new Uint8Array(n * px);
+  const rgb = new Uint8Array(n * px * 3);
+  const scores = new Float32Array(n);
+  const labels = new Uint8Array(n);
+  const seconds = { embedTest: 0, search: 0, maps: 0 };
+  const p = show ? startProgress(`score test (${split.category})`, n) : noProgress;
+  for (let i = 0; i < n; i++) {
+    const rec = split.test[i];
+    let t = performance.now();
+    const s = await loadSample(rec, geometry);
+    const f = await embedSample(bb, s);
+    seconds.embedTest += (performance.now() - t) / 1000;
+    t = performance.now();
+    const { residual } = await computeInterResidual(f, index, k);
+    seconds.search += (performance.now() - t) / 1000;
+    t = performance.now();
+    const { map, score } = scorePatchMap(residualNorms(residual), f.h, f.w, size);
+    seconds.maps += (performance.now() - t) / 1000;
+    maps.set(map, i * px);
+    if (s.mask) masks.set(s.mask, i * px);
+    rgb.set(s.rgb, i * px * 3);
+    scores[i] = score;
+    labels[i] = rec.label;
+    p.tick();
+  }
+  p.stop();
+  const metrics = computeMetrics({
+    imageScores: scores,
+    imageLabels: labels,
+    ...(split.hasMasks ? { pixelScores: maps, pixelMasks: masks, shape: [n, size, size] as const } : {}),
+  });
+  if (!split.hasMasks) {
+    console.warn(
+      `snarm: ${split.root}/${split.category} has no ground_truth folder: evaluated at image level only, pixel metrics undefined`,
+    );
+  }
+  return {
+    category: split.category,
+    metrics,
+    hasMasks: split.hasMasks,
+    ids: split.test.map((r) => r.id),
+    labels,
+    defectTypes: split.test.map((r) => r.defectType),
+    imageScores: scores,
+    maps,
+    masks,
+    rgb,
+    size,
+    seconds,
+  };
+}

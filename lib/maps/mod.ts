@@ -1,0 +1,2 @@
+/** Anomaly-map post-processing (spec §7). @module */
+export * from "./maps.ts";
