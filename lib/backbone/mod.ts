@@ -1,0 +1,56 @@
+/**
+ * snarm backbone module: ONNX feature taps (onnxruntime-web, wasm or webgpu EP) and SNARM's
+ * patch-feature recipe (snarm-method.md §1) producing channels-last `(N, h, w, C)` patch features.
+ *
+ * ```ts
+ * const bb = await loadBackbone("mobilenetv2");          // embedded int8 MobileNetV2, 392² → 49×49×256
+ * const feats = await bb.embed(batch);                   // batch: (B, 3, 392, 392) f32, ImageNet-normalised
+ * ```
+ * @module
+ */
+
+export {
+  type Backbone,
+  type BackboneDescription,
+  loadBackbone,
+  type LoadBackboneOptions,
+} from "./backbone.ts";
+export {
+  type BackbonePreset,
+  DINOV2_VITB14_REG4,
+  dinov2BlockTap,
+  getPreset,
+  MOBILENETV2,
+  MOBILENETV2_INT8_URL,
+  PRESETS,
+} from "./presets.ts";
+export {
+  adaptiveAvgPool1d,
+  aggregateGroups,
+  type ChannelsFirstMap,
+  fuseGroup,
+  poolChannels,
+  poolEnd,
+  poolStart,
+  type RecipeDims,
+  resizeBilinear,
+  snarmFeatures,
+  vitTokensToGrid,
+} from "./recipe.ts";
+export {
+  type ExecutionProviderName,
+  loadOrt,
+  openTapSession,
+  readModelBytes,
+  type TapMap,
+  TapSession,
+  type TapSessionOptions,
+} from "./session.ts";
+export {
+  BackboneModelError,
+  ElemType,
+  type PreparedModel,
+  type PrepareOptions,
+  prepareTapModel,
+  type TapOutput,
+} from "./onnx_graph.ts";

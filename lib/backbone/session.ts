@@ -1,0 +1,190 @@
+/**
+ * onnxruntime-web session that returns tapped intermediate tensors as float32 maps.
+ *
+ * wasm EP (`npm:onnxruntime-web@1.30.0`, `ort.env.wasm.numThreads = 1`) by default; the webgpu
+ * EP (`npm:onnxruntime-web@1.30.0/webgpu`, `executionProviders: ["webgpu"]`) is imported lazily
+ * only when asked (see /work/shared/docs/environment.md §5).
+ * @module
+ */
+
+import { BackboneModelError, prepareTapModel, type TapOutput } from "./onnx_graph.ts";
+
+/** Execution provider of the onnxruntime-web session. */
+export type ExecutionProviderName = "wasm" | "webgpu";
+
+type Ort = typeof import("npm:onnxruntime-web@1.30.0");
+
+const ortCache = new Map<ExecutionProviderName, Promise<Ort>>();
+
+/** Lazily import the onnxruntime-web bundle for `ep` (once per process). */
+export function loadOrt(ep: ExecutionProviderName): Promise<Ort> {
+  let p = ortCache.get(ep);
+  if (!p) {
+    // Full npm: specifiers so the toolkit also works when imported by URL (project rule).
+    const mod: Promise<Ort> = ep === "webgpu"
+      // deno-lint-ignore no-import-prefix
+      ? import("npm:onnxruntime-web@1.30.0/webgpu")
+      // deno-lint-ignore no-import-prefix
+      : import("npm:onnxruntime-web@1.30.0");
+    p = mod.then((ort) => {
+      ort.env.wasm.numThreads = 1;
+      return ort;
+    });
+    ortCache.set(ep, p);
+  }
+  return p;
+}
+
+/** One tapped tensor: row-major float32 with its dims, e.g. `(B, C, h, w)` or `(B, T, C)`. */
+export interface TapMap {
+  name: string;
+  dims: number[];
+  data: Float32Array;
+}
+
+/**
+ * Read model bytes from a filesystem path, a `file:` URL or an `http(s):` URL.
+ * @throws Error naming the path when the file is missing or unreadable.
+ */
+export async function readModelBytes(path: string | URL): Promise<Uint8Array> {
+  const s = String(path);
+  const url = path instanceof URL ? path : /^(file|https?):/.test(s) ? new URL(s) : undefined;
+  try {
+    if (url && url.protocol !== "file:") {
+      const r = await fetch(url);
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      return new Uint8Array(await r.arrayBuffer());
+    }
+    return await Deno.readFile(url ?? s);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`backbone model file not found: ${s}`);
+    }
+    throw new Error(`cannot read backbone model file ${s}: ${(e as Error).message}`);
+  }
+}
+
+/** Options for {@link openTapSession}. */
+export interface TapSessionOptions {
+  /** Square spatial input size; frees fixed H/W input dims when different. */
+  inputSize?: number;
+  /** Batch size the session will be run with (frees a fixed batch dim when different). */
+  batchSize?: number;
+  /** Image input name (default: first non-initializer graph input). */
+  inputName?: string;
+  /** Execution provider (default `"wasm"`). */
+  executionProvider?: ExecutionProviderName;
+  /** Prune nodes the taps do not need (default true). */
+  prune?: boolean;
+  /** Label used in error messages (default: the path, or "ONNX model (bytes)"). */
+  what?: string;
+}
+
+/** An onnxruntime-web session returning the requested taps; create with {@link openTapSession}. */
+export class TapSession {
+  private constructor(
+    private readonly session: import("npm:onnxruntime-web@1.30.0").InferenceSession,
+    private readonly ort: Ort,
+    readonly inputName: string,
+    readonly inputDims: (number | string)[],
+    readonly taps: TapOutput[],
+    readonly what: string,
+    readonly executionProvider: ExecutionProviderName,
+  ) {}
+
+  /** @internal use {@link openTapSession}. */
+  static async create(
+    model: string | URL | Uint8Array,
+    taps: readonly string[],
+    opts: TapSessionOptions = {},
+  ): Promise<TapSession> {
+    const what = opts.what ?? (model instanceof Uint8Array ? "ONNX model (bytes)" : String(model));
+    const bytes = model instanceof Uint8Array ? model : await readModelBytes(model);
+    const prep = prepareTapModel(bytes, taps, {
+      inputName: opts.inputName,
+      inputSize: opts.inputSize,
+      batchSize: opts.batchSize,
+      prune: opts.prune,
+      what,
+    });
+    const ep = opts.executionProvider ?? "wasm";
+    const ort = await loadOrt(ep);
+    let session;
+    try {
+      session = await ort.InferenceSession.create(prep.bytes, { executionProviders: [ep] });
+    } catch (e) {
+      throw new BackboneModelError(
+        `${what}: onnxruntime-web (${ep}) could not create a session: ${(e as Error).message}`,
+      );
+    }
+    return new TapSession(session, ort, prep.inputName, prep.inputDims, prep.taps, what, ep);
+  }
+
+  /**
+   * Run the model on `input` (row-major float32 with `dims`, e.g. `(B, 3, H, W)`) and return the
+   * taps in request order, each as float32 with the dims reported by onnxruntime.
+   * @throws Error when the input dims contradict the model's fixed input dims or the run fails.
+   */
+  async run(input: Float32Array, dims: readonly number[]): Promise<TapMap[]> {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (n !== input.length) {
+      throw new Error(
+        `${this.what}: input has ${input.length} values but dims [${dims.join(", ")}] need ${n}`,
+      );
+    }
+    if (this.inputDims.length && this.inputDims.length !== dims.length) {
+      throw new Error(
+        `${this.what}: input '${this.inputName}' expects rank ${this.inputDims.length} ` +
+          `[${this.inputDims.join(", ")}], got dims [${dims.join(", ")}]`,
+      );
+    }
+    this.inputDims.forEach((d, i) => {
+      if (typeof d === "number" && d !== dims[i]) {
+        throw new Error(
+          `${this.what}: input '${this.inputName}' expects dims [${this.inputDims.join(", ")}]` +
+            ` (dim ${i} = ${d}), got [${dims.join(", ")}]`,
+        );
+      }
+    });
+    const t = new this.ort.Tensor("float32", input, dims as number[]);
+    let res;
+    try {
+      res = await this.session.run({ [this.inputName]: t });
+    } catch (e) {
+      throw new Error(`${this.what}: onnxruntime run failed: ${(e as Error).message}`);
+    } finally {
+      t.dispose();
+    }
+    const out: TapMap[] = [];
+    for (const tap of this.taps) {
+      const r = res[tap.output];
+      if (!r) throw new Error(`${this.what}: session returned no output '${tap.output}'`);
+      if (r.type !== "float32") {
+        throw new Error(`${this.what}: tap '${tap.tap}' came back as ${r.type}, expected float32`);
+      }
+      const data = (await r.getData()) as Float32Array;
+      out.push({ name: tap.tap, dims: r.dims.map(Number), data: new Float32Array(data) });
+      r.dispose();
+    }
+    return out;
+  }
+
+  /** Release the onnxruntime session. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
+ * Load an ONNX model (path, URL or bytes), add `taps` as float32 outputs (dequantising quantised
+ * tensors, see {@link prepareTapModel}) and create an onnxruntime-web session from the re-encoded
+ * bytes. Created once; run it many times.
+ * @throws Error naming the file when it is missing, BackboneModelError for unknown taps.
+ */
+export function openTapSession(
+  model: string | URL | Uint8Array,
+  taps: readonly string[],
+  opts: TapSessionOptions = {},
+): Promise<TapSession> {
+  return TapSession.create(model, taps, opts);
+}

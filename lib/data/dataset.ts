@@ -1,0 +1,407 @@
+/**
+ * Dataset enumeration for the two layouts SNARM's preprocessors read (spec §11):
+ *
+ * **MVTec AD layout** (also MVTec-style copies such as `magnetic_tile`, `hazelnut_toy`):
+ * ```
+ * <root>/<category>/train/good/*            normal training images
+ * <root>/<category>/test/<type>/*           test images; <type> "good" = normal (label 0)
+ * <root>/<category>/ground_truth/<type>/<stem>_mask.png   masks of defect images
+ * ```
+ * (`<stem>.png` in the same folder is accepted when `<stem>_mask.png` is absent.)
+ * A category without any `ground_truth/` folder is allowed: its defect records get
+ * `maskPath: null` and the split `hasMasks: false`, so evaluation can skip pixel metrics.
+ *
+ * **VisA 1cls split CSV** (`<root>/split_csv/1cls.csv`, detected automatically, or any CSV passed as
+ * `opts.csv`): header `object,split,label,image,mask`; `label` is `normal` / `anomaly`; `image` and
+ * `mask` are paths relative to `<root>`. Raw VisA masks are label maps (0 = background), so these
+ * records use mask rule `"nonzero"`. Anomalous records get `defectType: "anomaly"`.
+ *
+ * Image files are those with an image extension (png, jpg, jpeg, bmp, tif, tiff, webp, gif, any
+ * case; hidden files skipped). Their content format is checked only when decoded, so e.g. a BMP
+ * fails loudly at load time instead of being skipped. Records are sorted by defect type, then
+ * file name in natural order (digit runs compared as numbers), so the order is deterministic.
+ * @module
+ */
+
+import type { MaskRule } from "./preprocess.ts";
+
+/** Raised for a wrong root, an empty category, a missing mask, or a malformed split CSV. */
+export class DatasetError extends Error {
+  /** Error name. */
+  override name = "DatasetError";
+}
+
+/** One image of a split. */
+export interface ImageRecord {
+  /** Image file path (root joined with the relative path). */
+  path: string;
+  /** Category (class) name, e.g. `"hazelnut"`. */
+  category: string;
+  /** Which split the record belongs to. */
+  split: "train" | "test";
+  /** Folder name under `test/` (`"good"` for normal images); `"anomaly"` for VisA CSV anomalies. */
+  defectType: string;
+  /** 0 = good / normal, 1 = defective / anomaly. */
+  label: 0 | 1;
+  /** Ground-truth mask path for defective images; null for good images and mask-less datasets. */
+  maskPath: string | null;
+  /** How the mask file is binarised (see {@link MaskRule}). */
+  maskRule: MaskRule;
+  /** Stable identifier `<split>/<defectType>/<file stem>`, e.g. `"test/colour/00"`. */
+  id: string;
+}
+
+/** A category's train and test records. */
+export interface DatasetSplit {
+  /** Dataset root as given. */
+  root: string;
+  /** Category name. */
+  category: string;
+  /** Layout the records were read from. */
+  layout: "mvtec" | "visa-csv";
+  /** Normal training images (train/good), sorted. */
+  train: ImageRecord[];
+  /** Test images of all types, sorted by type then name. */
+  test: ImageRecord[];
+  /** Every defect test record has a mask (false: no ground truth shipped; skip pixel metrics). */
+  hasMasks: boolean;
+}
+
+/** Options: an explicit VisA-style split CSV (else `<root>/split_csv/1cls.csv` when present). */
+export interface DatasetOptions {
+  /** Path of a VisA-style split CSV (`object,split,label,image,mask`). */
+  csv?: string;
+}
+
+const IMAGE_EXT = /\.(png|jpe?g|bmp|tiff?|webp|gif)$/i;
+const LAYOUT_HINT =
+  "expected <root>/<category>/train/good/* (MVTec AD layout) or <root>/split_csv/1cls.csv (VisA)";
+
+/** Join path parts with "/" (no normalisation beyond trimming duplicate separators). */
+function join(...parts: string[]): string {
+  return parts.filter((p) => p !== "").join("/").replace(/\/{2,}/g, "/");
+}
+
+function statOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function isDir(path: string): boolean {
+  return statOrNull(path)?.isDirectory ?? false;
+}
+
+function isFile(path: string): boolean {
+  return statOrNull(path)?.isFile ?? false;
+}
+
+/** Natural-order comparison: digit runs compare by value, the rest by code point. */
+export function naturalCompare(a: string, b: string): number {
+  const ra = a.match(/\d+|\D+/g) ?? [];
+  const rb = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+    const x = ra[i];
+    const y = rb[i];
+    if (x === y) continue;
+    const dx = /^\d/.test(x);
+    const dy = /^\d/.test(y);
+    if (dx && dy) {
+      const nx = BigInt(x);
+      const ny = BigInt(y);
+      if (nx !== ny) return nx < ny ? -1 : 1;
+      return x.length - y.length; // "007" after "7"
+    }
+    return x < y ? -1 : 1;
+  }
+  return ra.length - rb.length;
+}
+
+function stemOf(name: string): string {
+  const base = name.slice(name.lastIndexOf("/") + 1);
+  const dot = base.lastIndexOf(".");
+  return dot > 0 ? base.slice(0, dot) : base;
+}
+
+function listEntries(dir: string, what: (e: Deno.DirEntry) => boolean): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.name.startsWith(".")) continue;
+    // Follow symlinks: stat the target.
+    if (e.isSymlink) {
+      const s = statOrNull(join(dir, e.name));
+      if (!s) continue;
+      const fake = { ...e, isFile: s.isFile, isDirectory: s.isDirectory };
+      if (what(fake)) out.push(e.name);
+    } else if (what(e)) out.push(e.name);
+  }
+  return out.sort(naturalCompare);
+}
+
+function listImages(dir: string): string[] {
+  return listEntries(dir, (e) => e.isFile && IMAGE_EXT.test(e.name));
+}
+
+function listDirs(dir: string): string[] {
+  return listEntries(dir, (e) => e.isDirectory);
+}
+
+function checkRoot(root: string): void {
+  const s = statOrNull(root);
+  if (!s) throw new DatasetError(`${root}: dataset root does not exist; ${LAYOUT_HINT}`);
+  if (!s.isDirectory) {
+    throw new DatasetError(`${root}: dataset root is not a folder; ${LAYOUT_HINT}`);
+  }
+}
+
+function csvFor(root: string, opts: DatasetOptions): string | null {
+  if (opts.csv) {
+    if (!isFile(opts.csv)) {
+      throw new DatasetError(
+        `${opts.csv}: split CSV does not exist; expected a VisA 1cls-style CSV`,
+      );
+    }
+    return opts.csv;
+  }
+  const p = join(root, "split_csv", "1cls.csv");
+  return isFile(p) ? p : null;
+}
+
+/**
+ * Category names under a dataset root, sorted (natural order).
+ * MVTec layout: sub-folders that have `train/good/` or `test/`. VisA CSV: distinct `object` values.
+ * @throws {DatasetError} naming `root` when it does not exist, is not a folder, or has no category.
+ */
+export function listCategories(root: string, opts: DatasetOptions = {}): string[] {
+  checkRoot(root);
+  const csv = csvFor(root, opts);
+  if (csv) {
+    const cats = [...new Set(readSplitCsv(csv).map((r) => r.object))].sort(naturalCompare);
+    if (cats.length === 0) throw new DatasetError(`${csv}: split CSV has no rows; ${LAYOUT_HINT}`);
+    return cats;
+  }
+  const cats = listDirs(root).filter((d) =>
+    isDir(join(root, d, "train", "good")) || isDir(join(root, d, "test"))
+  );
+  if (cats.length === 0) {
+    const self = isDir(join(root, "train", "good"))
+      ? ` (it looks like a category folder itself: pass its parent as the root)`
+      : "";
+    throw new DatasetError(`${root}: no categories found${self}; ${LAYOUT_HINT}`);
+  }
+  return cats;
+}
+
+/**
+ * Enumerate one category's train and test images (and masks).
+ * @throws {DatasetError} naming the path for a wrong root or unknown category, an empty category
+ *   (no training images), a defect image whose mask file is missing while the category ships
+ *   ground truth, or a malformed / inconsistent split CSV.
+ */
+export function loadSplit(root: string, category: string, opts: DatasetOptions = {}): DatasetSplit {
+  checkRoot(root);
+  const csv = csvFor(root, opts);
+  return csv ? loadCsvSplit(root, category, csv) : loadMvtecSplit(root, category);
+}
+
+function loadMvtecSplit(root: string, category: string): DatasetSplit {
+  const dir = join(root, category);
+  if (!isDir(dir)) {
+    let known = "";
+    try {
+      known = ` (categories here: ${listCategories(root).join(", ")})`;
+    } catch { /* none */ }
+    throw new DatasetError(`${dir}: category folder does not exist${known}; ${LAYOUT_HINT}`);
+  }
+  const trainDir = join(dir, "train", "good");
+  const trainNames = isDir(trainDir) ? listImages(trainDir) : [];
+  if (trainNames.length === 0) {
+    throw new DatasetError(
+      `${trainDir}: no training images (empty category "${category}"); expected at least one ` +
+        `image file (.png/.jpg) in train/good`,
+    );
+  }
+  const train: ImageRecord[] = trainNames.map((n) => ({
+    path: join(trainDir, n),
+    category,
+    split: "train",
+    defectType: "good",
+    label: 0,
+    maskPath: null,
+    maskRule: "gt127",
+    id: `train/good/${stemOf(n)}`,
+  }));
+
+  const gtDir = join(dir, "ground_truth");
+  const hasGt = isDir(gtDir);
+  const testDir = join(dir, "test");
+  const test: ImageRecord[] = [];
+  if (isDir(testDir)) {
+    for (const type of listDirs(testDir)) {
+      const label = type === "good" ? 0 : 1;
+      for (const n of listImages(join(testDir, type))) {
+        const stem = stemOf(n);
+        let maskPath: string | null = null;
+        if (label === 1 && hasGt) {
+          const a = join(gtDir, type, `${stem}_mask.png`);
+          const b = join(gtDir, type, `${stem}.png`);
+          maskPath = isFile(a) ? a : isFile(b) ? b : null;
+          if (!maskPath) {
+            throw new DatasetError(
+              `${a}: missing ground-truth mask for defect image ${join(testDir, type, n)}; ` +
+                `expected ground_truth/<type>/<stem>_mask.png for every defect image ` +
+                `(or no ground_truth folder at all)`,
+            );
+          }
+        }
+        test.push({
+          path: join(testDir, type, n),
+          category,
+          split: "test",
+          defectType: type,
+          label,
+          maskPath,
+          maskRule: "gt127",
+          id: `test/${type}/${stem}`,
+        });
+      }
+    }
+  }
+  return { root, category, layout: "mvtec", train, test, hasMasks: hasGt };
+}
+
+interface CsvRow {
+  object: string;
+  split: string;
+  label: string;
+  image: string;
+  mask: string;
+  line: number;
+}
+
+/** Minimal RFC-4180 line splitter (quotes with "" escapes; no embedded newlines). */
+function splitCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let q = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (q) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (ch === '"') q = false;
+      else cur += ch;
+    } else if (ch === '"') q = true;
+    else if (ch === ",") {
+      out.push(cur);
+      cur = "";
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out.map((s) => s.trim());
+}
+
+function readSplitCsv(csv: string): CsvRow[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(csv);
+  } catch (e) {
+    throw new DatasetError(`${csv}: cannot read split CSV (${(e as Error).message})`);
+  }
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  const header = splitCsvLine(lines[0] ?? "").map((h) => h.toLowerCase());
+  const need = ["object", "split", "label", "image", "mask"];
+  const idx = need.map((k) => header.indexOf(k));
+  if (idx.some((i) => i < 0)) {
+    throw new DatasetError(
+      `${csv}: split CSV header is "${lines[0] ?? ""}"; expected columns ${need.join(",")}`,
+    );
+  }
+  const rows: CsvRow[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    if (lines[i].trim() === "") continue;
+    const f = splitCsvLine(lines[i]);
+    const [object, split, label, image, mask] = idx.map((k) => f[k] ?? "");
+    if (!object || !image) {
+      throw new DatasetError(`${csv}:${i + 1}: row lacks object or image; expected ${need}`);
+    }
+    rows.push({ object, split, label, image, mask, line: i + 1 });
+  }
+  return rows;
+}
+
+function loadCsvSplit(root: string, category: string, csv: string): DatasetSplit {
+  const rows = readSplitCsv(csv).filter((r) => r.object === category);
+  if (rows.length === 0) {
+    throw new DatasetError(`${csv}: no rows for category "${category}"; ${LAYOUT_HINT}`);
+  }
+  const train: ImageRecord[] = [];
+  const test: ImageRecord[] = [];
+  const rel = new Map<ImageRecord, string>();
+  let withMask = 0;
+  let defects = 0;
+  for (const r of rows) {
+    if (r.split !== "train" && r.split !== "test") {
+      throw new DatasetError(`${csv}:${r.line}: split "${r.split}"; expected train or test`);
+    }
+    if (r.label !== "normal" && r.label !== "anomaly") {
+      throw new DatasetError(`${csv}:${r.line}: label "${r.label}"; expected normal or anomaly`);
+    }
+    const label = r.label === "anomaly" ? 1 : 0;
+    const path = join(root, r.image);
+    if (!isFile(path)) {
+      throw new DatasetError(`${path}: image listed in ${csv}:${r.line} does not exist`);
+    }
+    let maskPath: string | null = null;
+    if (label === 1) {
+      defects++;
+      if (r.mask) {
+        maskPath = join(root, r.mask);
+        if (!isFile(maskPath)) {
+          throw new DatasetError(
+            `${maskPath}: missing ground-truth mask for ${path} (listed in ${csv}:${r.line})`,
+          );
+        }
+        withMask++;
+      }
+    }
+    const defectType = label ? "anomaly" : "good";
+    const rec: ImageRecord = {
+      path,
+      category,
+      split: r.split,
+      defectType,
+      label,
+      maskPath,
+      maskRule: "nonzero",
+      id: `${r.split}/${defectType}/${stemOf(r.image)}`,
+    };
+    rel.set(rec, r.image.replace(/\.[^./]*$/, ""));
+    (r.split === "train" ? train : test).push(rec);
+  }
+  if (withMask > 0 && withMask < defects) {
+    const r = rows.find((x) => x.label === "anomaly" && !x.mask)!;
+    throw new DatasetError(
+      `${csv}:${r.line}: anomaly image ${r.image} has no mask while others do; ` +
+        `expected a mask path for every anomaly row`,
+    );
+  }
+  if (train.length === 0) {
+    throw new DatasetError(
+      `${csv}: no training images for category "${category}" (empty category); ` +
+        `expected rows with split=train`,
+    );
+  }
+  for (const list of [train, test]) {
+    const seen = new Set<string>();
+    for (const r of list) {
+      if (seen.has(r.id)) r.id = `${r.split}/${r.defectType}/${rel.get(r)}`;
+      seen.add(r.id);
+    }
+    list.sort((a, b) => naturalCompare(a.defectType, b.defectType) || naturalCompare(a.id, b.id));
+  }
+  return { root, category, layout: "visa-csv", train, test, hasMasks: defects === withMask };
+}

@@ -1,0 +1,47 @@
+/**
+ * Data module: dataset enumeration (MVTec AD layout, VisA 1cls CSV), image decoding, the official
+ * SNARM preprocessing (cv2 bilinear 448 → centre crop 392 → ImageNet normalisation, spec §11/§1),
+ * ground-truth masks, and anomaly-map PNG overlays.
+ *
+ * Typical use:
+ * ```ts
+ * const split = loadSplit(root, "hazelnut");          // records, sorted
+ * const s = await loadSample(split.test[0]);          // image (3,392,392) f32, rgb, mask (392,392)
+ * ```
+ * @module
+ */
+
+export {
+  DatasetError,
+  type DatasetOptions,
+  type DatasetSplit,
+  type ImageRecord,
+  listCategories,
+  loadSplit,
+  naturalCompare,
+} from "./dataset.ts";
+export {
+  centerCropOffset,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type MaskRule,
+  normalizeImageNet,
+  preprocessImage,
+  preprocessMask,
+  type PreprocessOptions,
+  preprocessRgb,
+  resolveGeometry,
+} from "./preprocess.ts";
+export { resizeLinearU8 } from "./resize.ts";
+export { loadSample, type Sample } from "./sample.ts";
+export {
+  type DecodedImage,
+  decodeImage,
+  detectImageFormat,
+  ImageError,
+  type ImageFormat,
+  readImage,
+  type RgbImage,
+  toGray,
+} from "../io/image.ts";
+export { encodeHeatmapOverlay, encodePng, type HeatmapOptions, jet } from "../io/heatmap.ts";
