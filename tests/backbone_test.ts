@@ -16,7 +16,7 @@ import {
   loadBackbone,
   MOBILENETV2,
   openTapSession,
-  resizeBilinear,
+  resizeMapsBilinear,
   snarmFeatures,
   vitTokensToGrid,
 } from "../lib/backbone/mod.ts";
@@ -51,7 +51,7 @@ Deno.test("recipe: torch adaptive_avg_pool1d windows and bilinear align_corners=
   adaptiveAvgPool1d([2, 4, 8], 0, 3, up, 0, 4);
   assert.deepEqual(up, [2, 3, 6, 8]);
   // torch.nn.functional.interpolate([[0, 1]], size=4, bilinear, align_corners=False) = [0, .25, .75, 1]
-  const r = resizeBilinear({ data: new Float32Array([0, 1]), b: 1, c: 1, h: 1, w: 2 }, 1, 4);
+  const r = resizeMapsBilinear({ data: new Float32Array([0, 1]), b: 1, c: 1, h: 1, w: 2 }, 1, 4);
   assert.deepEqual(Array.from(r.data), [0, 0.25, 0.75, 1]);
 });
 

@@ -33,7 +33,7 @@ export {
   poolEnd,
   poolStart,
   type RecipeDims,
-  resizeBilinear,
+  resizeMapsBilinear,
   snarmFeatures,
   vitTokensToGrid,
 } from "./recipe.ts";

@@ -100,7 +100,7 @@ function bilinearAxis(inLen: number, outLen: number) {
  * `F.interpolate(mode="bilinear", align_corners=False)` semantics (source coordinate
  * `(dst + 0.5)·in/out − 0.5`, clamped at 0; edge replicate). Identity when the sizes match.
  */
-export function resizeBilinear(
+export function resizeMapsBilinear(
   map: ChannelsFirstMap,
   outH: number,
   outW: number,
@@ -182,7 +182,7 @@ export function fuseGroup(layers: readonly ChannelsFirstMap[]): ChannelsFirstMap
   const acc = new Float64Array(b * c * h * w);
   for (const l0 of layers) {
     let l = l0;
-    if (l.h !== h || l.w !== w) l = resizeBilinear(l, h, w);
+    if (l.h !== h || l.w !== w) l = resizeMapsBilinear(l, h, w);
     if (l.c !== c) l = poolChannels(l, c);
     for (let i = 0; i < acc.length; i++) acc[i] += l.data[i];
   }
@@ -218,7 +218,7 @@ export function aggregateGroups(
   const b = groups[0].b;
   const resized = groups.map((g) => {
     if (g.b !== b) throw new Error(`aggregateGroups: batch sizes differ (${b} vs ${g.b})`);
-    return resizeBilinear(g, gridH, gridW);
+    return resizeMapsBilinear(g, gridH, gridW);
   });
   const hw = gridH * gridW;
   const G = groups.length;

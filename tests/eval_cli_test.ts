@@ -1,0 +1,139 @@
+/**
+ * End-to-end tests of `deno task eval` (cli/eval.ts) as a subprocess on small real data: the
+ * outputs and their keys, and that a failing run leaves nothing in --out.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { gpuTest } from "./_gpu.ts";
+
+const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
+const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
+
+async function runCli(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: "/tmp" },
+  }).output();
+  const td = new TextDecoder();
+  return { code: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
+}
+
+/** A small MVTec-layout copy of hazelnut_toy: 6 train, 2 good + 3 defective test images. */
+async function smallDataset(opts: { masks?: boolean } = {}): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "snarm_eval_" });
+  const cat = join(root, "hazelnut");
+  const copy = async (rel: string) => {
+    await Deno.mkdir(join(cat, rel, ".."), { recursive: true });
+    await Deno.copyFile(join(HAZEL, rel), join(cat, rel));
+  };
+  for (const f of ["00", "01", "02", "03", "06", "07"]) await copy(`train/good/${f}.jpg`);
+  for (const f of ["04", "05"]) await copy(`test/good/${f}.jpg`);
+  for (const f of ["00", "01", "02"]) {
+    await copy(`test/colour/${f}.jpg`);
+    if (opts.masks !== false) await copy(`ground_truth/colour/${f}_mask.png`);
+  }
+  return root;
+}
+
+const SMALL = ["--image-size", "128", "--bank-size", "300", "--no-png"];
+
+Deno.test({
+  name: "eval cli: small real run writes results.csv/json with the 7 metric keys and PNG maps",
+  ...gpuTest,
+  async fn() {
+    const root = await smallDataset();
+    const out = join(root, "out");
+    const r = await runCli(["--data", root, "--out", out, "--image-size", "128", "--bank-size", "300"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\| hazelnut/);
+    const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+    const keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"];
+    for (const k of keys) {
+      assert.equal(typeof json.categories.hazelnut[k], "number", k);
+      assert.ok(json.categories.hazelnut[k] >= 0 && json.categories.hazelnut[k] <= 1, k);
+      assert.equal(json.mean[k], json.categories.hazelnut[k]);
+    }
+    assert.equal(json.config.bankSize, 300);
+    assert.equal(json.config.imageSize, 128);
+    assert.equal(json.categories.hazelnut.n_test, 5);
+    const csv = (await Deno.readTextFile(join(out, "results.csv"))).trim().split("\n");
+    assert.equal(csv[0], ["category", ...keys].join(","));
+    assert.equal(csv.length, 3); // header, hazelnut, mean
+    const pngs = [...Deno.readDirSync(join(out, "maps", "hazelnut"))].map((e) => e.name).sort();
+    assert.deepEqual(pngs, ["colour_00.png", "colour_01.png", "colour_02.png", "good_04.png", "good_05.png"]);
+    await Deno.remove(root, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "eval cli: a category without ground_truth is evaluated at image level, pixel metrics null",
+  ...gpuTest,
+  async fn() {
+    const root = await smallDataset({ masks: false });
+    const out = join(root, "out");
+    const r = await runCli(["--data", root, "--out", out, ...SMALL]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /no ground_truth/);
+    const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+    assert.equal(typeof json.categories.hazelnut.image_auroc, "number");
+    for (const k of ["pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]) {
+      assert.equal(json.categories.hazelnut[k], null, k);
+    }
+    await Deno.remove(root, { recursive: true });
+  },
+});
+
+Deno.test("eval cli: wrong root → clear error naming it, nothing written to --out", async () => {
+  const tmp = await Deno.makeTempDir();
+  const out = join(tmp, "out");
+  const r = await runCli(["--data", join(tmp, "nope"), "--out", out, ...SMALL]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /nope/);
+  assert.throws(() => Deno.statSync(out));
+  assert.deepEqual([...Deno.readDirSync(tmp)], []); // no staging folder left behind
+  await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("eval cli: empty category (no train images) → error naming the folder", async () => {
+  const root = await smallDataset();
+  for (const e of Deno.readDirSync(join(root, "hazelnut/train/good"))) {
+    await Deno.remove(join(root, "hazelnut/train/good", e.name));
+  }
+  const out = join(root, "out");
+  const r = await runCli(["--data", root, "--out", out, ...SMALL]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /hazelnut/);
+  assert.match(r.stderr, /train/);
+  assert.throws(() => Deno.statSync(out));
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test({
+  name: "eval cli: corrupt test image → error naming the file; an existing --out is left untouched",
+  ...gpuTest,
+  async fn() {
+    const root = await smallDataset();
+    const bad = join(root, "hazelnut/test/colour/01.jpg");
+    const bytes = await Deno.readFile(bad);
+    await Deno.writeFile(bad, bytes.subarray(0, Math.floor(bytes.length / 3))); // truncated JPEG
+    const out = join(root, "out");
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(join(out, "results.csv"), "previous run\n");
+    const r = await runCli(["--data", root, "--out", out, ...SMALL]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /01\.jpg/);
+    assert.equal(await Deno.readTextFile(join(out, "results.csv")), "previous run\n");
+    assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["results.csv"]);
+    const leftovers = [...Deno.readDirSync(root)].filter((e) => e.name.includes("partial"));
+    assert.deepEqual(leftovers, []);
+    await Deno.remove(root, { recursive: true });
+  },
+});
+
+Deno.test("eval cli: bad option value → clear error", async () => {
+  const r = await runCli(["--bank-size", "lots"]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--bank-size expects a non-negative integer/);
+});
