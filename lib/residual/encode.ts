@@ -1,0 +1,120 @@
+/**
+ * TypeScript reference of the residual encoding P (spec §4) and of the self-reference selection
+ * (spec §5 step 4). The arithmetic follows the official float32 torch ops: |x|, x·x, and the
+ * pair average (a + b)/2 of `adaptive_avg_pool1d`, each rounded to f32, so P is bit-exact.
+ * @module
+ */
+import type { ResidualMethod } from "./types.ts";
+import { checkFinite, checkMethod } from "./validate.ts";
+
+const fr = Math.fround;
+
+/**
+ * Encode one image: `src` holds C channels of L positions, channels-first, starting at `srcOff`;
+ * P is written as C channels of L positions at `dstOff` of `dst`.
+ */
+export function encodeImageInto(
+  src: Float32Array,
+  srcOff: number,
+  C: number,
+  L: number,
+  method: ResidualMethod,
+  dst: Float32Array,
+  dstOff: number,
+): void {
+  if (method === "abs" || method === "square") {
+    const sq = method === "square";
+    for (let i = 0; i < C * L; i++) {
+      const x = src[srcOff + i];
+      dst[dstOff + i] = sq ? fr(x * x) : Math.abs(x);
+    }
+    return;
+  }
+  // concat_abs_square: v = [|x| ‖ x²] (2C channels), P[j] = (v[2j] + v[2j+1]) / 2.
+  for (let j = 0; j < C; j++) {
+    const i0 = 2 * j, i1 = 2 * j + 1;
+    const o = dstOff + j * L;
+    for (let p = 0; p < L; p++) {
+      const a = i0 < C ? Math.abs(src[srcOff + i0 * L + p]) : sqr(src[srcOff + (i0 - C) * L + p]);
+      const b = i1 < C ? Math.abs(src[srcOff + i1 * L + p]) : sqr(src[srcOff + (i1 - C) * L + p]);
+      dst[o + p] = fr(fr(a + b) * 0.5);
+    }
+  }
+}
+
+function sqr(x: number): number {
+  return fr(x * x);
+}
+
+/**
+ * Residual encoding P(x) (spec §4, official `prepocess_residual`).
+ * @param r `(B, C, h, w)` channels-first row-major f32 signed residual.
+ * @returns `(B, C, h, w)` channels-first f32 P(r) (Cp = C for every method).
+ * @throws {Error} naming `r` when its length is not B·C·h·w or it holds NaN/Inf, or on an
+ *   unknown method.
+ */
+export function encodeResidual(
+  r: Float32Array,
+  B: number,
+  C: number,
+  h: number,
+  w: number,
+  method: ResidualMethod,
+): Float32Array {
+  checkMethod(method);
+  for (const [v, n] of [[B, "B"], [C, "C"], [h, "h"], [w, "w"]] as const) {
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new Error(`${n} must be a positive integer, got ${v}`);
+    }
+  }
+  const L = h * w;
+  if (r.length !== B * C * L) {
+    throw new Error(
+      `r has ${r.length} values, expected B·C·h·w = ${B}·${C}·${h}·${w} = ${B * C * L}`,
+    );
+  }
+  checkFinite(r, "r", C, h, w);
+  const out = new Float32Array(B * C * L);
+  for (let b = 0; b < B; b++) encodeImageInto(r, b * C * L, C, L, method, out, b * C * L);
+  return out;
+}
+
+/** The self-reference set of every image. */
+export interface ReferenceSelection {
+  /** `(B, L)` 1 = reference, 0 = suspicious. */
+  refMask: Uint8Array;
+  /** `(B, K)` reference positions in ascending waypoint order, ties → lower position index. */
+  refIndices: Int32Array;
+  /** `(B, K)` the same positions sorted ascending (the bank order of the nearest-reference search). */
+  refSorted: Int32Array;
+}
+
+/**
+ * Top-K selection of the K smallest waypoints per image (spec §5 step 4; official
+ * `torch.topk(filter_scores, K, largest=False)`). Done on the CPU: L values per image.
+ * @param waypoint `(B, L)` f32.
+ */
+export function selectReferences(
+  waypoint: Float32Array,
+  B: number,
+  L: number,
+  K: number,
+): ReferenceSelection {
+  const refMask = new Uint8Array(B * L);
+  const refIndices = new Int32Array(B * K);
+  const refSorted = new Int32Array(B * K);
+  const order = new Int32Array(L);
+  for (let b = 0; b < B; b++) {
+    const wp = waypoint.subarray(b * L, (b + 1) * L);
+    for (let p = 0; p < L; p++) order[p] = p;
+    order.sort((i, j) => (wp[i] - wp[j]) || (i - j));
+    for (let k = 0; k < K; k++) {
+      refIndices[b * K + k] = order[k];
+      refMask[b * L + order[k]] = 1;
+    }
+    const s = refSorted.subarray(b * K, (b + 1) * K);
+    s.set(order.subarray(0, K));
+    s.sort();
+  }
+  return { refMask, refIndices, refSorted };
+}

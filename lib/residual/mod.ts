@@ -1,0 +1,13 @@
+/**
+ * Residual fusion stage of the SNARM head (spec §4–5): residual encoding P, the navigator's
+ * unary/waypoint maps, self-reference selection, intra-residual and the hybrid residual Z.
+ * `fuseResiduals` runs the WGSL kernels (TypeScript fallback without an adapter);
+ * `fuseResidualsRef` is the plain TypeScript reference.
+ * @module
+ */
+export type { FusionOptions, FusionOut, ResidualMethod } from "./types.ts";
+export { RESIDUAL_METHODS } from "./types.ts";
+export { encodeResidual, type ReferenceSelection, selectReferences } from "./encode.ts";
+export { fuseResidualsRef, navigatorMaps } from "./reference.ts";
+export { fuseResiduals } from "./gpu.ts";
+export { pyRound, referenceCount } from "./validate.ts";

@@ -1,0 +1,140 @@
+/**
+ * TypeScript reference of the whole residual fusion stage (spec §4–5), used to check the WGSL
+ * kernels and as the fallback when no WebGPU adapter exists.
+ * @module
+ */
+import { encodeImageInto, selectReferences } from "./encode.ts";
+import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
+import type { FusionOptions, FusionOut } from "./types.ts";
+import { checkFusionInput } from "./validate.ts";
+
+const fr = Math.fround;
+
+/**
+ * Navigator maps of B images from R = P(r) (spec §5 steps 2–3).
+ * @param R `(B, C, L)` channels-first f32 P(r).
+ * @returns unary u = sigmoid(Σ_c weight[c]·R[c] + bias) and waypoint u + mean_c R[c], each `(B, L)`.
+ */
+export function navigatorMaps(
+  R: Float32Array,
+  B: number,
+  C: number,
+  L: number,
+  unaryWeight: Float32Array,
+  unaryBias: number,
+): { unary: Float32Array; waypoint: Float32Array } {
+  const unary = new Float32Array(B * L);
+  const waypoint = new Float32Array(B * L);
+  const acc = new Float64Array(L);
+  const sum = new Float64Array(L);
+  for (let b = 0; b < B; b++) {
+    acc.fill(unaryBias);
+    sum.fill(0);
+    for (let c = 0; c < C; c++) {
+      const o = (b * C + c) * L;
+      const wc = unaryWeight[c];
+      for (let p = 0; p < L; p++) {
+        const v = R[o + p];
+        acc[p] += wc * v;
+        sum[p] += v;
+      }
+    }
+    for (let p = 0; p < L; p++) {
+      const u = fr(1 / (1 + Math.exp(-fr(acc[p]))));
+      unary[b * L + p] = u;
+      waypoint[b * L + p] = fr(u + fr(sum[p] / C));
+    }
+  }
+  return { unary, waypoint };
+}
+
+/**
+ * Residual fusion, TypeScript reference (spec §4–5; official `SelfNavigatedMamba.forward` up to
+ * the hybrid residual).
+ *
+ * 1. R = P(r); u = sigmoid(conv1×1(R)); waypoint = u + mean_c R.
+ * 2. References: the K = round(ratio·L) positions with the smallest waypoint (ties → lower index).
+ * 3. nn(p) = nearest reference of p by L2 on f (self excluded), float64 direct differences.
+ * 4. s = f[nn] − f (f32), S_enc = P(s), Z = concat[R, S_enc].
+ *
+ * @param X `(B, 2C, h, w)` channels-first row-major f32: channels [0, C) = signed inter-residual
+ *   r, channels [C, 2C) = patch features f (official `torch.chunk(X, 2, 1)`).
+ * @param unaryWeight `(Cp)` f32 weight of the unary 1×1 conv (`simple_predictor.weight`).
+ * @param unaryBias its bias (`simple_predictor.bias`).
+ * @throws {Error} naming `X`, `unaryWeight`, `unaryBias`, `ratio` or `method` on bad input.
+ */
+export function fuseResidualsRef(
+  X: Float32Array,
+  B: number,
+  h: number,
+  w: number,
+  unaryWeight: Float32Array,
+  unaryBias: number,
+  opts: FusionOptions,
+): FusionOut {
+  const { C, L, K } = checkFusionInput(X, B, h, w, unaryWeight, unaryBias, opts);
+  const Renc = new Float32Array(B * C * L);
+  for (let b = 0; b < B; b++) {
+    encodeImageInto(X, b * 2 * C * L, C, L, opts.method, Renc, b * C * L);
+  }
+  const { unary, waypoint } = navigatorMaps(Renc, B, C, L, unaryWeight, unaryBias);
+  const sel = selectReferences(waypoint, B, L, K);
+  const intraNn = new Int32Array(B * L);
+  const intraResidual = new Float32Array(B * C * L);
+  for (let b = 0; b < B; b++) {
+    const f = featuresChannelsLast(X, b, C, L);
+    const refs = sel.refSorted.subarray(b * K, (b + 1) * K);
+    for (let p = 0; p < L; p++) intraNn[b * L + p] = nearestReferenceExact(f, C, p, refs);
+    intraResidualInto(X, b, C, L, intraNn.subarray(b * L, (b + 1) * L), intraResidual);
+  }
+  const Senc = new Float32Array(B * C * L);
+  for (let b = 0; b < B; b++) {
+    encodeImageInto(intraResidual, b * C * L, C, L, opts.method, Senc, b * C * L);
+  }
+  return {
+    unary,
+    waypoint,
+    refMask: sel.refMask,
+    refIndices: sel.refIndices,
+    intraNn,
+    intraResidual,
+    Renc,
+    Senc,
+    Z: concatChannels(Renc, Senc, B, C, L),
+    Cp: C,
+    K,
+  };
+}
+
+/** s = f[nn] − f of image `b` (f32), written to `(B, C, L)` `out`. */
+function intraResidualInto(
+  X: Float32Array,
+  b: number,
+  C: number,
+  L: number,
+  nn: Int32Array,
+  out: Float32Array,
+): void {
+  const base = (b * 2 * C + C) * L;
+  for (let c = 0; c < C; c++) {
+    const o = base + c * L;
+    const d = (b * C + c) * L;
+    for (let p = 0; p < L; p++) out[d + p] = fr(X[o + nn[p]] - X[o + p]);
+  }
+}
+
+/** Concatenate two `(B, C, L)` tensors along channels into `(B, 2C, L)`. */
+export function concatChannels(
+  a: Float32Array,
+  s: Float32Array,
+  B: number,
+  C: number,
+  L: number,
+): Float32Array {
+  const Z = new Float32Array(B * 2 * C * L);
+  for (let b = 0; b < B; b++) {
+    Z.set(a.subarray(b * C * L, (b + 1) * C * L), b * 2 * C * L);
+    Z.set(s.subarray(b * C * L, (b + 1) * C * L), (b * 2 + 1) * C * L);
+  }
+  return Z;
+}
