@@ -1,0 +1,40 @@
+/**
+ * Building blocks of SNARM head training (snarm-method.md §8, §3): MemSeg-style synthetic anomalies
+ * (Perlin masks, texture / structure sources, blending), feature jitter, previews, and the
+ * leave-own-image-out inter-residual.
+ *
+ * ```ts
+ * const s = await loadSample(split.train[i], { resize: 448, crop: 392 });
+ * const syn = await synthesizeAnomaly(s.rgb, 392, 392, { seed: 7, textureDir: "dtd/images" });
+ * const f = await backbone.embed(normalizeImageNet(syn.rgb, 392, 392));
+ * const index = await createBankIndex(gpu, bank.features, bank.meta.dim, bank.imageIndex);
+ * const { residual } = await trainingResidual(f, index, imageIdxInBank); // own entries excluded
+ * ```
+ * @module
+ */
+export {
+  perlinFade,
+  type PerlinMask,
+  perlinMask,
+  type PerlinMaskOptions,
+  randPerlin2d,
+  rotateBilinear,
+} from "./perlin.ts";
+export {
+  type AppliedOp,
+  applyStructureOp,
+  blendAnomaly,
+  encodeSynthStrip,
+  jitterFeatures,
+  listTextureFiles,
+  randAugment,
+  shuffleTiles,
+  STRUCTURE_OPS,
+  type StructureOp,
+  synthesizeAnomaly,
+  type SynthOptions,
+  type SynthPreview,
+  synthPreview,
+  type SynthResult,
+} from "./synth.ts";
+export { leaveImageOutMask, trainingResidual, type TrainingResidualResult } from "./residuals.ts";
