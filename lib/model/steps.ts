@@ -1,0 +1,80 @@
+/**
+ * A tiny command list: the head forward is recorded once per configuration as a list of compute
+ * dispatches and texture copies with pre-built bind groups, then encoded into one command buffer
+ * (one `queue.submit` per forward; a submit round trip costs ~12 ms on lavapipe).
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+
+/** One recorded GPU step. */
+export type Step =
+  | {
+    kind: "dispatch";
+    label: string;
+    pipeline: GPUComputePipeline;
+    bindGroup: GPUBindGroup;
+    workgroups: [number, number, number];
+  }
+  | { kind: "copy"; label: string; encode: (enc: GPUCommandEncoder) => void };
+
+/** Encode steps: consecutive dispatches share one compute pass. */
+export function encodeSteps(enc: GPUCommandEncoder, steps: Step[]): void {
+  let pass: GPUComputePassEncoder | null = null;
+  for (const s of steps) {
+    if (s.kind === "dispatch") {
+      if (!pass) pass = enc.beginComputePass();
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.bindGroup);
+      const [x, y, z] = s.workgroups;
+      if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    } else {
+      if (pass) {
+        pass.end();
+        pass = null;
+      }
+      s.encode(enc);
+    }
+  }
+  if (pass) pass.end();
+}
+
+/** A bindable resource; textures are bound as 2-D array views. */
+export type Bindable = GPUBuffer | GPUTexture | GPUTextureView;
+
+/**
+ * Build a bind group for group 0: entry i is bound at binding i; `null` entries (bindings the
+ * entry point does not use) are skipped.
+ */
+export function bindGroup(
+  gpu: Gpu,
+  pipeline: GPUComputePipeline,
+  entries: Array<Bindable | null>,
+  label = "",
+): GPUBindGroup {
+  const list: GPUBindGroupEntry[] = [];
+  entries.forEach((r, i) => {
+    if (r === null) return;
+    list.push({
+      binding: i,
+      resource: r instanceof GPUBuffer
+        ? { buffer: r }
+        : r instanceof GPUTexture
+        ? r.createView({ dimension: "2d-array" })
+        : r,
+    });
+  });
+  return gpu.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: list,
+  });
+}
+
+/** A uniform buffer from u32 words (padded to 16 bytes). */
+export function uniformWords(gpu: Gpu, words: number[], label: string): GPUBuffer {
+  const a = new Uint32Array(Math.max(4, Math.ceil(words.length / 4) * 4));
+  a.set(words);
+  const buf = gpu.device.createBuffer({ label, size: a.byteLength, usage: 0x40 | 0x08 });
+  gpu.device.queue.writeBuffer(buf, 0, a);
+  return buf;
+}
