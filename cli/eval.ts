@@ -24,9 +24,12 @@ Bank-only SNARM scoring: backbone patch features → memory bank (coreset, built
 exact top-3 bank search (WebGPU) → inter-residual norm map → Gaussian σ=4 → image score → metrics.
 
   --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
+  --method bank|snarm   bank-only scoring (default) or the SNARM head (needs --head)
+  --head W.safetensors  SNARM head weights (official parameter names; in_chans = 2 × feature dim)
   --category NAME       evaluate only this category (repeatable; default: all)
   --backbone NAME       mobilenetv2 (embedded, default) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx     ONNX model for the backbone preset
+  --feature-dim D       patch feature dimension (Aggregator width; default the preset's, 256)
   --bank-size T         bank size after the coreset (default 10000; official 100000)
   --bank-cap N          random cap of training patches before the coreset (default 200000)
   --image-size S        centre-crop / backbone input size, multiple of 8 (default 392)
@@ -42,7 +45,9 @@ exact top-3 bank search (WebGPU) → inter-residual norm map → Gaussian σ=4 �
 function intOpt(v: string | undefined, name: string, def: number): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} expects a non-negative integer, got "${v}"`);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`--${name} expects a non-negative integer, got "${v}"`);
+  }
   return n;
 }
 
@@ -51,10 +56,13 @@ async function main() {
     args: Deno.args,
     options: {
       data: { type: "string" },
+      method: { type: "string", default: "bank" },
+      head: { type: "string" },
       category: { type: "string", multiple: true },
       backbone: { type: "string", default: "mobilenetv2" },
       model: { type: "string" },
       "bank-size": { type: "string" },
+      "feature-dim": { type: "string" },
       "bank-cap": { type: "string" },
       "image-size": { type: "string" },
       "per-category-bank": { type: "boolean", default: false },
@@ -74,7 +82,11 @@ async function main() {
   const out = resolve(values.out!);
   const data = resolve(values.data ?? DEFAULT_DATA);
   const gpu = await tryGetGpu();
-  console.error(`snarm eval: data ${data}; adapter: ${gpu ? gpu.info.description : "none (TypeScript reference)"}`);
+  console.error(
+    `snarm eval: data ${data}; adapter: ${
+      gpu ? gpu.info.description : "none (TypeScript reference)"
+    }`,
+  );
 
   // Stage every output next to --out; move into place only on success.
   await Deno.mkdir(dirname(out), { recursive: true });
@@ -84,9 +96,14 @@ async function main() {
   try {
     const result = await runEval({
       data,
+      method: values.method as "bank" | "snarm",
+      head: values.head,
       categories: values.category,
       backbone: values.backbone,
       model: values.model,
+      featureDim: values["feature-dim"] === undefined
+        ? undefined
+        : intOpt(values["feature-dim"], "feature-dim", 0),
       bankSize: intOpt(values["bank-size"], "bank-size", 10_000),
       bankCap: intOpt(values["bank-cap"], "bank-cap", 200_000),
       imageSize: intOpt(values["image-size"], "image-size", 392),
@@ -154,9 +171,9 @@ async function main() {
       await Deno.rename(join(staging, rel), dst);
     }
     console.error(
-      `snarm eval: ${result.categories.length} categories in ${result.seconds.toFixed(1)} s; wrote ${out}/results.csv, results.json${
-        values["no-png"] ? "" : ", maps/"
-      }`,
+      `snarm eval: ${result.categories.length} categories in ${
+        result.seconds.toFixed(1)
+      } s; wrote ${out}/results.csv, results.json${values["no-png"] ? "" : ", maps/"}`,
     );
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});

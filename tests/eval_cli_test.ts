@@ -45,11 +45,28 @@ Deno.test({
   async fn() {
     const root = await smallDataset();
     const out = join(root, "out");
-    const r = await runCli(["--data", root, "--out", out, "--image-size", "128", "--bank-size", "300"]);
+    const r = await runCli([
+      "--data",
+      root,
+      "--out",
+      out,
+      "--image-size",
+      "128",
+      "--bank-size",
+      "300",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\| hazelnut/);
     const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
-    const keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"];
+    const keys = [
+      "image_auroc",
+      "image_ap",
+      "image_f1max",
+      "pixel_auroc",
+      "pixel_ap",
+      "pixel_f1max",
+      "aupro",
+    ];
     for (const k of keys) {
       assert.equal(typeof json.categories.hazelnut[k], "number", k);
       assert.ok(json.categories.hazelnut[k] >= 0 && json.categories.hazelnut[k] <= 1, k);
@@ -62,7 +79,13 @@ Deno.test({
     assert.equal(csv[0], ["category", ...keys].join(","));
     assert.equal(csv.length, 3); // header, hazelnut, mean
     const pngs = [...Deno.readDirSync(join(out, "maps", "hazelnut"))].map((e) => e.name).sort();
-    assert.deepEqual(pngs, ["colour_00.png", "colour_01.png", "colour_02.png", "good_04.png", "good_05.png"]);
+    assert.deepEqual(pngs, [
+      "colour_00.png",
+      "colour_01.png",
+      "colour_02.png",
+      "good_04.png",
+      "good_05.png",
+    ]);
     await Deno.remove(root, { recursive: true });
   },
 });
@@ -136,4 +159,64 @@ Deno.test("eval cli: bad option value → clear error", async () => {
   const r = await runCli(["--bank-size", "lots"]);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--bank-size expects a non-negative integer/);
+});
+
+const TINY_HEAD =
+  new URL("../../shared/fixtures/snarm_official/tiny/weights.safetensors", import.meta.url)
+    .pathname;
+
+Deno.test({
+  name: "eval cli: --method snarm runs the head (tiny official weights, 32-d features) end to end",
+  ...gpuTest,
+  async fn() {
+    const root = await smallDataset();
+    const out = join(root, "out");
+    const r = await runCli([
+      "--data",
+      root,
+      "--out",
+      out,
+      ...SMALL,
+      "--method",
+      "snarm",
+      "--head",
+      TINY_HEAD,
+      "--feature-dim",
+      "32",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+    assert.equal(json.config.method, "snarm");
+    assert.equal(json.config.featureDim, 32);
+    for (const k of ["image_auroc", "pixel_auroc", "aupro"]) {
+      const v = json.categories.hazelnut[k];
+      assert.ok(typeof v === "number" && v >= 0 && v <= 1, `${k} = ${v}`);
+    }
+    await Deno.remove(root, { recursive: true });
+  },
+});
+
+Deno.test("eval cli: --method snarm with a head whose in_chans does not match the features → error naming both", async () => {
+  const root = await smallDataset();
+  const r = await runCli([
+    "--data",
+    root,
+    "--out",
+    join(root, "out"),
+    ...SMALL,
+    "--method",
+    "snarm",
+    "--head",
+    TINY_HEAD,
+  ]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /in_chans 64/);
+  assert.match(r.stderr, /256-d features/);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("eval cli: --method snarm without --head → clear error", async () => {
+  const r = await runCli(["--method", "snarm", ...SMALL]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /needs --head/);
 });

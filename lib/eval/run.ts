@@ -3,12 +3,19 @@
  * → exact top-k bank search on WebGPU → bank-only anomaly maps → the seven metrics per category.
  * @module
  */
-import { type DatasetSplit, listCategories, loadSample, loadSplit, type Sample } from "../data/mod.ts";
+import {
+  type DatasetSplit,
+  listCategories,
+  loadSample,
+  loadSplit,
+  type Sample,
+} from "../data/mod.ts";
 import { DatasetError } from "../data/dataset.ts";
 import { type Backbone, loadBackbone } from "../backbone/mod.ts";
 import { type Bank, bankScopes, buildBank, loadBank, saveBank } from "../bank/bank.ts";
 import { type BankIndex, createBankIndex } from "../bank/search.ts";
-import { computeInterResidual } from "../bank/residual.ts";
+import { computeInterResidual, interModelInput } from "../bank/residual.ts";
+import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
 import { noProgress, startProgress } from "../util/progress.ts";
@@ -18,12 +25,21 @@ import { residualNorms, scorePatchMap } from "./bank_only.ts";
 export interface EvalOptions {
   /** Dataset root in MVTec AD layout (or VisA 1cls CSV layout). */
   data: string;
+  /**
+   * `"bank"` (default): bank-only scoring, the inter-residual norm. `"snarm"`: the SNARM head
+   * (`head` weights) on X = [r ‖ f] (spec §4–7).
+   */
+  method?: "bank" | "snarm";
+  /** SNARM head weights (official-format safetensors) for `method: "snarm"`. */
+  head?: string;
   /** Categories to evaluate (default: all found under `data`). */
   categories?: string[];
   /** Backbone preset name (default `"mobilenetv2"`). */
   backbone?: string;
   /** ONNX model path for presets without an embedded model (e.g. `dinov2-vitb14-reg4`). */
   model?: string;
+  /** Feature dimension (the recipe's Aggregator width, spec §1); default the preset's. */
+  featureDim?: number;
   /** Bank size T (default 10 000; official 10^5, spec §2). */
   bankSize?: number;
   /** Random cap before the coreset (default 200 000; official 10^6). */
@@ -82,7 +98,9 @@ export interface EvalResult {
 /** Build the dataset splits up front so a wrong root or an empty category fails before any work. */
 function resolveSplits(opts: EvalOptions): DatasetSplit[] {
   const cats = opts.categories?.length ? opts.categories : listCategories(opts.data);
-  if (!cats.length) throw new DatasetError(`${opts.data}: no category found (expected <category>/train/good)`);
+  if (!cats.length) {
+    throw new DatasetError(`${opts.data}: no category found (expected <category>/train/good)`);
+  }
   return cats.map((c) => {
     const s = loadSplit(opts.data, c);
     if (!s.train.length) throw new DatasetError(`${opts.data}/${c}/train/good: no training image`);
@@ -92,7 +110,12 @@ function resolveSplits(opts: EvalOptions): DatasetSplit[] {
 }
 
 async function embedSample(bb: Backbone, s: Sample) {
-  return await bb.embed(s.image, [1, 3, Math.sqrt(s.image.length / 3), Math.sqrt(s.image.length / 3)]);
+  return await bb.embed(s.image, [
+    1,
+    3,
+    Math.sqrt(s.image.length / 3),
+    Math.sqrt(s.image.length / 3),
+  ]);
 }
 
 /**
@@ -119,10 +142,30 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     modelPath: opts.model,
     inputSize: size,
     grid,
+    targetDim: opts.featureDim,
   });
   const desc = bb.describe();
+  const method = opts.method ?? "bank";
+  let head: Head | null = null;
+  if (method === "snarm") {
+    if (!opts.head) {
+      throw new Error("--method snarm needs --head W.safetensors (SNARM head weights)");
+    }
+    head = await loadHead(opts.head);
+    if (head.config.in_chans !== 2 * desc.featureDim) {
+      throw new Error(
+        `head ${opts.head} expects in_chans ${head.config.in_chans} = 2 × feature dim, but backbone ` +
+          `"${desc.backbone}" gives ${desc.featureDim}-d features (in_chans ${
+            2 * desc.featureDim
+          })`,
+      );
+    }
+  } else if (method !== "bank") {
+    throw new Error(`--method must be "bank" or "snarm", got "${method}"`);
+  }
   const config: Record<string, unknown> = {
-    method: "bank",
+    method,
+    head: opts.head ?? null,
     data: opts.data,
     categories: splits.map((s) => s.category),
     backbone: desc.backbone,
@@ -137,7 +180,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     topk: k,
     seed,
     sigma: 4,
-    scoring: "inter-residual L2 norm → bilinear (align_corners) → Gaussian σ=4 → max of 16×16 avg pool, stride 2",
+    scoring: method === "bank"
+      ? "inter-residual L2 norm → bilinear (align_corners) → Gaussian σ=4 → max of 16×16 avg pool, stride 2"
+      : "SNARM head on [r ‖ f]: mean of sigmoid(bilinear(logits)) → Gaussian σ=4 → max of 16×16 avg pool, stride 2",
     loadBank: opts.loadBankPath ?? null,
   };
   const results: CategoryResult[] = [];
@@ -204,7 +249,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       const index: BankIndex = await createBankIndex(gpu, bank.features, bank.meta.dim);
       try {
         for (const split of scopeSplits) {
-          const r = await scoreCategory(bb, index, split, geometry, k, show);
+          const r = await scoreCategory(bb, index, split, geometry, k, show, head);
           results.push(r);
           await opts.onCategory?.(r);
         }
@@ -231,6 +276,7 @@ async function scoreCategory(
   geometry: { resize: number; crop: number },
   k: number,
   show: boolean,
+  head: Head | null,
 ): Promise<CategoryResult> {
   const size = geometry.crop;
   const n = split.test.length;
@@ -252,7 +298,15 @@ async function scoreCategory(
     const { residual } = await computeInterResidual(f, index, k);
     seconds.search += (performance.now() - t) / 1000;
     t = performance.now();
-    const { map, score } = scorePatchMap(residualNorms(residual), f.h, f.w, size);
+    let map: Float32Array, score: number;
+    if (head) {
+      const X = interModelInput(residual, f);
+      const out = await head.forward(X, 1, f.h, f.w, { outSize: [size, size] });
+      map = out.smoothed;
+      score = out.imageScores[0];
+    } else {
+      ({ map, score } = scorePatchMap(residualNorms(residual), f.h, f.w, size));
+    }
     seconds.maps += (performance.now() - t) / 1000;
     maps.set(map, i * px);
     if (s.mask) masks.set(s.mask, i * px);
@@ -265,7 +319,9 @@ async function scoreCategory(
   const metrics = computeMetrics({
     imageScores: scores,
     imageLabels: labels,
-    ...(split.hasMasks ? { pixelScores: maps, pixelMasks: masks, shape: [n, size, size] as const } : {}),
+    ...(split.hasMasks
+      ? { pixelScores: maps, pixelMasks: masks, shape: [n, size, size] as const }
+      : {}),
   });
   if (!split.hasMasks) {
     console.warn(
