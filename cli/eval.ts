@@ -15,6 +15,7 @@ import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
 import { formatTable, metricsTable } from "../lib/metrics/mod.ts";
 import { METRIC_KEYS } from "../lib/metrics/compute.ts";
 import { tryGetGpu } from "../lib/gpu/mod.ts";
+import { writeReport } from "../lib/viz/report.ts";
 
 const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
 
@@ -39,6 +40,8 @@ exact top-3 bank search (WebGPU) → inter-residual norm map → Gaussian σ=4 �
   --out DIR             output folder (default results/)
   --seed N              seed of the random cap and coreset (default 0)
   --no-png              skip the anomaly-map PNGs
+  --report              also write report/: report.html (interactive plots, metrics table,
+                        per-image overlays), plotly.min.js, figures/*.png (PNGs need Chromium)
   -h, --help            this text
 `;
 
@@ -71,6 +74,7 @@ async function main() {
       out: { type: "string", default: "results" },
       seed: { type: "string" },
       "no-png": { type: "boolean", default: false },
+      report: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     allowPositionals: false,
@@ -162,6 +166,11 @@ async function main() {
     await Deno.writeTextFile(join(staging, "results.json"), JSON.stringify(json, null, 2) + "\n");
     await Deno.writeTextFile(join(staging, "results.csv"), table.toCSV() + "\n");
     staged.push("results.json", "results.csv");
+    if (values.report) {
+      const rep = await writeReport(join(staging, "report"), result, { png: !values["no-png"] });
+      staged.push("report");
+      console.error(`snarm eval: report/report.html, ${rep.pngs.length} PNGs`);
+    }
     // Commit: move staged outputs into --out.
     await Deno.mkdir(out, { recursive: true });
     for (const rel of staged) {

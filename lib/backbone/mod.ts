@@ -50,7 +50,7 @@ export {
   BackboneModelError,
   ElemType,
   type PreparedModel,
-  type PrepareOptions,
+  type PrepareOptions as PrepareTapOptions,
   prepareTapModel,
   type TapOutput,
 } from "./onnx_graph.ts";
