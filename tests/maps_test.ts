@@ -7,7 +7,8 @@ const TINY = new URL("../../shared/fixtures/snarm_official/tiny/io.safetensors",
 Deno.test("maps: per-image Gaussian σ=4 and image score match the official tiny fixture", async () => {
   const io = await readSafeTensors(TINY);
   const pm = requireTensor(io, "pixel_map", "F32", [2, 1, 96, 96]).data as Float32Array;
-  const sm = requireTensor(io, "pixel_map_smoothed_per_image", "F32", [2, 96, 96]).data as Float32Array;
+  const sm = requireTensor(io, "pixel_map_smoothed_per_image", "F32", [2, 96, 96])
+    .data as Float32Array;
   const sc = requireTensor(io, "image_score_per_image", "F32", [2]).data as Float32Array;
   for (let b = 0; b < 2; b++) {
     const m = pm.subarray(b * 9216, (b + 1) * 9216);
@@ -27,11 +28,20 @@ Deno.test("maps: bilinear align_corners=true reproduces the official logit upsam
   for (let b = 0; b < 2; b++) {
     const acc = new Float64Array(96 * 96);
     for (let h = 0; h < 8; h++) {
-      const up = resizeBilinear(logits.subarray((h * 2 + b) * 144, (h * 2 + b + 1) * 144), 12, 12, 96, 96, true);
+      const up = resizeBilinear(
+        logits.subarray((h * 2 + b) * 144, (h * 2 + b + 1) * 144),
+        12,
+        12,
+        96,
+        96,
+        true,
+      );
       for (let i = 0; i < up.length; i++) acc[i] += 1 / (1 + Math.exp(-up[i]));
     }
     let err = 0;
-    for (let i = 0; i < acc.length; i++) err = Math.max(err, Math.abs(acc[i] / 8 - pm[b * 9216 + i]));
+    for (let i = 0; i < acc.length; i++) {
+      err = Math.max(err, Math.abs(acc[i] / 8 - pm[b * 9216 + i]));
+    }
     assert.ok(err < 1e-6, `pixel map max error ${err}`);
   }
 });

@@ -5,6 +5,7 @@
  */
 import {
   type DatasetSplit,
+  type ImageRecord,
   listCategories,
   loadSample,
   loadSplit,
@@ -18,7 +19,7 @@ import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
-import { noProgress, startProgress } from "../util/progress.ts";
+import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";
 
 /** Options of {@link runEval}. Every field has the `deno task eval` default. */
@@ -204,14 +205,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
         const pe = show ? startProgress(`embed train (${scope.name})`, train.length) : noProgress;
         let pc = noProgress;
         let coresetDone = 0;
-        async function* trainFeatures() {
-          for (const r of train) {
-            const s = await loadSample(r, geometry);
-            yield await embedSample(bb, s);
-            pe.tick();
-          }
-        }
-        bank = await buildBank(trainFeatures(), {
+        bank = await buildBank(embedRecords(bb, train, geometry, pe), {
           size: opts.bankSize,
           cap: opts.bankCap,
           seed,
@@ -267,6 +261,20 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/** Load, preprocess and embed each record in turn (one image in memory at a time). */
+async function* embedRecords(
+  bb: Backbone,
+  records: ImageRecord[],
+  geometry: { resize: number; crop: number },
+  progress: Progress,
+) {
+  for (const r of records) {
+    const s = await loadSample(r, geometry);
+    yield await embedSample(bb, s);
+    progress.tick();
+  }
 }
 
 async function scoreCategory(

@@ -54,7 +54,11 @@ export function createStorage(
 }
 
 /** Create a uniform buffer from 32-bit words (u32 or f32 views of the same bytes). */
-export function createUniform(gpu: Gpu, words: Uint32Array<ArrayBuffer>, label = "params"): GPUBuffer {
+export function createUniform(
+  gpu: Gpu,
+  words: Uint32Array<ArrayBuffer>,
+  label = "params",
+): GPUBuffer {
   const size = Math.max(16, Math.ceil(words.byteLength / 16) * 16);
   const buf = gpu.device.createBuffer({ label, size, usage: UNIFORM | COPY_DST });
   gpu.device.queue.writeBuffer(buf, 0, words);

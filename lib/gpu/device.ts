@@ -138,15 +138,18 @@ export async function withErrorScope<T>(
 ): Promise<T> {
   device.pushErrorScope("out-of-memory");
   device.pushErrorScope("validation");
-  let result: T;
+  let result: T | undefined;
+  let failure: unknown = null;
   try {
     result = await fn();
-  } finally {
-    const validation = await device.popErrorScope();
-    const oom = await device.popErrorScope();
-    if (validation) throw new GpuError(`${what}: WebGPU validation error: ${validation.message}`);
-    if (oom) throw new GpuError(`${what}: WebGPU out of memory: ${oom.message}`);
+  } catch (e) {
+    failure = e;
   }
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (validation) throw new GpuError(`${what}: WebGPU validation error: ${validation.message}`);
+  if (oom) throw new GpuError(`${what}: WebGPU out of memory: ${oom.message}`);
+  if (failure !== null) throw failure;
   if (lostReason !== null) throw new GpuError(`${what}: WebGPU device lost: ${lostReason}`);
-  return result;
+  return result as T;
 }

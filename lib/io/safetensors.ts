@@ -45,7 +45,9 @@ export function parseSafeTensors(bytes: Uint8Array, what = "safetensors"): SafeT
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(dv.getBigUint64(0, true));
   if (n <= 0 || 8 + n > bytes.byteLength) {
-    throw new SafeTensorsError(`${what}: header length ${n} does not fit a ${bytes.byteLength}-byte file`);
+    throw new SafeTensorsError(
+      `${what}: header length ${n} does not fit a ${bytes.byteLength}-byte file`,
+    );
   }
   let header: Record<string, unknown>;
   try {
@@ -124,7 +126,9 @@ export function encodeSafeTensors(
   for (const [name, t] of entries) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) {
-      throw new SafeTensorsError(`tensor ${name}: shape [${t.shape}] needs ${count} values, got ${t.data.length}`);
+      throw new SafeTensorsError(
+        `tensor ${name}: shape [${t.shape}] needs ${count} values, got ${t.data.length}`,
+      );
     }
     const len = t.data.byteLength;
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + len] };
@@ -187,7 +191,9 @@ export function requireTensor(
     (shape.length !== t.shape.length || shape.some((s, i) => s !== -1 && s !== t.shape[i]))
   ) {
     throw new SafeTensorsError(
-      `${what}: tensor ${name} has shape [${t.shape}], expected [${shape.map((s) => s === -1 ? "*" : s)}]`,
+      `${what}: tensor ${name} has shape [${t.shape}], expected [${
+        shape.map((s) => s === -1 ? "*" : s)
+      }]`,
     );
   }
   return t;

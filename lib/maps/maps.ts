@@ -20,7 +20,9 @@ export function resizeBilinear(
   W: number,
   alignCorners: boolean,
 ): Float32Array {
-  if (src.length !== h * w) throw new Error(`resizeBilinear: map has ${src.length} values, expected ${h}×${w}`);
+  if (src.length !== h * w) {
+    throw new Error(`resizeBilinear: map has ${src.length} values, expected ${h}×${w}`);
+  }
   const out = new Float32Array(H * W);
   const coord = (d: number, n: number, N: number): number => {
     if (alignCorners) return N > 1 ? d * (n - 1) / (N - 1) : 0;
@@ -88,7 +90,9 @@ export function gaussianFilter(
   sigma = 4,
   truncate = 4,
 ): Float32Array {
-  if (map.length !== H * W) throw new Error(`gaussianFilter: map has ${map.length} values, expected ${H}×${W}`);
+  if (map.length !== H * W) {
+    throw new Error(`gaussianFilter: map has ${map.length} values, expected ${H}×${W}`);
+  }
   const k = gaussianKernel1d(sigma, truncate);
   const r = (k.length - 1) / 2;
   // scipy filters axis 0 first, then axis 1, rounding to the array dtype (f32) in between.
@@ -119,7 +123,9 @@ export function gaussianFilter(
  * @throws {Error} when the map is smaller than the pooling window.
  */
 export function imageScore(map: Float32Array, H: number, W: number, size = 16, stride = 2): number {
-  if (H < size || W < size) throw new Error(`imageScore: map ${H}×${W} is smaller than the ${size}×${size} pool`);
+  if (H < size || W < size) {
+    throw new Error(`imageScore: map ${H}×${W} is smaller than the ${size}×${size} pool`);
+  }
   // Summed-area table for O(1) window sums.
   const S = new Float64Array((H + 1) * (W + 1));
   for (let y = 0; y < H; y++) {

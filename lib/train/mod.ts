@@ -38,3 +38,30 @@ export {
   type SynthResult,
 } from "./synth.ts";
 export { leaveImageOutMask, trainingResidual, type TrainingResidualResult } from "./residuals.ts";
+export * as grad from "./grad/mod.ts";
+export {
+  headForwardBackwardRef,
+  type HeadGradResult,
+  headLossRef,
+  type HeadLossResult,
+  headParameters,
+  headTrainForwardRef,
+  type HeadTrainOptions,
+} from "./backward_ref.ts";
+export {
+  focalLossLogits,
+  focalLossProb,
+  type FocalOptions,
+  gridTarget,
+  type LossGrad,
+  type SnarmLoss,
+  snarmLoss,
+  type SnarmLossOptions,
+} from "./loss.ts";
+export {
+  AdamW,
+  type AdamWOptions,
+  isNoWeightDecay,
+  warmCosineLr,
+  type WarmCosineOptions,
+} from "./adamw.ts";

@@ -23,7 +23,9 @@ export function startProgress(label: string, total: number, quiet = false): Prog
   const isTty = Deno.stderr.isTerminal();
   if (isTty) {
     const bar = new cliProgress.SingleBar({
-      format: `${label.padEnd(22)} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted} {info}`,
+      format: `${
+        label.padEnd(22)
+      } [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted} {info}`,
       stream: process.stderr,
       hideCursor: true,
       barsize: 30,
@@ -49,7 +51,11 @@ export function startProgress(label: string, total: number, quiet = false): Prog
       if (pct >= nextPct || done === total) {
         const el = (performance.now() - t0) / 1000;
         const eta = done > 0 ? (el * (total - done)) / done : 0;
-        line(`${label}: ${done}/${total} (${pct.toFixed(0)}%), ${el.toFixed(1)} s, ETA ${eta.toFixed(0)} s`);
+        line(
+          `${label}: ${done}/${total} (${pct.toFixed(0)}%), ${el.toFixed(1)} s, ETA ${
+            eta.toFixed(0)
+          } s`,
+        );
         while (nextPct <= pct) nextPct += 10;
       }
     },
