@@ -21,8 +21,10 @@ const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
 
 const HELP = `deno task eval [options]
 
-Bank-only SNARM scoring: backbone patch features → memory bank (coreset, built on the fly) →
-exact top-3 bank search (WebGPU) → inter-residual norm map → Gaussian σ=4 → image score → metrics.
+SNARM evaluation: backbone patch features → memory bank (coreset, built on the fly) → exact
+top-3 bank search (WebGPU) → inter-residual → anomaly maps (bank-only: residual norm; --method
+snarm: the SNARM head) → Gaussian σ=4 → image score → the 7 metrics. Relative paths are resolved
+from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript reference path.
 
   --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
   --method bank|snarm   bank-only scoring (default) or the SNARM head (needs --head)
@@ -45,13 +47,21 @@ exact top-3 bank search (WebGPU) → inter-residual norm map → Gaussian σ=4 �
   -h, --help            this text
 `;
 
-function intOpt(v: string | undefined, name: string, def: number): number {
+function intOpt(v: string | undefined, name: string, def: number, min = 0): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new Error(`--${name} expects a non-negative integer, got "${v}"`);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(
+      `--${name} expects ${min > 0 ? "a positive" : "a non-negative"} integer, got "${v}"`,
+    );
   }
   return n;
+}
+
+/** `deno task` runs in the project root; resolve user paths against the caller's folder. */
+const CALLER_CWD = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+function userPath(p: string): string {
+  return resolve(CALLER_CWD, p);
 }
 
 async function main() {
@@ -83,8 +93,45 @@ async function main() {
     console.log(HELP);
     return;
   }
-  const out = resolve(values.out!);
-  const data = resolve(values.data ?? DEFAULT_DATA);
+  const out = userPath(values.out!);
+  const data = values.data === undefined ? DEFAULT_DATA : userPath(values.data);
+  const saveBank = values["save-bank"] === undefined ? undefined : userPath(values["save-bank"]);
+  const loadBank = values["load-bank"] === undefined ? undefined : userPath(values["load-bank"]);
+  // Parse every number before any work, so a bad value fails at once with the flag's name.
+  const numbers = {
+    featureDim: values["feature-dim"] === undefined
+      ? undefined
+      : intOpt(values["feature-dim"], "feature-dim", 0, 1),
+    bankSize: intOpt(values["bank-size"], "bank-size", 10_000, 1),
+    bankCap: intOpt(values["bank-cap"], "bank-cap", 200_000, 1),
+    imageSize: intOpt(values["image-size"], "image-size", 392, 1),
+    seed: intOpt(values.seed, "seed", 0),
+  };
+  if (values.backbone === "dinov2-vitb14-reg4" && !values.model) {
+    throw new Error("--backbone dinov2-vitb14-reg4 needs --model <your DINOv2 ONNX export>");
+  }
+  try {
+    if (!Deno.statSync(out).isDirectory) throw new Error(`--out ${out} exists and is not a folder`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (saveBank) {
+    try {
+      if (!Deno.statSync(dirname(saveBank)).isDirectory) throw new Error("not a folder");
+    } catch {
+      throw new Error(`--save-bank ${saveBank}: its folder ${dirname(saveBank)} does not exist`);
+    }
+  }
+  if (loadBank) {
+    const ignored = ["bank-size", "bank-cap", "save-bank", "seed"].filter((k) =>
+      values[k as keyof typeof values] !== undefined
+    );
+    if (ignored.length) {
+      console.error(
+        `snarm eval: --load-bank given, ignoring ${ignored.map((k) => `--${k}`).join(", ")}`,
+      );
+    }
+  }
   const gpu = await tryGetGpu();
   console.error(
     `snarm eval: data ${data}; adapter: ${
@@ -96,6 +143,13 @@ async function main() {
   await Deno.mkdir(dirname(out), { recursive: true });
   const staging = `${out}.partial-${Deno.pid}`;
   await Deno.mkdir(staging, { recursive: true });
+  const onSigint = () => {
+    try {
+      Deno.removeSync(staging, { recursive: true });
+    } catch { /* already gone */ }
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
   const staged: string[] = [];
   try {
     const result = await runEval({
@@ -105,16 +159,10 @@ async function main() {
       categories: values.category,
       backbone: values.backbone,
       model: values.model,
-      featureDim: values["feature-dim"] === undefined
-        ? undefined
-        : intOpt(values["feature-dim"], "feature-dim", 0),
-      bankSize: intOpt(values["bank-size"], "bank-size", 10_000),
-      bankCap: intOpt(values["bank-cap"], "bank-cap", 200_000),
-      imageSize: intOpt(values["image-size"], "image-size", 392),
-      seed: intOpt(values.seed, "seed", 0),
+      ...numbers,
       unified: !values["per-category-bank"],
-      loadBankPath: values["load-bank"],
-      saveBankPath: values["save-bank"],
+      loadBankPath: loadBank,
+      saveBankPath: saveBank,
       onCategory: async (c) => {
         if (values["no-png"]) return;
         let lo = Infinity, hi = -Infinity;
@@ -171,8 +219,11 @@ async function main() {
       staged.push("report");
       console.error(`snarm eval: report/report.html, ${rep.pngs.length} PNGs`);
     }
-    // Commit: move staged outputs into --out.
+    // Commit: replace this tool's outputs in --out (results, maps, report) by the staged ones.
     await Deno.mkdir(out, { recursive: true });
+    for (const rel of ["results.json", "results.csv", "maps", "report"]) {
+      await Deno.remove(join(out, rel), { recursive: true }).catch(() => {});
+    }
     for (const rel of staged) {
       const dst = join(out, rel);
       await Deno.mkdir(dirname(dst), { recursive: true });
@@ -180,11 +231,14 @@ async function main() {
       await Deno.rename(join(staging, rel), dst);
     }
     console.error(
-      `snarm eval: ${result.categories.length} categories in ${
-        result.seconds.toFixed(1)
-      } s; wrote ${out}/results.csv, results.json${values["no-png"] ? "" : ", maps/"}`,
+      `snarm eval: ${result.categories.length} ${
+        result.categories.length === 1 ? "category" : "categories"
+      } in ${result.seconds.toFixed(1)} s; wrote ${out}/results.csv, results.json${
+        values["no-png"] ? "" : ", maps/"
+      }`,
     );
   } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
     await Deno.remove(staging, { recursive: true }).catch(() => {});
   }
 }

@@ -158,7 +158,7 @@ Deno.test({
 Deno.test("eval cli: bad option value → clear error", async () => {
   const r = await runCli(["--bank-size", "lots"]);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /--bank-size expects a non-negative integer/);
+  assert.match(r.stderr, /--bank-size expects a positive integer/);
 });
 
 const TINY_HEAD =
@@ -219,4 +219,70 @@ Deno.test("eval cli: --method snarm without --head → clear error", async () =>
   const r = await runCli(["--method", "snarm", ...SMALL]);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /needs --head/);
+});
+
+Deno.test({
+  name:
+    "eval cli: --save-bank then --load-bank (per category) reuses the banks; another image size is refused",
+  ...gpuTest,
+  async fn() {
+    const root = await smallDataset();
+    const bank = join(root, "bank.safetensors");
+    const a = await runCli([
+      "--data",
+      root,
+      "--out",
+      join(root, "a"),
+      ...SMALL,
+      "--per-category-bank",
+      "--save-bank",
+      bank,
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    Deno.statSync(join(root, "bank.hazelnut.safetensors"));
+    const b = await runCli([
+      "--data",
+      root,
+      "--out",
+      join(root, "b"),
+      ...SMALL,
+      "--per-category-bank",
+      "--load-bank",
+      bank,
+      "--category",
+      "hazelnut",
+      "--category",
+      "hazelnut",
+    ]);
+    assert.equal(b.code, 0, b.stderr);
+    const ja = JSON.parse(await Deno.readTextFile(join(root, "a", "results.json")));
+    const jb = JSON.parse(await Deno.readTextFile(join(root, "b", "results.json")));
+    assert.deepEqual(jb.categories.hazelnut.image_auroc, ja.categories.hazelnut.image_auroc);
+    assert.deepEqual(jb.categories.hazelnut.aupro, ja.categories.hazelnut.aupro);
+    const c = await runCli([
+      "--data",
+      root,
+      "--out",
+      join(root, "c"),
+      "--no-png",
+      "--image-size",
+      "160",
+      "--per-category-bank",
+      "--load-bank",
+      bank,
+    ]);
+    assert.notEqual(c.code, 0);
+    assert.match(c.stderr, /input size/);
+    await Deno.remove(root, { recursive: true });
+  },
+});
+
+Deno.test("eval cli: --out naming an existing file fails before any work", async () => {
+  const tmp = await Deno.makeTempDir();
+  const file = join(tmp, "afile");
+  await Deno.writeTextFile(file, "x");
+  const r = await runCli(["--out", file, ...SMALL]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /exists and is not a folder/);
+  await Deno.remove(tmp, { recursive: true });
 });

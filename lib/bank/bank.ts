@@ -438,6 +438,8 @@ export interface BankExpectation {
   backbone: string;
   taps: BankTaps;
   dim: number;
+  /** Backbone input size; checked when given (patch features change with it). */
+  inputSize?: number | readonly number[];
 }
 
 function parseMeta(st: SafeTensors, path: string): BankMeta {
@@ -524,6 +526,14 @@ export async function loadBank(path: string, expect?: BankExpectation): Promise<
           `but the current backbone is "${expect.backbone}" taps ${
             JSON.stringify(expect.taps)
           } dim ${expect.dim}`,
+      );
+    }
+    const norm = (v: number | readonly number[]) =>
+      JSON.stringify(typeof v === "number" ? [v, v] : v);
+    if (expect.inputSize !== undefined && norm(meta.inputSize) !== norm(expect.inputSize)) {
+      throw new BankError(
+        `bank ${path} was built at input size ${JSON.stringify(meta.inputSize)}, but the current ` +
+          `input size is ${JSON.stringify(expect.inputSize)} (use the same --image-size)`,
       );
     }
   }

@@ -13,7 +13,7 @@ import {
 } from "../data/mod.ts";
 import { DatasetError } from "../data/dataset.ts";
 import { type Backbone, loadBackbone } from "../backbone/mod.ts";
-import { type Bank, bankScopes, buildBank, loadBank, saveBank } from "../bank/bank.ts";
+import { type Bank, type BankScope, bankScopes, buildBank, loadBank, saveBank } from "../bank/bank.ts";
 import { type BankIndex, createBankIndex } from "../bank/search.ts";
 import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import { type Head, loadHead } from "../model/mod.ts";
@@ -98,14 +98,18 @@ export interface EvalResult {
 
 /** Build the dataset splits up front so a wrong root or an empty category fails before any work. */
 function resolveSplits(opts: EvalOptions): DatasetSplit[] {
-  const cats = opts.categories?.length ? opts.categories : listCategories(opts.data);
+  const cats = opts.categories?.length ? [...new Set(opts.categories)] : listCategories(opts.data);
   if (!cats.length) {
     throw new DatasetError(`${opts.data}: no category found (expected <category>/train/good)`);
   }
   return cats.map((c) => {
     const s = loadSplit(opts.data, c);
     if (!s.train.length) throw new DatasetError(`${opts.data}/${c}/train/good: no training image`);
-    if (!s.test.length) throw new DatasetError(`${opts.data}/${c}/test: no test image`);
+    if (!s.test.length) {
+      throw new DatasetError(
+        `${opts.data}/${c}/test: no test image; expected test/<type>/*.png|jpg (test/good and defect types)`,
+      );
+    }
     return s;
   });
 }
@@ -195,11 +199,20 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       const tb = performance.now();
       let bank: Bank;
       if (opts.loadBankPath) {
-        bank = await loadBank(opts.loadBankPath, {
+        const path = scopePath(opts.loadBankPath, scope);
+        bank = await loadBank(path, {
           backbone: desc.backbone,
           taps: desc.taps,
           dim: desc.featureDim,
+          inputSize: size,
         });
+        const foreign = scope.categories.filter((c) => !bank.meta.categories.includes(c));
+        if (foreign.length) {
+          console.warn(
+            `snarm: bank ${path} was built from categories [${bank.meta.categories}], not from ` +
+              `[${foreign}]: scores use other categories' normal patches`,
+          );
+        }
       } else {
         const train = scopeSplits.flatMap((s) => s.train);
         const pe = show ? startProgress(`embed train (${scope.name})`, train.length) : noProgress;
@@ -229,10 +242,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
         pc.stop();
       }
       if (opts.saveBankPath && !opts.loadBankPath) {
-        const path = scopes.length > 1
-          ? opts.saveBankPath.replace(/(\.safetensors)?$/, `.${scope.name}$1`)
-          : opts.saveBankPath;
-        await saveBank(path, bank);
+        await saveBank(scopePath(opts.saveBankPath, scope), bank);
       }
       banks.push({
         name: scope.name,
@@ -254,6 +264,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   } finally {
     await bb.release();
   }
+  // Record the bank sizes actually used (a loaded bank, or a cap below T, changes them).
+  config.bankSize = banks.length === 1 ? banks[0].T : banks.map((b) => b.T);
   return {
     config,
     categories: results,
@@ -261,6 +273,14 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/**
+ * The bank file of one scope: `path` itself for the unified bank; for per-category banks the
+ * category goes before the extension, `bank.safetensors` → `bank.<category>.safetensors`.
+ */
+export function scopePath(path: string, scope: BankScope): string {
+  return scope.unified ? path : path.replace(/(\.safetensors)?$/, `.${scope.name}$1`);
 }
 
 /** Load, preprocess and embed each record in turn (one image in memory at a time). */
