@@ -12,6 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { dirname, resolve } from "node:path";
 import {
   readSafeTensors,
   requireTensor,
@@ -93,8 +94,19 @@ export async function main(argv: string[]): Promise<void> {
   for (const k of ["weights", "input", "out"]) {
     if (typeof v[k] !== "string") throw new Error(`missing --${k}\n${USAGE}`);
   }
+  const outDir = dirname(resolve(v.out as string));
+  if (!statDir(outDir).isDirectory) throw new Error(`--out: ${outDir} is not a folder`);
   const wst = await readSafeTensors(v.weights as string);
-  const cfg = resolveConfig(wst.metadata, v as Record<string, string | undefined>);
+  let cfg: ReturnType<typeof resolveConfig>;
+  try {
+    cfg = resolveConfig(wst.metadata, v as Record<string, string | undefined>);
+  } catch (e) {
+    throw new Error(
+      `${v.weights}: ${
+        (e as Error).message
+      } (no usable __metadata__.config; pass the config flags, see --help)`,
+    );
+  }
   const head = new Head(headWeightsFromSafeTensors(wst, cfg, v.weights as string));
   const io = await readSafeTensors(v.input as string);
   const xt = requireTensor(io, "X", "F32", [-1, -1, -1, -1], v.input as string);
@@ -144,5 +156,13 @@ if (import.meta.main) {
   } catch (e) {
     console.error(`head: ${(e as Error).message}`);
     Deno.exit(1);
+  }
+}
+
+function statDir(path: string): Deno.FileInfo {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    throw new Error(`--out: folder ${path} does not exist`);
   }
 }

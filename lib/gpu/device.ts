@@ -122,9 +122,10 @@ const warned = new Set<string>();
 export function warnFallback(stage: string): void {
   if (warned.has(stage)) return;
   warned.add(stage);
-  console.warn(
-    `snarm: no WebGPU adapter, ${stage} runs its TypeScript reference (slow). Install mesa-vulkan-drivers for a CPU adapter.`,
-  );
+  const why = envFlag("SNARM_NO_GPU") === "1"
+    ? "SNARM_NO_GPU=1"
+    : "no WebGPU adapter (install mesa-vulkan-drivers for a CPU adapter)";
+  console.warn(`snarm: ${why}: ${stage} runs its TypeScript reference (slow)`);
 }
 
 /**
