@@ -13,7 +13,14 @@ import {
 } from "../data/mod.ts";
 import { DatasetError } from "../data/dataset.ts";
 import { type Backbone, loadBackbone } from "../backbone/mod.ts";
-import { type Bank, type BankScope, bankScopes, buildBank, loadBank, saveBank } from "../bank/bank.ts";
+import {
+  type Bank,
+  type BankScope,
+  bankScopes,
+  buildBank,
+  loadBank,
+  saveBank,
+} from "../bank/bank.ts";
 import { type BankIndex, createBankIndex } from "../bank/search.ts";
 import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import { type Head, loadHead } from "../model/mod.ts";

@@ -1,10 +1,12 @@
 /**
  * WebGPU residual fusion (spec §4–5): WGSL kernels for the encoding, the unary 1×1 conv +
  * sigmoid + waypoint (`residual_encode.wgsl` `encode_r`), the intra nearest-reference search
- * (`residual_nn.wgsl`) and s = f[nn] − f with its encoding (`encode_s`). On the CPU, between the
- * dispatches: the top-K selection of the smallest waypoints (L values per image, a sort), the
- * layout of the search inputs (query texture, compact reference rows: copies only) and the
- * float64 recheck of near-tied queries (typically a handful per image).
+ * (the bank top-k search of `lib/bank/search.ts` over each image's reference rows) and
+ * s = f[nn] − f with its encoding (`encode_s`). On the CPU, between the dispatches: the top-K
+ * selection of the smallest waypoints (L values per image, a sort), the layout of the search
+ * inputs (channels-last features, reference rows: copies only), the float64 distances of the few
+ * search candidates per query and the float64 recheck of queries whose candidates are too close
+ * to call (none at paper scale on random or real features).
  * @module
  */
 import {
@@ -21,22 +23,19 @@ import {
 } from "../gpu/mod.ts";
 import { selectReferences } from "./encode.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
-import {
-  generateNnKernel,
-  nearTieTolerance,
-  nnKey,
-  planNnSearch,
-  queryTexels,
-} from "./nn_kernel.ts";
+import { createBankIndex, searchTopK } from "../bank/search.ts";
 import { fuseResidualsRef } from "./reference.ts";
 import { type FusionOptions, type FusionOut, RESIDUAL_METHODS } from "./types.ts";
 import { checkFusionInput, type FusionShape } from "./validate.ts";
 
-const UNIFORM = 0x40; // GPUBufferUsage.UNIFORM
-const NONE = 0xffffffff;
-const INF_BITS = 0x7f800000;
-/** Byte stride of the per-dispatch parameter records (minUniformBufferOffsetAlignment). */
-const PARAM_STRIDE = 256;
+/**
+ * Neighbours fetched per query from the bank search: the query itself (when it is a reference)
+ * plus at least three candidates, so that the best one almost always clears the ranking-error
+ * margin against the last (no host recheck at paper scale on random features; 3 needed ~10).
+ */
+const NN_TOPK = 4;
+/** Unit roundoff of f32 (round to nearest). */
+const U32 = 2 ** -24;
 
 /**
  * Residual fusion on the WebGPU device; falls back to {@link fuseResidualsRef} after
@@ -120,7 +119,6 @@ async function fuseOnGpu(
   opts: FusionOptions,
 ): Promise<FusionOut> {
   const { B, C, L, K } = shape;
-  const cfg = planNnSearch(C, L, K);
   const methodId = RESIDUAL_METHODS.indexOf(opts.method);
   const encSrc = await loadWgsl("residual_encode.wgsl");
   const encKey = `residual_encode:method=${methodId}`;
@@ -128,8 +126,6 @@ async function fuseOnGpu(
     getPipeline(gpu, encKey, encSrc, "encode_r", { METHOD: methodId }),
     getPipeline(gpu, encKey, encSrc, "encode_s", { METHOD: methodId }),
   ]);
-  const nnCode = generateNnKernel(await loadWgsl("residual_nn.wgsl"), cfg);
-  const nnPipe = await getPipeline(gpu, nnKey(cfg), nnCode);
   const wBuf = weightBuffer(gpu, unaryWeight);
 
   const unary = new Float32Array(B * L);
@@ -144,8 +140,6 @@ async function fuseOnGpu(
   const imageBytes = 2 * C * L * 4;
   const perChunk = Math.min(
     Math.floor(gpu.limits.maxStorageBufferBindingSize / imageBytes),
-    // The query texture holds QR queries per row, at most maxTextureDimension2D rows.
-    Math.floor(gpu.limits.maxTextureDimension2D * cfg.QR / L),
     // The encode kernels run one invocation per (image, position) in 64-wide workgroups.
     Math.floor(gpu.limits.maxComputeWorkgroupsPerDimension * 64 / L),
   );
@@ -153,14 +147,14 @@ async function fuseOnGpu(
     throw new GpuError(
       `X: one image (2C=${2 * C}, L=${L}, ${imageBytes} bytes) exceeds this device's limits ` +
         `(maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}, ` +
-        `maxTextureDimension2D ${gpu.limits.maxTextureDimension2D}); use fuseResidualsRef`,
+        `maxComputeWorkgroupsPerDimension ${gpu.limits.maxComputeWorkgroupsPerDimension}); ` +
+        `use fuseResidualsRef`,
     );
   }
   for (let b0 = 0; b0 < B; b0 += perChunk) {
     const Bc = Math.min(perChunk, B - b0);
     const xc = X.subarray(b0 * 2 * C * L, (b0 + Bc) * 2 * C * L) as Float32Array<ArrayBuffer>;
     const bufs: GPUBuffer[] = [];
-    const textures: GPUTexture[] = [];
     const keep = <T extends GPUBuffer>(b: T): T => (bufs.push(b), b);
     try {
       const xBuf = keep(createStorage(gpu, xc, "residual X"));
@@ -190,98 +184,19 @@ async function fuseOnGpu(
       refMask.set(sel.refMask, b0 * L);
       refIndices.set(sel.refIndices, b0 * K);
 
-      // 3. Nearest reference (GPU, f32) with the top-2 distances.
-      const { Kpad, S4, NR, W, dispatches, qStride } = cfg;
-      const qt = queryTexels(X, b0, Bc, C, L, cfg);
-      const qTex = gpu.device.createTexture({
-        label: "residual query features",
-        size: [qt.width, qt.height],
-        format: "rgba32float",
-        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
-      });
-      textures.push(qTex);
-      gpu.device.queue.writeTexture(
-        { texture: qTex },
-        qt.data,
-        { bytesPerRow: qt.width * 16, rowsPerImage: qt.height },
-        [qt.width, qt.height],
-      );
-      const qView = qTex.createView();
-      const refPos = new Uint32Array(Bc * Kpad).fill(NONE);
-      const refRows = new Float32Array(Bc * Kpad * S4 * 4);
-      for (let b = 0; b < Bc; b++) {
-        const fo = ((b0 + b) * 2 * C + C) * L;
-        for (let k = 0; k < K; k++) {
-          const p = sel.refSorted[b * K + k];
-          refPos[b * Kpad + k] = p;
-          const ro = (b * Kpad + k) * S4 * 4;
-          for (let c = 0; c < C; c++) refRows[ro + c] = X[fo + c * L + p];
-        }
-      }
-      const refPosBuf = keep(createStorage(gpu, refPos, "residual reference positions"));
-      const refBuf = keep(createStorage(gpu, refRows, "residual reference features", UNIFORM));
-      const state = new Uint32Array(Bc * L * 4);
-      for (let i = 0; i < Bc * L; i++) {
-        state[4 * i] = INF_BITS;
-        state[4 * i + 1] = NONE;
-        state[4 * i + 2] = INF_BITS;
-      }
-      const stateBuf = keep(createStorage(gpu, state, "residual nn state"));
-      const nd = Bc * dispatches;
-      const rec = new Uint32Array(nd * PARAM_STRIDE / 4);
-      for (let b = 0; b < Bc; b++) {
-        for (let d = 0; d < dispatches; d++) {
-          rec.set(
-            [L, b, qStride, d * W * NR, Kpad, 0, 0, 0],
-            (b * dispatches + d) * PARAM_STRIDE / 4,
-          );
-        }
-      }
-      const nnParams = keep(createUniform(gpu, rec, "residual nn params"));
-      const windowBytes = NR * S4 * 16;
-      const bgs: GPUBindGroup[] = [];
-      for (let b = 0; b < Bc; b++) {
-        for (let d = 0; d < dispatches; d++) {
-          const entries: Array<[number, GPUBuffer, number?, number?]> = [
-            [1, refPosBuf],
-            [2, stateBuf],
-            [3, nnParams, (b * dispatches + d) * PARAM_STRIDE, 32],
-          ];
-          for (let w = 0; w < W; w++) {
-            const off = (b * Kpad + d * W * NR + w * NR) * S4 * 16;
-            entries.push([4 + w, refBuf, off, windowBytes]);
-          }
-          bgs.push(bindGroup(gpu, nnPipe, entries, [[0, qView]]));
-        }
-      }
-      await submitAndWait(gpu, "residual nearest-reference search", (enc) => {
-        const pass = enc.beginComputePass();
-        pass.setPipeline(nnPipe);
-        for (const bg of bgs) {
-          pass.setBindGroup(0, bg);
-          pass.dispatchWorkgroups(qStride / cfg.WG);
-        }
-        pass.end();
-      });
-      const st = new Uint32Array(await readBuffer(gpu, stateBuf, Bc * L * 16));
-      const stf = new Float32Array(st.buffer);
-      const tol = nearTieTolerance(cfg.C4);
+      // 3. Nearest reference: bank top-k search over the image's reference rows, f64 check.
       const nnc = new Uint32Array(Bc * L);
       for (let b = 0; b < Bc; b++) {
-        let f: Float64Array | null = null;
-        const refs = sel.refSorted.subarray(b * K, (b + 1) * K);
-        for (let p = 0; p < L; p++) {
-          const i = b * L + p;
-          const d1 = stf[4 * i], i1 = st[4 * i + 1], d2 = stf[4 * i + 2];
-          const unique = i1 !== NONE && (d2 === Infinity || d2 - d1 > tol * d2);
-          let nn = i1;
-          if (!unique) {
-            f ??= featuresChannelsLast(X, b0 + b, C, L);
-            nn = nearestReferenceExact(f, C, p, refs);
-          }
-          nnc[i] = nn;
-          intraNn[(b0 + b) * L + p] = nn;
-        }
+        const nn = await nearestReferences(
+          gpu,
+          X,
+          b0 + b,
+          C,
+          L,
+          sel.refSorted.subarray(b * K, (b + 1) * K),
+        );
+        nnc.set(nn, b * L);
+        intraNn.set(nn, (b0 + b) * L);
       }
 
       // 4. s = f[nn] − f and P(s).
@@ -302,7 +217,6 @@ async function fuseOnGpu(
       );
     } finally {
       for (const b of bufs) b.destroy();
-      for (const t of textures) t.destroy();
     }
   }
   const Renc = new Float32Array(B * C * L);
@@ -324,4 +238,100 @@ async function fuseOnGpu(
     Cp: C,
     K,
   };
+}
+
+/**
+ * Nearest reference of every position of image `b` (spec §5 "Intra-residual"), equal to
+ * {@link nearestReferenceExact} for every position: the exact L2 top-{@link NN_TOPK} bank search
+ * (`lib/bank/search.ts`, GEMM form |b|² − 2 q·b in f32) of the L patch features over the K
+ * reference rows, then per query the candidates' f64 direct-difference distances (the
+ * reference's sums), self excluded, ties to the lower position. A query is accepted only when its
+ * best candidate beats the search's k-th candidate by more than twice a rigorous bound on the
+ * f32 ranking error (so no row outside the top-k can be nearer or tied); otherwise, and whenever
+ * K ≤ {@link NN_TOPK}, it is recomputed on the host with the reference's code.
+ * @param X `(B, 2C, L)` channels-first f32 with f in channels [C, 2C).
+ * @param refs the K reference positions of image `b`, ascending.
+ * @returns `(L)` nearest reference positions.
+ */
+async function nearestReferences(
+  gpu: Gpu,
+  X: Float32Array,
+  b: number,
+  C: number,
+  L: number,
+  refs: Int32Array,
+): Promise<Uint32Array> {
+  const K = refs.length;
+  const out = new Uint32Array(L);
+  if (K <= NN_TOPK) {
+    const f = featuresChannelsLast(X, b, C, L);
+    for (let p = 0; p < L; p++) out[p] = nearestReferenceExact(f, C, p, refs);
+    return out;
+  }
+  // Channels-last f32 features (L, C) = the queries; the bank = reference rows in position order.
+  const q = new Float32Array(L * C);
+  const fo = (b * 2 * C + C) * L;
+  for (let p0 = 0; p0 < L; p0 += 32) {
+    // Blocks of 32 positions: contiguous reads, the 32 written rows stay in cache.
+    const p1 = Math.min(L, p0 + 32);
+    for (let c = 0; c < C; c++) {
+      const o = fo + c * L;
+      for (let p = p0; p < p1; p++) q[p * C + c] = X[o + p];
+    }
+  }
+  const bank = new Float32Array(K * C);
+  let bMax = 0;
+  for (let k = 0; k < K; k++) {
+    const ro = refs[k] * C;
+    bank.set(q.subarray(ro, ro + C), k * C);
+    let s = 0;
+    for (let c = 0; c < C; c++) s += q[ro + c] * q[ro + c];
+    if (s > bMax) bMax = s;
+  }
+  bMax = Math.sqrt(bMax);
+  const index = await createBankIndex(gpu, bank, C);
+  let top: Int32Array;
+  try {
+    top = (await searchTopK(q, index, NN_TOPK)).indices;
+  } finally {
+    index.destroy();
+  }
+  // Ranking error of v = fl(|b|² − 2·fl(q·b)) (f32, u = 2⁻²⁴) with |b|² rounded once: the dot
+  // product of C terms (products and sums rounded, any order, fused or not) errs by at most
+  // γ_C·Σ|q_c b_c| ≤ γ_C·|q||b| (Higham, Accuracy and Stability §3.1), γ_n = nu/(1 − nu); the
+  // rounding of |b|² by u|b|², the subtraction by u(|b|² + 2|q||b|)(1 + γ_C). Taken with
+  // γ_{C+8} and a safety factor 1.5.
+  const n = (C + 8) * U32;
+  const gamma = n / (1 - n);
+  let f: Float64Array | null = null;
+  for (let p = 0; p < L; p++) {
+    const qo = p * C;
+    let qn = 0;
+    for (let c = 0; c < C; c++) qn += q[qo + c] * q[qo + c];
+    qn = Math.sqrt(qn);
+    const err = 1.5 * ((2 * gamma + 3 * U32) * qn * bMax + 2 * U32 * bMax * bMax);
+    let best = Infinity, bestPos = -1, worst = 0;
+    for (let r = 0; r < NN_TOPK; r++) {
+      const pos = refs[top[p * NN_TOPK + r]];
+      const ro = pos * C;
+      let d = 0;
+      for (let c = 0; c < C; c++) {
+        const e = q[ro + c] - q[qo + c];
+        d += e * e;
+      }
+      if (d > worst) worst = d;
+      if (pos === p) continue;
+      if (d < best || (d === best && pos < bestPos)) {
+        best = d;
+        bestPos = pos;
+      }
+    }
+    if (bestPos >= 0 && best + 2 * err < worst) {
+      out[p] = bestPos;
+    } else {
+      f ??= featuresChannelsLast(X, b, C, L);
+      out[p] = nearestReferenceExact(f, C, p, refs);
+    }
+  }
+  return out;
 }
