@@ -109,7 +109,13 @@ export interface WinogradPipelines {
   headOut: GPUComputePipeline;
 }
 
-function btExpr(x: string[]): string[] {
+/** Bᵀ·x of F(m×m, 3×3) for an input column x of length m + 2 (Lavin & Gray points). */
+function btExpr(m: WinogradTile, x: string[]): string[] {
+  if (m === 2) {
+    // Bᵀ = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
+    return [`${x[0]} - ${x[2]}`, `${x[1]} + ${x[2]}`, `${x[2]} - ${x[1]}`, `${x[1]} - ${x[3]}`];
+  }
+  // Bᵀ = [[4,0,-5,0,1,0],[0,-4,-4,1,1,0],[0,4,-4,-1,1,0],[0,-2,-1,2,1,0],[0,2,-1,-2,1,0],[0,4,0,-5,0,1]]
   return [
     `4.0 * ${x[0]} - 5.0 * ${x[2]} + ${x[4]}`,
     `-4.0 * (${x[1]} + ${x[2]}) + ${x[3]} + ${x[4]}`,
@@ -120,18 +126,32 @@ function btExpr(x: string[]): string[] {
   ];
 }
 
-function atExpr(m: string[]): string[] {
+/** Aᵀ·v of F(m×m, 3×3) for a GEMM-output column v of length m + 2. */
+function atExpr(m: WinogradTile, v: string[]): string[] {
+  if (m === 2) {
+    // Aᵀ = [[1,1,1,0],[0,1,-1,-1]]
+    return [`${v[0]} + ${v[1]} + ${v[2]}`, `${v[1]} - ${v[2]} - ${v[3]}`];
+  }
   return [
-    `${m[0]} + (${m[1]} + ${m[2]}) + (${m[3]} + ${m[4]})`,
-    `(${m[1]} - ${m[2]}) + 2.0 * (${m[3]} - ${m[4]})`,
-    `(${m[1]} + ${m[2]}) + 4.0 * (${m[3]} + ${m[4]})`,
-    `(${m[1]} - ${m[2]}) + 8.0 * (${m[3]} - ${m[4]}) + ${m[5]}`,
+    `${v[0]} + (${v[1]} + ${v[2]}) + (${v[3]} + ${v[4]})`,
+    `(${v[1]} - ${v[2]}) + 2.0 * (${v[3]} - ${v[4]})`,
+    `(${v[1]} + ${v[2]}) + 4.0 * (${v[3]} + ${v[4]})`,
+    `(${v[1]} - ${v[2]}) + 8.0 * (${v[3]} - ${v[4]}) + ${v[5]}`,
   ];
 }
 
-/** Fully unrolled F(4×4, 3×3) transform code for the templates of head_winograd4*.wgsl. */
-export function winograd4Source(inTpl: string, outTpl: string): { input: string; output: string } {
-  const R = [0, 1, 2, 3, 4, 5];
+/**
+ * Fully unrolled F(m×m, 3×3) transform code (m = 2 or 4) for the templates
+ * `head_winograd.wgsl` / `head_winograd_out.wgsl`: one template, the tile size lives only here.
+ */
+export function winogradSource(
+  inTpl: string,
+  outTpl: string,
+  m: WinogradTile,
+): { input: string; output: string } {
+  const n = m + 2;
+  const R = Array.from({ length: n }, (_, i) => i);
+  const O = Array.from({ length: m }, (_, i) => i);
   let body = "";
   for (const a of R) {
     for (const b of R) {
@@ -139,34 +159,34 @@ export function winograd4Source(inTpl: string, outTpl: string): { input: string;
     }
   }
   for (const b of R) {
-    const e = btExpr(R.map((a) => `d${a}${b}`));
+    const e = btExpr(m, R.map((a) => `d${a}${b}`));
     for (const a of R) body += `  let t${a}${b} = ${e[a]};\n`;
   }
   for (const a of R) {
-    const e = btExpr(R.map((b) => `t${a}${b}`));
-    for (const b of R) body += `  V[o + ${a * 6 + b}u * rs] = ${e[b]};\n`;
+    const e = btExpr(m, R.map((b) => `t${a}${b}`));
+    for (const b of R) body += `  V[o + ${a * n + b}u * rs] = ${e[b]};\n`;
   }
   let tr = "";
   for (const a of R) {
     for (const b of R) {
       tr += `    let m${a}${b} = textureLoad(Mt, vec2<i32>(ci, ti), i32(l + ${
-        a * 6 + b
+        a * n + b
       }u * n), 0);\n`;
     }
   }
   for (const b of R) {
-    const e = atExpr(R.map((a) => `m${a}${b}`));
-    for (let i = 0; i < 4; i++) tr += `    let u${i}${b} = ${e[i]};\n`;
+    const e = atExpr(m, R.map((a) => `m${a}${b}`));
+    for (const i of O) tr += `    let u${i}${b} = ${e[i]};\n`;
   }
-  for (let i = 0; i < 4; i++) {
-    const e = atExpr(R.map((b) => `u${i}${b}`));
-    for (let j = 0; j < 4; j++) tr += `    let y${i}${j} = ${e[j]};\n`;
+  for (const i of O) {
+    const e = atExpr(m, R.map((b) => `u${i}${b}`));
+    for (const j of O) tr += `    let y${i}${j} = ${e[j]};\n`;
   }
   const bounded = (i: number, j: number, stmt: string) =>
     `  if (by + P.r * ${i}u < P.h && bx + P.r * ${j}u < P.w) {\n    ${stmt}\n  }\n`;
   let put = "", decl = "", acc = "", hput = "";
-  for (let i = 0; i < 4; i++) {
-    for (let j = 0; j < 4; j++) {
+  for (const i of O) {
+    for (const j of O) {
       put += bounded(i, j, `put(q, by + P.r * ${i}u, bx + P.r * ${j}u, c4, y${i}${j} + b);`);
       decl += `  var s${i}${j} = 0.0;\n`;
       acc += `    s${i}${j} += dot(max(y${i}${j} * sc + sh, vec4<f32>(0.0)), ow);\n`;
@@ -191,10 +211,12 @@ export function winograd4Source(inTpl: string, outTpl: string): { input: string;
 
 /** Compile (once per process) the transform pipelines of tile size m. */
 export async function winogradPipelines(gpu: Gpu, m: WinogradTile = 2): Promise<WinogradPipelines> {
-  const name = m === 2 ? "head_winograd" : "head_winograd4";
-  let a = await loadWgsl(`${name}.wgsl`);
-  let b = await loadWgsl(`${name}_out.wgsl`);
-  if (m === 4) ({ input: a, output: b } = winograd4Source(a, b));
+  const name = `head_winograd_f${m}`;
+  const { input: a, output: b } = winogradSource(
+    await loadWgsl("head_winograd.wgsl"),
+    await loadWgsl("head_winograd_out.wgsl"),
+    m,
+  );
   const [input, blockOut, headOut] = await Promise.all([
     getPipeline(gpu, name, a, "input_transform"),
     getPipeline(gpu, `${name}_out`, b, "block_output"),
