@@ -1,6 +1,7 @@
 /**
- * `deno task eval`: bank-only SNARM evaluation on real images. Prints the metrics table and writes
- * `results.csv`, `results.json` and anomaly-map PNGs (heat map over the image) to `--out`.
+ * `deno task eval`: SNARM evaluation on real images (the shipped SNARM head by default,
+ * bank-only scoring with `--method bank`). Prints the metrics table and writes `results.csv`,
+ * `results.json` and anomaly-map PNGs (heat map over the image) to `--out`.
  * Everything is written to a staging folder first and moved into `--out` only when the run
  * succeeds, so a failed run leaves nothing half-written there.
  *
@@ -16,8 +17,57 @@ import { formatTable, metricsTable } from "../lib/metrics/mod.ts";
 import { METRIC_KEYS } from "../lib/metrics/compute.ts";
 import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { writeReport } from "../lib/viz/report.ts";
+import { readSafeTensors } from "../lib/io/safetensors.ts";
 
 const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
+/** The shipped SNARM head (trained by the README's `deno task train` command). */
+const DEFAULT_HEAD = new URL("../data/snarm_head.safetensors", import.meta.url).pathname;
+
+/**
+ * The scoring method and head: `--method` / `--head` as given; without them the shipped head
+ * when it fits the backbone, feature dim and image size, else bank-only scoring (with a notice).
+ */
+async function chooseMethod(
+  v: {
+    method?: string;
+    head?: string;
+    backbone?: string;
+    "feature-dim"?: string;
+    "image-size"?: string;
+  },
+): Promise<{ method: "bank" | "snarm"; head?: string }> {
+  if (v.method !== undefined && v.method !== "bank" && v.method !== "snarm") {
+    throw new Error(`--method must be "bank" or "snarm", got "${v.method}"`);
+  }
+  if (v.method === "bank") return { method: "bank" };
+  if (v.head !== undefined) return { method: "snarm", head: userPath(v.head) };
+  let meta: Record<string, string> | null = null;
+  try {
+    meta = (await readSafeTensors(DEFAULT_HEAD)).metadata;
+  } catch {
+    meta = null;
+  }
+  const why: string[] = [];
+  if (!meta) why.push(`no shipped head at ${DEFAULT_HEAD}`);
+  else {
+    const backbone = v.backbone ?? "mobilenetv2";
+    if (meta.backbone !== backbone) why.push(`it was trained on ${meta.backbone}, not ${backbone}`);
+    const dim = v["feature-dim"] ?? (backbone === "mobilenetv2" ? "256" : undefined);
+    if (dim !== undefined && meta.feature_dim !== dim) {
+      why.push(`it expects ${meta.feature_dim}-d features, not ${dim}`);
+    }
+    const size = v["image-size"] ?? "392";
+    if (meta.image_size !== size) why.push(`it was trained at ${meta.image_size}², not ${size}²`);
+  }
+  if (!why.length) return { method: "snarm", head: DEFAULT_HEAD };
+  if (v.method === "snarm") {
+    throw new Error(
+      `--method snarm: the shipped head does not fit (${why.join("; ")}); pass --head`,
+    );
+  }
+  console.error(`snarm eval: bank-only scoring (shipped SNARM head not used: ${why.join("; ")})`);
+  return { method: "bank" };
+}
 
 const HELP = `deno task eval [options]
 
@@ -27,8 +77,10 @@ snarm: the SNARM head) → Gaussian σ=4 → image score → the 7 metrics. Rela
 from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript reference path.
 
   --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
-  --method bank|snarm   bank-only scoring (default) or the SNARM head (needs --head)
-  --head W.safetensors  SNARM head weights (official parameter names; in_chans = 2 × feature dim)
+  --method bank|snarm   SNARM head (default: the shipped data/snarm_head.safetensors when it fits
+                        the backbone, feature dim and image size) or bank-only scoring
+  --head W.safetensors  SNARM head weights (official parameter names; in_chans = 2 × feature dim),
+                        e.g. results/train/head.safetensors from deno task train
   --category NAME       evaluate only this category (repeatable; default: all)
   --backbone NAME       mobilenetv2 (embedded, default) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx     ONNX model for the backbone preset
@@ -69,7 +121,7 @@ async function main() {
     args: Deno.args,
     options: {
       data: { type: "string" },
-      method: { type: "string", default: "bank" },
+      method: { type: "string" },
       head: { type: "string" },
       category: { type: "string", multiple: true },
       backbone: { type: "string", default: "mobilenetv2" },
@@ -132,11 +184,12 @@ async function main() {
       );
     }
   }
+  const chosen = await chooseMethod(values);
   const gpu = await tryGetGpu();
   console.error(
-    `snarm eval: data ${data}; adapter: ${
-      gpu ? gpu.info.description : "none (TypeScript reference)"
-    }`,
+    `snarm eval: data ${data}; ${
+      chosen.method === "snarm" ? `SNARM head ${chosen.head}` : "bank-only scoring"
+    }; adapter: ${gpu ? gpu.info.description : "none (TypeScript reference)"}`,
   );
 
   // Stage every output next to --out; move into place only on success.
@@ -154,8 +207,8 @@ async function main() {
   try {
     const result = await runEval({
       data,
-      method: values.method as "bank" | "snarm",
-      head: values.head,
+      method: chosen.method,
+      head: chosen.head,
       categories: values.category,
       backbone: values.backbone,
       model: values.model,

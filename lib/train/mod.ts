@@ -65,3 +65,26 @@ export {
   warmCosineLr,
   type WarmCosineOptions,
 } from "./adamw.ts";
+export * as gpu from "./gpu/mod.ts";
+export { initHeadWeights, PRIOR_PROB } from "./init.ts";
+export {
+  type PrepareOptions as PrepareTrainingOptions,
+  prepareTrainingSet,
+  type TrainingSet,
+  type TrainSample,
+} from "./samples.ts";
+export {
+  type Checkpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+  settingsMismatch,
+  type TrainSettings,
+} from "./checkpoint.ts";
+export {
+  runTraining,
+  stepBatch,
+  TRAIN_PRESETS,
+  type TrainOptions,
+  type TrainPreset,
+  type TrainResult,
+} from "./run.ts";

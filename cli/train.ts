@@ -1,0 +1,141 @@
+/**
+ * `deno task train`: train the SNARM head on WebGPU (lib/train/run.ts) from one or more dataset
+ * roots in MVTec AD layout (unified multi-class), writing `--out`/head.safetensors (official
+ * parameter names; `deno task eval --method snarm --head …` and the default eval use it),
+ * checkpoint.safetensors (weights + AdamW state + step + RNG state, atomic, every
+ * `--checkpoint-every` steps), loss.csv and train.json.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { resolve } from "node:path";
+import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
+
+const HELP = `deno task train --data DIR [--data DIR …] [options]
+
+Train the SNARM head (residual navigator + self-navigated Mamba + multi-view decoder) on WebGPU.
+Per dataset root: embed train/good once, build the bank (as deno task eval does), then per
+training image the clean sample and --synth-per-image MemSeg-style synthetic anomalies, each with
+its leave-own-image-out inter-residual; cached (float16) under --out/cache. Each step: residual
+fusion with the current unary predictor, forward + focal loss + backward + AdamW (warm-up cosine).
+
+  --data DIR             dataset root (repeatable; all categories, one model for all)
+  --out DIR              output folder (default results/train)
+  --preset cpu|paper     head size: cpu = d 16, depth 1 (default); paper = official d 128, depth 2
+  --steps N              training steps (default 1000)
+  --batch N              images per step (default: cpu 4, paper 2)
+  --lr X                 peak learning rate (default 1e-3)
+  --warmup N             linear warm-up steps (default 5% of --steps)
+  --seed N               seed of bank, samples, weights and batches (default 0)
+  --resume               continue from --out/checkpoint.safetensors (same settings required)
+  --checkpoint-every N   checkpoint period in steps (default 100)
+  --dropout P            dropout before each branch's LayerNorm (default 0.1, official)
+  --max-images N         at most N training images per category get samples (default all)
+  --synth-per-image N    synthetic anomalies per training image (default 2)
+  --texture-dir DIR      DTD-style textures for the texture anomaly source (optional)
+  --backbone NAME        mobilenetv2 (default) | dinov2-vitb14-reg4 (needs --model)
+  --model FILE.onnx      ONNX model for the backbone preset
+  --feature-dim D        patch feature dimension (default the preset's, 256)
+  --image-size S         input size, multiple of 8 (default 392)
+  --bank-size T          bank size (default 10000)   --bank-cap N   random cap (default 200000)
+  --cache-dir DIR        where to cache the prepared samples (default --out/cache)
+  --no-cache             do not cache the prepared samples
+  -h, --help             this text
+`;
+
+const CALLER_CWD = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+const userPath = (p: string) => resolve(CALLER_CWD, p);
+
+function num(v: string | undefined, name: string, int = true): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (int && !Number.isInteger(n))) {
+    throw new Error(`--${name} expects ${int ? "an integer" : "a number"}, got "${v}"`);
+  }
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      data: { type: "string", multiple: true },
+      out: { type: "string", default: "results/train" },
+      preset: { type: "string", default: "cpu" },
+      steps: { type: "string" },
+      batch: { type: "string" },
+      lr: { type: "string" },
+      warmup: { type: "string" },
+      seed: { type: "string" },
+      resume: { type: "boolean", default: false },
+      "checkpoint-every": { type: "string" },
+      dropout: { type: "string" },
+      "max-images": { type: "string" },
+      "synth-per-image": { type: "string" },
+      "texture-dir": { type: "string" },
+      backbone: { type: "string" },
+      model: { type: "string" },
+      "feature-dim": { type: "string" },
+      "image-size": { type: "string" },
+      "bank-size": { type: "string" },
+      "bank-cap": { type: "string" },
+      "no-cache": { type: "boolean", default: false },
+      "cache-dir": { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  if (!values.data?.length) throw new Error("--data DIR is required (repeat it for several roots)");
+  if (!(values.preset in TRAIN_PRESETS)) {
+    throw new Error(`--preset must be "cpu" or "paper", got "${values.preset}"`);
+  }
+  const out = userPath(values.out!);
+  const r = await runTraining({
+    data: values.data.map(userPath),
+    out,
+    preset: values.preset as "cpu" | "paper",
+    steps: num(values.steps, "steps"),
+    batch: num(values.batch, "batch"),
+    lr: num(values.lr, "lr", false),
+    warmup: num(values.warmup, "warmup"),
+    seed: num(values.seed, "seed"),
+    resume: values.resume,
+    checkpointEvery: num(values["checkpoint-every"], "checkpoint-every"),
+    dropout: num(values.dropout, "dropout", false),
+    maxImages: num(values["max-images"], "max-images"),
+    synthPerImage: num(values["synth-per-image"], "synth-per-image"),
+    textureDir: values["texture-dir"] ? userPath(values["texture-dir"]) : undefined,
+    backbone: values.backbone,
+    model: values.model ? userPath(values.model) : undefined,
+    featureDim: num(values["feature-dim"], "feature-dim"),
+    imageSize: num(values["image-size"], "image-size"),
+    bankSize: num(values["bank-size"], "bank-size"),
+    bankCap: num(values["bank-cap"], "bank-cap"),
+    cacheDir: values["no-cache"]
+      ? null
+      : values["cache-dir"] === undefined
+      ? undefined
+      : userPath(values["cache-dir"]),
+  });
+  const first = r.losses[0], last = r.losses.at(-1);
+  console.log(
+    `trained ${r.stepsThisRun} steps (now at ${r.step}) on ${r.samples} samples, ` +
+      `${r.config.embed_dim}-d, ${r.config.scale_list.length} branches × ${r.config.scan} scans; ` +
+      `prep ${r.prepSeconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on ${r.adapter}`,
+  );
+  if (first !== undefined) {
+    console.log(`loss: first step ${first.toFixed(4)}, last step ${last!.toFixed(4)}`);
+  }
+  console.log(`wrote ${r.lossCsv}, ${r.checkpointPath}${r.headWritten ? `, ${r.headPath}` : ""}`);
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}

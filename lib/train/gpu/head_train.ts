@@ -1,0 +1,1239 @@
+/**
+ * One training step of the SNARM head on WebGPU: forward with saved activations, the SNARM loss,
+ * the backward of every op and AdamW, recorded once as a {@link KernelSequence} and replayed per
+ * step (spec §5–6 forward; loss lib/train/loss.ts; optimizer lib/train/adamw.ts). The float64
+ * TypeScript reference of the same step is lib/train/backward_ref.ts `headForwardBackwardRef`
+ * followed by lib/train/adamw.ts `AdamW.step`.
+ *
+ * Layouts on the device: token tensors channels-last `(rows, width)` f32; images b·L + p
+ * (L = h·w, row-major p); scan-ordered sequences q = s·B + b of L tokens; the suspicious tokens of
+ * sequence q are rows q·Ls + j. All trainable parameters live in one flat buffer in the order of
+ * lib/train/backward_ref.ts `headParameters` (their gradients, AdamW moments and weight-decay
+ * flags in buffers of the same layout); BatchNorm running statistics in a second buffer, updated
+ * in place by each training forward (momentum 0.1, PyTorch semantics).
+ * @module
+ */
+import type { Gpu } from "../../gpu/device.ts";
+import { headDims } from "../../model/config.ts";
+import { invertPermutation, navigationIndex, scanPermutations } from "../../model/scan_order.ts";
+import type { HeadWeights } from "../../model/weights.ts";
+import { headParameters } from "../backward_ref.ts";
+import { referenceCount } from "../../residual/validate.ts";
+import { isNoWeightDecay } from "../adamw.ts";
+import { dropoutMask } from "../grad/pointwise.ts";
+import { KernelSequence, type Ref, type Tensor } from "./graph.ts";
+import { recordGemm } from "./gemm.ts";
+import { recordColSum, recordConv3x3Backward, recordConv3x3Forward } from "./conv.ts";
+import { recordGatherRows, recordScatterRows } from "./rows.ts";
+import {
+  recordAddRmsNormBackward,
+  recordAddRmsNormForward,
+  recordBatchNormBackward,
+  recordBatchNormForward,
+  recordLayerNormBackward,
+  recordLayerNormForward,
+} from "./norm.ts";
+import {
+  recordGateBackward,
+  recordGateForward,
+  recordMul,
+  recordPointwise,
+  recordPointwiseBackward,
+} from "./pointwise.ts";
+import { recordSnarmLoss } from "./loss.ts";
+import { type AdamWRecord, recordAdamW } from "./adamw.ts";
+import {
+  recordCausalConv1dBackward,
+  recordCausalConv1dForward,
+  recordSelectiveScanBackward,
+  recordSelectiveScanForward,
+  scanBackwardScratch,
+} from "./mamba_ops.ts";
+import { recordAxpy } from "./axpy.ts";
+
+/** Options of {@link GpuHeadTrainer.create}. */
+export interface GpuTrainOptions {
+  /** Images per step. */
+  B: number;
+  /** Grid height/width (h = w: the scan-ordered 3×3 convs need a square grid). */
+  h: number;
+  w: number;
+  /** Inverted-dropout probability before each branch's final LayerNorm (official 0.1). */
+  dropout?: number;
+  /** BatchNorm running-stat momentum (0.1). */
+  bnMomentum?: number;
+  /** Loss: focal α (0.25), γ (2), unary weight (0.5). */
+  alpha?: number;
+  gamma?: number;
+  unaryWeight?: number;
+  /** AdamW (β₁, β₂) (0.9, 0.999), ε (1e-8), weight decay (0.01; none for biases, norms, A_log, D). */
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+/** Inputs of one step. */
+export interface StepInput {
+  /** `(B, in_chans, h, w)` channels-first hybrid residual Z = [R ‖ S_enc] (spec §5). */
+  Z: Float32Array;
+  /** `(B, h·w)` navigation mask (1 = self-reference), same count of zeros per image. */
+  refMask: Uint8Array;
+  /** `(B, h·w)` grid target in [0, 1] (lib/train/loss.ts `gridTarget`). */
+  target: Float32Array;
+  /** Learning rate of this step. */
+  lr: number;
+  /** Seed of this step's dropout masks (ignored without dropout). */
+  dropoutSeed?: number;
+}
+
+/** Loss terms of one step (computed before the update). */
+export interface StepLoss {
+  loss: number;
+  headLoss: number;
+  unaryLoss: number;
+}
+
+interface BlockAct {
+  streamOut: Tensor;
+  rstd: Tensor;
+  yN: Tensor;
+  xin: Tensor;
+  xz: Tensor;
+  xc: Tensor;
+  xs: Tensor;
+  dbl: Tensor;
+  dtp: Tensor;
+  delta: Tensor;
+  ys: Tensor;
+  states: Tensor;
+  g: Tensor;
+}
+
+interface BranchAct {
+  blocks: BlockAct[];
+  sum: Tensor;
+  lnMean: Tensor;
+  lnRstd: Tensor;
+  ln: Tensor;
+  feats: Tensor;
+  drop: Tensor | null;
+  heads: Array<{ c: Tensor; bnY: Tensor; act: Tensor; mean: Tensor; rstd: Tensor }>;
+}
+
+const r = (t: Tensor, off = 0): Ref => ({ t, off });
+
+/**
+ * The head's training step on a device. Create with {@link GpuHeadTrainer.create}; call
+ * {@link GpuHeadTrainer.step} per batch; read weights back with {@link GpuHeadTrainer.weights}.
+ */
+export class GpuHeadTrainer {
+  /** Parameter name → [offset, length] in the flat parameter buffer. */
+  readonly offsets = new Map<string, [number, number]>();
+  /** Steps taken by AdamW. */
+  t = 0;
+  private seq!: KernelSequence;
+  private adam!: AdamWRecord;
+  private P!: Tensor;
+  private G!: Tensor;
+  private M!: Tensor;
+  private V!: Tensor;
+  private stats!: Tensor;
+  private Zt!: Tensor;
+  private target!: Tensor;
+  private gIdx!: Tensor;
+  private terms!: Tensor;
+  private dropT: Array<Tensor | null> = [];
+  private nParams = 0;
+  private readonly L: number;
+  private readonly Ls: number;
+
+  private constructor(
+    readonly gpu: Gpu,
+    private readonly base: HeadWeights,
+    readonly o: Required<GpuTrainOptions>,
+  ) {
+    this.L = o.h * o.w;
+    this.Ls = this.L - referenceCount(this.L, base.config.self_ratio);
+  }
+
+  /**
+   * Upload `weights` and record the whole step.
+   * @throws {Error} on a non-square grid, B < 1, or a configuration the kernels cannot run.
+   */
+  static async create(
+    gpu: Gpu,
+    weights: HeadWeights,
+    opts: GpuTrainOptions,
+  ): Promise<GpuHeadTrainer> {
+    const o: Required<GpuTrainOptions> = {
+      dropout: 0.1,
+      bnMomentum: 0.1,
+      alpha: 0.25,
+      gamma: 2,
+      unaryWeight: 0.5,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 0.01,
+      ...opts,
+    };
+    if (!Number.isInteger(o.B) || o.B < 1) throw new Error(`trainer: B must be ≥ 1, got ${o.B}`);
+    if (o.h !== o.w) throw new Error(`trainer: grid ${o.h}×${o.w} is not square`);
+    if (!(o.dropout >= 0 && o.dropout < 1)) {
+      throw new Error(`trainer: dropout must be in [0, 1), got ${o.dropout}`);
+    }
+    const tr = new GpuHeadTrainer(gpu, weights, o);
+    await tr.record();
+    return tr;
+  }
+
+  private async record(): Promise<void> {
+    const { gpu, base: W, o } = this;
+    const cfg = W.config, dims = headDims(cfg);
+    const { d, dInner: dI, dtRank: R, dState: S, dConv: K, C, nScan, nHeads } = dims;
+    const { B, h, w } = o;
+    const L = this.L, Ls = this.Ls, Cin = cfg.in_chans;
+    const RB = B * L, N = nScan * B, RN = N * L, NLs = N * Ls, XD = R + 2 * S;
+    const seq = this.seq = new KernelSequence(gpu, "snarm training step");
+
+    // Flat parameters, gradients, moments, decay flags.
+    const params = headParameters(W);
+    let n = 0;
+    for (const [name, a] of params) {
+      this.offsets.set(name, [n, a.length]);
+      n += a.length;
+    }
+    this.nParams = n;
+    const flat = new Float32Array(n), decay = new Float32Array(n);
+    for (const [name, a] of params) {
+      const [off] = this.offsets.get(name)!;
+      flat.set(a, off);
+      if (!isNoWeightDecay(name)) decay.fill(1, off, off + a.length);
+    }
+    this.P = seq.tensor(flat, "params");
+    this.G = seq.tensor(n, "grads");
+    this.M = seq.tensor(n, "adam.m");
+    this.V = seq.tensor(n, "adam.v");
+    const decayT = seq.tensor(decay, "adam.decay");
+    const statsData = new Float32Array(nHeads * 2 * d);
+    W.heads.forEach((hd, j) => {
+      statsData.set(hd.bnMean, j * 2 * d);
+      statsData.set(hd.bnVar, j * 2 * d + d);
+    });
+    this.stats = seq.tensor(statsData, "bn.running");
+    const p = (name: string): Ref => ({ t: this.P, off: this.offsets.get(name)![0] });
+    const g = (name: string): Ref => ({ t: this.G, off: this.offsets.get(name)![0] });
+
+    // Inputs.
+    const Zt = this.Zt = seq.tensor(RB * Cin, "Z (channels-last)");
+    this.target = seq.tensor(RB, "target");
+    this.gIdx = seq.tensor(NLs, "navigation gather index");
+    // Fixed scan-order indices.
+    const perms = scanPermutations(h, w, nScan);
+    const invs = perms.map(invertPermutation);
+    const idxTo = new Int32Array(RN), idxToS = new Int32Array(RN), idxFrom = new Int32Array(RN);
+    for (let s = 0; s < nScan; s++) {
+      for (let b = 0; b < B; b++) {
+        for (let l = 0; l < L; l++) {
+          const row = (s * B + b) * L + l;
+          idxTo[row] = b * L + perms[s][l];
+          idxToS[row] = s * RB + b * L + perms[s][l];
+          idxFrom[s * RB + b * L + l] = (s * B + b) * L + invs[s][l];
+        }
+      }
+    }
+    const idxToT = seq.tensor(idxTo, "idx.toScan");
+    const idxToST = seq.tensor(idxToS, "idx.toScanStacked");
+    const idxFromT = seq.tensor(idxFrom, "idx.fromScan");
+
+    // Shared scratch.
+    const E = seq.tensor(RB * d, "E");
+    const colN = Math.max(RN * 9 * d, 1);
+    const col = seq.tensor(colN, "im2col");
+    const dcol = seq.tensor(colN, "dcol");
+    const normScratch = seq.tensor(RN * d, "norm scratch");
+    const mo = seq.tensor(NLs * d, "mixer out");
+    const logits = seq.tensor(nHeads * RB, "logits");
+    const ua = seq.tensor(RB, "unary pre");
+    const u = seq.tensor(RB, "unary");
+    const dLogits = seq.tensor(nHeads * RB, "dLogits");
+    const dUnary = seq.tensor(RB, "dUnary");
+    const dUa = seq.tensor(RB, "dUnaryPre");
+    this.terms = seq.tensor((nHeads + 1) * RB, "loss terms");
+    const dE = seq.tensor(RB * d, "dE");
+    const dFeat = seq.tensor(nScan * RB * d, "dFeat");
+    const dLn = seq.tensor(RN * d, "dLn");
+    const dSum = seq.tensor(RN * d, "dSum");
+    const dHd = seq.tensor(RN * d, "dH·drop");
+    const dStreamA = seq.tensor(RN * d, "dStream.a");
+    const dStreamB = seq.tensor(RN * d, "dStream.b");
+    const dHc = seq.tensor(RN * d, "dHc");
+    const dYn = seq.tensor(RN * d, "dYn");
+    const dAct = seq.tensor(RB * d, "dAct");
+    const dBn = seq.tensor(RB * d, "dBn");
+    const dC = seq.tensor(RB * d, "dC");
+    const dVals = seq.tensor(NLs * d, "dMixerOut");
+    const dG = seq.tensor(NLs * dI, "dGate");
+    const dYs = seq.tensor(NLs * dI, "dScanOut");
+    const dXZ = seq.tensor(NLs * 2 * dI, "dXZ");
+    const dU = seq.tensor(NLs * dI, "dU");
+    const dDelta = seq.tensor(NLs * dI, "dDelta");
+    const dDtp = seq.tensor(NLs * dI, "dDtPre");
+    const dDbl = seq.tensor(NLs * XD, "dXProjOut");
+    const dXc = seq.tensor(NLs * dI, "dXc");
+    const dXin = seq.tensor(NLs * d, "dXin");
+    const scanScratch = seq.tensor(Math.max(1, scanBackwardScratch(N, Ls, dI, S)), "scan scratch");
+
+    // ---- forward ----
+    const acts: BranchAct[] = [];
+    for (let bi = 0; bi < dims.nBranch; bi++) {
+      const pre = (k: number) => `mamba_list.${bi}.${k}.`;
+      await recordGemm(seq, {
+        M: RB,
+        N: d,
+        K: Cin,
+        A: r(Zt),
+        lda: Cin,
+        B: p(`conv_list.${bi}.weight`),
+        ldb: Cin,
+        transB: true,
+        C: r(E),
+        ldc: d,
+        bias: p(`conv_list.${bi}.bias`),
+      });
+      let H = seq.tensor(RN * d, `b${bi}.H0`);
+      await recordGatherRows(seq, {
+        src: r(E),
+        srcLd: d,
+        idx: r(idxToT),
+        rows: RN,
+        width: d,
+        dst: r(H),
+        dstLd: d,
+      });
+      const blocks: BlockAct[] = [];
+      let stream: Tensor | null = null;
+      for (let k = 0; k < dims.depth; k++) {
+        const a: BlockAct = {
+          streamOut: seq.tensor(RN * d, `b${bi}.${k}.stream`),
+          rstd: seq.tensor(RN, `b${bi}.${k}.rstd`),
+          yN: seq.tensor(RN * d, `b${bi}.${k}.rms`),
+          xin: seq.tensor(NLs * d, `b${bi}.${k}.xin`),
+          xz: seq.tensor(NLs * 2 * dI, `b${bi}.${k}.xz`),
+          xc: seq.tensor(NLs * dI, `b${bi}.${k}.xc`),
+          xs: seq.tensor(NLs * dI, `b${bi}.${k}.xs`),
+          dbl: seq.tensor(NLs * XD, `b${bi}.${k}.dbl`),
+          dtp: seq.tensor(NLs * dI, `b${bi}.${k}.dtp`),
+          delta: seq.tensor(NLs * dI, `b${bi}.${k}.delta`),
+          ys: seq.tensor(NLs * dI, `b${bi}.${k}.ys`),
+          states: seq.tensor(NLs * dI * S, `b${bi}.${k}.states`),
+          g: seq.tensor(NLs * dI, `b${bi}.${k}.g`),
+        };
+        await recordAddRmsNormForward(seq, {
+          h: r(H),
+          streamIn: stream ? r(stream) : null,
+          rows: RN,
+          d,
+          weight: p(pre(k) + "norm.weight"),
+          streamOut: r(a.streamOut),
+          y: r(a.yN),
+          rstd: r(a.rstd),
+        });
+        const Hn = seq.tensor(RN * d, `b${bi}.H${k + 1}`);
+        await recordConv3x3Forward(seq, {
+          X: r(a.yN),
+          n: N,
+          h,
+          w,
+          Cin: d,
+          Cout: d,
+          dil: 1,
+          W: p(pre(k) + "conv.weight"),
+          bias: p(pre(k) + "conv.bias"),
+          Y: r(Hn),
+          col,
+        });
+        await recordGatherRows(seq, {
+          src: r(Hn),
+          srcLd: d,
+          idx: r(this.gIdx),
+          rows: NLs,
+          width: d,
+          dst: r(a.xin),
+          dstLd: d,
+        });
+        await this.mixerForward(a, pre(k) + "mixer.", mo, { NLs, N, Ls, d, dI, R, S, K });
+        await recordScatterRows(seq, {
+          src: r(mo),
+          srcLd: d,
+          idx: r(this.gIdx),
+          rows: NLs,
+          width: d,
+          dst: r(Hn),
+          dstLd: d,
+        });
+        blocks.push(a);
+        stream = a.streamOut;
+        H = Hn;
+      }
+      const drop = o.dropout > 0 ? seq.tensor(RN * d, `b${bi}.dropout`) : null;
+      this.dropT.push(drop);
+      const sum = seq.tensor(RN * d, `b${bi}.lnIn`);
+      await recordAxpy(seq, {
+        x: r(H),
+        m: drop ? r(drop) : null,
+        y: r(stream!),
+        out: r(sum),
+        n: RN * d,
+      });
+      const ln = seq.tensor(RN * d, `b${bi}.ln`);
+      const lnMean = seq.tensor(RN, `b${bi}.lnMean`), lnRstd = seq.tensor(RN, `b${bi}.lnRstd`);
+      await recordLayerNormForward(seq, {
+        x: r(sum),
+        rows: RN,
+        d,
+        weight: p(`norm_list.${bi}.weight`),
+        bias: p(`norm_list.${bi}.bias`),
+        y: r(ln),
+        mean: r(lnMean),
+        rstd: r(lnRstd),
+      });
+      const feats = seq.tensor(nScan * RB * d, `b${bi}.feats`);
+      await recordGatherRows(seq, {
+        src: r(ln),
+        srcLd: d,
+        idx: r(idxFromT),
+        rows: nScan * RB,
+        width: d,
+        dst: r(feats),
+        dstLd: d,
+      });
+      const heads: BranchAct["heads"] = [];
+      for (let s = 0; s < nScan; s++) {
+        const j = bi * nScan + s, hp = `head_list.${j}.`;
+        const hd = {
+          c: seq.tensor(RB * d, `h${j}.conv`),
+          bnY: seq.tensor(RB * d, `h${j}.bn`),
+          act: seq.tensor(RB * d, `h${j}.act`),
+          mean: seq.tensor(d, `h${j}.mean`),
+          rstd: seq.tensor(d, `h${j}.rstd`),
+        };
+        await recordConv3x3Forward(seq, {
+          X: r(feats, s * RB * d),
+          n: B,
+          h,
+          w,
+          Cin: d,
+          Cout: d,
+          dil: cfg.scale_list[bi],
+          W: p(hp + "0.conv.weight"),
+          Y: r(hd.c),
+          col,
+        });
+        await recordBatchNormForward(seq, {
+          x: r(hd.c),
+          rows: RB,
+          C: d,
+          gamma: p(hp + "0.norm.weight"),
+          beta: p(hp + "0.norm.bias"),
+          y: r(hd.bnY),
+          mean: r(hd.mean),
+          rstd: r(hd.rstd),
+          runningMean: r(this.stats, j * 2 * d),
+          runningVar: r(this.stats, j * 2 * d + d),
+          momentum: o.bnMomentum,
+        });
+        await recordPointwise(seq, {
+          op: "relu",
+          x: r(hd.bnY),
+          ldx: d,
+          y: r(hd.act),
+          ldy: d,
+          rows: RB,
+          cols: d,
+        });
+        await recordGemm(seq, {
+          M: RB,
+          N: 1,
+          K: d,
+          A: r(hd.act),
+          lda: d,
+          B: p(hp + "1.weight"),
+          ldb: d,
+          transB: true,
+          C: r(logits, j * RB),
+          ldc: 1,
+          bias: p(hp + "1.bias"),
+        });
+        heads.push(hd);
+      }
+      acts.push({ blocks, sum, lnMean, lnRstd, ln, feats, drop, heads });
+    }
+    // Unary predictor on R = Z[:, :C].
+    await recordGemm(seq, {
+      M: RB,
+      N: 1,
+      K: C,
+      A: r(Zt),
+      lda: Cin,
+      B: p("simple_predictor.weight"),
+      ldb: C,
+      transB: true,
+      C: r(ua),
+      ldc: 1,
+      bias: p("simple_predictor.bias"),
+    });
+    await recordPointwise(seq, {
+      op: "sigmoid",
+      x: r(ua),
+      ldx: 1,
+      y: r(u),
+      ldy: 1,
+      rows: RB,
+      cols: 1,
+    });
+    // ---- loss ----
+    await recordSnarmLoss(seq, {
+      logits: r(logits),
+      nHeads,
+      n: RB,
+      unary: r(u),
+      target: r(this.target),
+      alpha: o.alpha,
+      gamma: o.gamma,
+      unaryWeight: o.unaryWeight,
+      dLogits: r(dLogits),
+      dUnary: r(dUnary),
+      terms: r(this.terms),
+    });
+    // ---- backward ----
+    await recordPointwiseBackward(seq, {
+      op: "sigmoid",
+      x: r(u),
+      ldx: 1,
+      dy: r(dUnary),
+      ldy: 1,
+      dx: r(dUa),
+      lddx: 1,
+      rows: RB,
+      cols: 1,
+    });
+    await recordGemm(seq, {
+      M: 1,
+      N: C,
+      K: RB,
+      A: r(dUa),
+      lda: 1,
+      transA: true,
+      B: r(Zt),
+      ldb: Cin,
+      C: g("simple_predictor.weight"),
+      ldc: C,
+    });
+    await recordColSum(seq, {
+      A: r(dUa),
+      rows: RB,
+      cols: 1,
+      lda: 1,
+      out: g("simple_predictor.bias"),
+    });
+    for (let bi = 0; bi < dims.nBranch; bi++) {
+      const a = acts[bi];
+      for (let s = 0; s < nScan; s++) {
+        const j = bi * nScan + s, hp = `head_list.${j}.`, hd = a.heads[s];
+        await recordGemm(seq, {
+          M: RB,
+          N: d,
+          K: 1,
+          A: r(dLogits, j * RB),
+          lda: 1,
+          B: p(hp + "1.weight"),
+          ldb: d,
+          C: r(dAct),
+          ldc: d,
+        });
+        await recordGemm(seq, {
+          M: 1,
+          N: d,
+          K: RB,
+          A: r(dLogits, j * RB),
+          lda: 1,
+          transA: true,
+          B: r(hd.act),
+          ldb: d,
+          C: g(hp + "1.weight"),
+          ldc: d,
+        });
+        await recordColSum(seq, {
+          A: r(dLogits, j * RB),
+          rows: RB,
+          cols: 1,
+          lda: 1,
+          out: g(hp + "1.bias"),
+        });
+        await recordPointwiseBackward(seq, {
+          op: "relu",
+          x: r(hd.bnY),
+          ldx: d,
+          dy: r(dAct),
+          ldy: d,
+          dx: r(dBn),
+          lddx: d,
+          rows: RB,
+          cols: d,
+        });
+        await recordBatchNormBackward(seq, {
+          x: r(hd.c),
+          mean: r(hd.mean),
+          rstd: r(hd.rstd),
+          rows: RB,
+          C: d,
+          gamma: p(hp + "0.norm.weight"),
+          dy: r(dBn),
+          dx: r(dC),
+          dGamma: g(hp + "0.norm.weight"),
+          dBeta: g(hp + "0.norm.bias"),
+        });
+        await recordConv3x3Backward(seq, {
+          X: r(a.feats, s * RB * d),
+          n: B,
+          h,
+          w,
+          Cin: d,
+          Cout: d,
+          dil: cfg.scale_list[bi],
+          W: p(hp + "0.conv.weight"),
+          dY: r(dC),
+          dX: r(dFeat, s * RB * d),
+          dW: g(hp + "0.conv.weight"),
+          col,
+          dcol,
+        });
+      }
+      await recordGatherRows(seq, {
+        src: r(dFeat),
+        srcLd: d,
+        idx: r(idxToST),
+        rows: RN,
+        width: d,
+        dst: r(dLn),
+        dstLd: d,
+      });
+      await recordLayerNormBackward(seq, {
+        x: r(a.sum),
+        mean: r(a.lnMean),
+        rstd: r(a.lnRstd),
+        rows: RN,
+        d,
+        weight: p(`norm_list.${bi}.weight`),
+        dy: r(dLn),
+        dx: r(dSum),
+        dWeight: g(`norm_list.${bi}.weight`),
+        dBias: g(`norm_list.${bi}.bias`),
+        scratch: normScratch,
+      });
+      let dH = dSum;
+      if (a.drop) {
+        await recordMul(seq, { x: r(dSum), m: r(a.drop), out: r(dHd), n: RN * d });
+        dH = dHd;
+      }
+      let dStreamOut: Tensor = dSum;
+      for (let k = dims.depth - 1; k >= 0; k--) {
+        const blk = a.blocks[k], pre = `mamba_list.${bi}.${k}.`;
+        await recordGatherRows(seq, {
+          src: r(dH),
+          srcLd: d,
+          idx: r(this.gIdx),
+          rows: NLs,
+          width: d,
+          dst: r(dVals),
+          dstLd: d,
+        });
+        await this.mixerBackward(blk, pre + "mixer.", dVals, dXin, {
+          NLs,
+          N,
+          Ls,
+          d,
+          dI,
+          R,
+          S,
+          K,
+          dG,
+          dYs,
+          dXZ,
+          dU,
+          dDelta,
+          dDtp,
+          dDbl,
+          dXc,
+          scanScratch,
+        });
+        seq.copy(dH, 0, dHc, 0, RN * d);
+        await recordScatterRows(seq, {
+          src: r(dXin),
+          srcLd: d,
+          idx: r(this.gIdx),
+          rows: NLs,
+          width: d,
+          dst: r(dHc),
+          dstLd: d,
+        });
+        await recordConv3x3Backward(seq, {
+          X: r(blk.yN),
+          n: N,
+          h,
+          w,
+          Cin: d,
+          Cout: d,
+          dil: 1,
+          W: p(pre + "conv.weight"),
+          dY: r(dHc),
+          dX: r(dYn),
+          dW: g(pre + "conv.weight"),
+          dBias: g(pre + "conv.bias"),
+          col,
+          dcol,
+        });
+        const out = dStreamOut === dStreamA ? dStreamB : dStreamA;
+        await recordAddRmsNormBackward(seq, {
+          streamOut: r(blk.streamOut),
+          rstd: r(blk.rstd),
+          rows: RN,
+          d,
+          weight: p(pre + "norm.weight"),
+          dy: r(dYn),
+          dStreamOut: r(dStreamOut),
+          dStream: r(out),
+          dWeight: g(pre + "norm.weight"),
+          scratch: normScratch,
+        });
+        dH = out;
+        dStreamOut = out;
+      }
+      // dE = Σ_s un-permuted dH0.
+      for (let s = 0; s < nScan; s++) {
+        await recordGatherRows(seq, {
+          src: r(dH),
+          srcLd: d,
+          idx: r(idxFromT, s * RB),
+          rows: RB,
+          width: d,
+          dst: r(dE),
+          dstLd: d,
+          accumulate: s > 0,
+        });
+      }
+      await recordGemm(seq, {
+        M: d,
+        N: Cin,
+        K: RB,
+        A: r(dE),
+        lda: d,
+        transA: true,
+        B: r(Zt),
+        ldb: Cin,
+        C: g(`conv_list.${bi}.weight`),
+        ldc: Cin,
+      });
+      await recordColSum(seq, {
+        A: r(dE),
+        rows: RB,
+        cols: d,
+        lda: d,
+        out: g(`conv_list.${bi}.bias`),
+      });
+    }
+    // ---- optimizer ----
+    this.adam = await recordAdamW(seq, {
+      params: this.P,
+      grads: this.G,
+      m: this.M,
+      v: this.V,
+      decay: decayT,
+      n: this.nParams,
+      betas: o.betas,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+    });
+  }
+
+  private async mixerForward(
+    a: BlockAct,
+    pre: string,
+    mo: Tensor,
+    s: {
+      NLs: number;
+      N: number;
+      Ls: number;
+      d: number;
+      dI: number;
+      R: number;
+      S: number;
+      K: number;
+    },
+  ): Promise<void> {
+    const seq = this.seq;
+    const p = (name: string): Ref => ({ t: this.P, off: this.offsets.get(pre + name)![0] });
+    const { NLs, N, Ls, d, dI, R, S, K } = s, XD = R + 2 * S;
+    await recordGemm(seq, {
+      M: NLs,
+      N: 2 * dI,
+      K: d,
+      A: r(a.xin),
+      lda: d,
+      B: p("in_proj.weight"),
+      ldb: d,
+      transB: true,
+      C: r(a.xz),
+      ldc: 2 * dI,
+    });
+    await recordCausalConv1dForward(seq, {
+      x: r(a.xz),
+      ldx: 2 * dI,
+      nSeq: N,
+      Ls,
+      C: dI,
+      K,
+      w: p("conv1d.weight"),
+      b: p("conv1d.bias"),
+      y: r(a.xc),
+      ldy: dI,
+    });
+    await recordPointwise(seq, {
+      op: "silu",
+      x: r(a.xc),
+      ldx: dI,
+      y: r(a.xs),
+      ldy: dI,
+      rows: NLs,
+      cols: dI,
+    });
+    await recordGemm(seq, {
+      M: NLs,
+      N: XD,
+      K: dI,
+      A: r(a.xs),
+      lda: dI,
+      B: p("x_proj.weight"),
+      ldb: dI,
+      transB: true,
+      C: r(a.dbl),
+      ldc: XD,
+    });
+    await recordGemm(seq, {
+      M: NLs,
+      N: dI,
+      K: R,
+      A: r(a.dbl),
+      lda: XD,
+      B: p("dt_proj.weight"),
+      ldb: R,
+      transB: true,
+      C: r(a.dtp),
+      ldc: dI,
+      bias: p("dt_proj.bias"),
+    });
+    await recordPointwise(seq, {
+      op: "softplus",
+      x: r(a.dtp),
+      ldx: dI,
+      y: r(a.delta),
+      ldy: dI,
+      rows: NLs,
+      cols: dI,
+    });
+    await recordSelectiveScanForward(seq, {
+      u: r(a.xs),
+      ldu: dI,
+      delta: r(a.delta),
+      lddelta: dI,
+      aLog: p("A_log"),
+      Bm: r(a.dbl, R),
+      ldB: XD,
+      Cm: r(a.dbl, R + S),
+      ldC: XD,
+      D: p("D"),
+      nSeq: N,
+      Ls,
+      dI,
+      S,
+      y: r(a.ys),
+      ldy: dI,
+      states: a.states,
+    });
+    await recordGateForward(seq, {
+      y: r(a.ys),
+      ldy: dI,
+      z: r(a.xz, dI),
+      ldz: 2 * dI,
+      out: r(a.g),
+      ldo: dI,
+      rows: NLs,
+      cols: dI,
+    });
+    await recordGemm(seq, {
+      M: NLs,
+      N: d,
+      K: dI,
+      A: r(a.g),
+      lda: dI,
+      B: p("out_proj.weight"),
+      ldb: dI,
+      transB: true,
+      C: r(mo),
+      ldc: d,
+    });
+  }
+
+  private async mixerBackward(
+    a: BlockAct,
+    pre: string,
+    dMo: Tensor,
+    dXin: Tensor,
+    s: {
+      NLs: number;
+      N: number;
+      Ls: number;
+      d: number;
+      dI: number;
+      R: number;
+      S: number;
+      K: number;
+      dG: Tensor;
+      dYs: Tensor;
+      dXZ: Tensor;
+      dU: Tensor;
+      dDelta: Tensor;
+      dDtp: Tensor;
+      dDbl: Tensor;
+      dXc: Tensor;
+      scanScratch: Tensor;
+    },
+  ): Promise<void> {
+    const seq = this.seq;
+    const p = (name: string): Ref => ({ t: this.P, off: this.offsets.get(pre + name)![0] });
+    const g = (name: string): Ref => ({ t: this.G, off: this.offsets.get(pre + name)![0] });
+    const { NLs, N, Ls, d, dI, R, S, K } = s, XD = R + 2 * S;
+    // out_proj
+    await recordGemm(seq, {
+      M: NLs,
+      N: dI,
+      K: d,
+      A: r(dMo),
+      lda: d,
+      B: p("out_proj.weight"),
+      ldb: dI,
+      C: r(s.dG),
+      ldc: dI,
+    });
+    await recordGemm(seq, {
+      M: d,
+      N: dI,
+      K: NLs,
+      A: r(dMo),
+      lda: d,
+      transA: true,
+      B: r(a.g),
+      ldb: dI,
+      C: g("out_proj.weight"),
+      ldc: dI,
+    });
+    // gate
+    await recordGateBackward(seq, {
+      y: r(a.ys),
+      ldy: dI,
+      z: r(a.xz, dI),
+      ldz: 2 * dI,
+      dOut: r(s.dG),
+      ldo: dI,
+      dy: r(s.dYs),
+      lddy: dI,
+      dz: r(s.dXZ, dI),
+      lddz: 2 * dI,
+      rows: NLs,
+      cols: dI,
+    });
+    // selective scan
+    await recordSelectiveScanBackward(seq, {
+      u: r(a.xs),
+      ldu: dI,
+      delta: r(a.delta),
+      lddelta: dI,
+      aLog: p("A_log"),
+      Bm: r(a.dbl, R),
+      ldB: XD,
+      Cm: r(a.dbl, R + S),
+      ldC: XD,
+      D: p("D"),
+      nSeq: N,
+      Ls,
+      dI,
+      S,
+      states: a.states,
+      dy: r(s.dYs),
+      lddy: dI,
+      du: r(s.dU),
+      lddu: dI,
+      dDelta: r(s.dDelta),
+      lddDelta: dI,
+      dALog: g("A_log"),
+      dBm: r(s.dDbl, R),
+      lddB: XD,
+      dCm: r(s.dDbl, R + S),
+      lddC: XD,
+      dD: g("D"),
+      scratch: s.scanScratch,
+    });
+    // Δ = softplus(dt_proj(dt_raw))
+    await recordPointwiseBackward(seq, {
+      op: "softplus",
+      x: r(a.dtp),
+      ldx: dI,
+      dy: r(s.dDelta),
+      ldy: dI,
+      dx: r(s.dDtp),
+      lddx: dI,
+      rows: NLs,
+      cols: dI,
+    });
+    await recordGemm(seq, {
+      M: dI,
+      N: R,
+      K: NLs,
+      A: r(s.dDtp),
+      lda: dI,
+      transA: true,
+      B: r(a.dbl),
+      ldb: XD,
+      C: g("dt_proj.weight"),
+      ldc: R,
+    });
+    await recordColSum(seq, { A: r(s.dDtp), rows: NLs, cols: dI, lda: dI, out: g("dt_proj.bias") });
+    await recordGemm(seq, {
+      M: NLs,
+      N: R,
+      K: dI,
+      A: r(s.dDtp),
+      lda: dI,
+      B: p("dt_proj.weight"),
+      ldb: R,
+      C: r(s.dDbl),
+      ldc: XD,
+    });
+    // x_proj: dXs = du + dDbl · x_proj
+    await recordGemm(seq, {
+      M: NLs,
+      N: dI,
+      K: XD,
+      A: r(s.dDbl),
+      lda: XD,
+      B: p("x_proj.weight"),
+      ldb: dI,
+      C: r(s.dU),
+      ldc: dI,
+      accumulate: true,
+    });
+    await recordGemm(seq, {
+      M: XD,
+      N: dI,
+      K: NLs,
+      A: r(s.dDbl),
+      lda: XD,
+      transA: true,
+      B: r(a.xs),
+      ldb: dI,
+      C: g("x_proj.weight"),
+      ldc: dI,
+    });
+    // SiLU, causal conv1d
+    await recordPointwiseBackward(seq, {
+      op: "silu",
+      x: r(a.xc),
+      ldx: dI,
+      dy: r(s.dU),
+      ldy: dI,
+      dx: r(s.dXc),
+      lddx: dI,
+      rows: NLs,
+      cols: dI,
+    });
+    await recordCausalConv1dBackward(seq, {
+      x: r(a.xz),
+      ldx: 2 * dI,
+      nSeq: N,
+      Ls,
+      C: dI,
+      K,
+      w: p("conv1d.weight"),
+      dy: r(s.dXc),
+      lddy: dI,
+      dx: r(s.dXZ),
+      lddx: 2 * dI,
+      dW: g("conv1d.weight"),
+      dB: g("conv1d.bias"),
+    });
+    // in_proj
+    await recordGemm(seq, {
+      M: NLs,
+      N: d,
+      K: 2 * dI,
+      A: r(s.dXZ),
+      lda: 2 * dI,
+      B: p("in_proj.weight"),
+      ldb: d,
+      C: r(dXin),
+      ldc: d,
+    });
+    await recordGemm(seq, {
+      M: 2 * dI,
+      N: d,
+      K: NLs,
+      A: r(s.dXZ),
+      lda: 2 * dI,
+      transA: true,
+      B: r(a.xin),
+      ldb: d,
+      C: g("in_proj.weight"),
+      ldc: d,
+    });
+  }
+
+  /**
+   * One training step: upload the batch, run forward + loss + backward + AdamW, return the loss
+   * of the batch (before the update).
+   * @throws {Error} naming `Z`, `refMask` or `target` on a size mismatch or a mask whose count of
+   *   suspicious positions differs from the recorded Ls.
+   */
+  async step(inp: StepInput): Promise<StepLoss> {
+    await this.upload(inp);
+    this.t++;
+    this.adam.setStep(this.t, inp.lr);
+    await this.seq.run();
+    return await this.lossTerms();
+  }
+
+  private async upload(inp: StepInput): Promise<void> {
+    const { B, h, w } = this.o, L = this.L, Cin = this.base.config.in_chans;
+    const nScan = this.base.dims.nScan;
+    if (inp.Z.length !== B * Cin * L) {
+      throw new Error(
+        `Z: ${inp.Z.length} values, expected (B, in_chans, h, w) = (${B}, ${Cin}, ${h}, ${w})`,
+      );
+    }
+    if (inp.target.length !== B * L) {
+      throw new Error(`target: ${inp.target.length} values, expected (B, h·w) = (${B}, ${L})`);
+    }
+    const nav = navigationIndex(inp.refMask, B, h, w, nScan);
+    if (nav.Ls !== this.Ls) {
+      throw new Error(
+        `refMask: ${nav.Ls} suspicious positions per image, the step was recorded for ${this.Ls}`,
+      );
+    }
+    const zt = new Float32Array(B * L * Cin);
+    for (let b = 0; b < B; b++) {
+      for (let c = 0; c < Cin; c++) {
+        const src = (b * Cin + c) * L;
+        for (let q = 0; q < L; q++) zt[(b * L + q) * Cin + c] = inp.Z[src + q];
+      }
+    }
+    this.seq.upload(this.Zt, zt);
+    this.seq.upload(this.target, inp.target);
+    const N = nScan * B, Ls = this.Ls;
+    const gi = new Int32Array(N * Ls);
+    for (let q = 0; q < N; q++) {
+      for (let j = 0; j < Ls; j++) gi[q * Ls + j] = q * L + nav.gather[q * Ls + j];
+    }
+    this.seq.upload(this.gIdx, gi);
+    for (let bi = 0; bi < this.dropT.length; bi++) {
+      const t = this.dropT[bi];
+      if (!t) continue;
+      const m = dropoutMask(t.length, this.o.dropout, (inp.dropoutSeed ?? 0) * 64 + bi);
+      this.seq.upload(t, Float32Array.from(m));
+    }
+  }
+
+  private async lossTerms(): Promise<StepLoss> {
+    const terms = await this.seq.read(this.terms);
+    const nh = this.base.dims.nHeads * this.o.B * this.L;
+    let head = 0, un = 0;
+    for (let i = 0; i < nh; i++) head += terms[i];
+    for (let i = nh; i < terms.length; i++) un += terms[i];
+    return { loss: head + un, headLoss: head, unaryLoss: un / this.o.unaryWeight };
+  }
+
+  /** Current parameters (and BatchNorm running statistics) as {@link HeadWeights}. */
+  async weights(): Promise<HeadWeights> {
+    const flat = await this.seq.read(this.P, 0, this.nParams);
+    const stats = await this.seq.read(this.stats);
+    const w = structuredClone(this.base);
+    const params = headParameters(w);
+    for (const [name, a] of params) {
+      const [off, len] = this.offsets.get(name)!;
+      a.set(flat.subarray(off, off + len));
+    }
+    const d = w.dims.d;
+    w.heads.forEach((hd, j) => {
+      hd.bnMean.set(stats.subarray(j * 2 * d, j * 2 * d + d));
+      hd.bnVar.set(stats.subarray(j * 2 * d + d, j * 2 * d + 2 * d));
+    });
+    return w;
+  }
+
+  /** Gradients of the last step by parameter name (for tests against the TS reference). */
+  async grads(): Promise<Map<string, Float32Array>> {
+    const flat = await this.seq.read(this.G, 0, this.nParams);
+    const out = new Map<string, Float32Array>();
+    for (const [name, [off, len]] of this.offsets) out.set(name, flat.slice(off, off + len));
+    return out;
+  }
+
+  /** Unary predictor weight `(C)` and bias (what the residual fusion needs each step). */
+  async unary(): Promise<{ weight: Float32Array; bias: number }> {
+    const [ow, n] = this.offsets.get("simple_predictor.weight")!;
+    const [ob] = this.offsets.get("simple_predictor.bias")!;
+    const wgt = await this.seq.read(this.P, ow, n);
+    const b = await this.seq.read(this.P, ob, 1);
+    return { weight: wgt, bias: b[0] };
+  }
+
+  /** AdamW state (flat, parameter layout) for checkpoints. */
+  async optimizerState(): Promise<{ t: number; m: Float32Array; v: Float32Array }> {
+    return {
+      t: this.t,
+      m: await this.seq.read(this.M, 0, this.nParams),
+      v: await this.seq.read(this.V, 0, this.nParams),
+    };
+  }
+
+  /**
+   * Restore AdamW state saved by {@link optimizerState}.
+   * @throws {Error} when the moment vectors do not have the parameter count.
+   */
+  setOptimizerState(s: { t: number; m: Float32Array; v: Float32Array }): void {
+    if (s.m.length !== this.nParams || s.v.length !== this.nParams) {
+      throw new Error(
+        `optimizer state: ${s.m.length}/${s.v.length} moments, the head has ${this.nParams} parameters`,
+      );
+    }
+    this.seq.upload(this.M, s.m);
+    this.seq.upload(this.V, s.v);
+    this.t = s.t;
+  }
+
+  /**
+   * Per-kernel wall time of one step on the last uploaded batch (each command submitted alone;
+   * see {@link KernelSequence.profile}). Runs the optimizer too, so it changes the weights.
+   */
+  async profile(): Promise<Array<{ label: string; ms: number; count: number }>> {
+    return await this.seq.profile();
+  }
+
+  /** Number of trainable parameters. */
+  get parameterCount(): number {
+    return this.nParams;
+  }
+
+  /** Free the device buffers. */
+  destroy(): void {
+    this.seq.destroy();
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * The SNARM head training loop behind `deno task train` (snarm-method.md §8; our loss, see
+ * lib/train/loss.ts): cached training samples ({@link prepareTrainingSet}), per step the residual
+ * fusion with the current unary predictor (the self-reference top-K depends on it, spec §5), one
+ * {@link GpuHeadTrainer} step (forward + loss + backward + AdamW on WebGPU), warm-up + cosine
+ * learning rate, atomic checkpoints with optimizer and RNG state, a loss CSV, and the final head
+ * weights in the official format (loadable by `loadHead`, used by `deno task eval`).
+ * @module
+ */
+import { type Gpu, tryGetGpu } from "../gpu/device.ts";
+import type { HeadConfig } from "../model/config.ts";
+import { fuseResiduals } from "../residual/gpu.ts";
+import { saveHeadWeights } from "../model/weights.ts";
+import { writeFileAtomic } from "../io/safetensors.ts";
+import { noProgress, startProgress } from "../util/progress.ts";
+import { warmCosineLr } from "./adamw.ts";
+import { type Checkpoint, loadCheckpoint, saveCheckpoint, settingsMismatch } from "./checkpoint.ts";
+import { GpuHeadTrainer } from "./gpu/head_train.ts";
+import { initHeadWeights } from "./init.ts";
+import { mulberry32 } from "./grad/pointwise.ts";
+import { prepareTrainingSet, type TrainingSet } from "./samples.ts";
+
+/** Head sizes of a training preset (the rest of the config is official: §6). */
+export interface TrainPreset {
+  embed_dim: number;
+  depth: number;
+  scan: number;
+  scale_list: number[];
+  /** Default images per step. */
+  batch: number;
+}
+
+/**
+ * Presets: `paper` = the official head (d 128, atrous rates 3/6/12/24, 4 scans, depth 2);
+ * `cpu` = a smaller head that trains in reasonable time on two CPU cores under lavapipe
+ * (d 16, one block, the same four rates and scans).
+ */
+export const TRAIN_PRESETS: Record<"paper" | "cpu", TrainPreset> = {
+  paper: { embed_dim: 128, depth: 2, scan: 4, scale_list: [3, 6, 12, 24], batch: 2 },
+  cpu: { embed_dim: 16, depth: 1, scan: 4, scale_list: [3, 6, 12, 24], batch: 4 },
+};
+
+/** Options of {@link runTraining}. */
+export interface TrainOptions {
+  /** Dataset roots (unified multi-class training over all their categories). */
+  data: string[];
+  /** Output folder: checkpoint.safetensors, loss.csv, head.safetensors, train.json. */
+  out: string;
+  preset?: "cpu" | "paper";
+  steps?: number;
+  /** Images per step (default: the preset's). */
+  batch?: number;
+  /** Peak learning rate (1e-3, README experiment name). */
+  lr?: number;
+  /** Warm-up steps (default 5% of the steps). */
+  warmup?: number;
+  seed?: number;
+  /** Resume from `<out>/checkpoint.safetensors`. */
+  resume?: boolean;
+  /** Checkpoint every N steps (default 100, as the official "checkpoint every 100 iterations"). */
+  checkpointEvery?: number;
+  /** Stop after this many steps of this invocation (tests of resume); default: run to `steps`. */
+  stopAfter?: number;
+  /** Dropout before the branch LayerNorm (official 0.1). */
+  dropout?: number;
+  // Sample preparation (lib/train/samples.ts).
+  backbone?: string;
+  model?: string;
+  featureDim?: number;
+  imageSize?: number;
+  bankSize?: number;
+  bankCap?: number;
+  synthPerImage?: number;
+  maxImages?: number;
+  textureDir?: string;
+  /** Cache folder of the prepared samples (default `<out>/cache`; null = none). */
+  cacheDir?: string | null;
+  progress?: boolean;
+  /** A prepared set (skips preparation; tests). */
+  trainingSet?: TrainingSet;
+}
+
+/** Result of {@link runTraining}. */
+export interface TrainResult {
+  headPath: string;
+  /** Whether the final head was written (the run reached `steps`). */
+  headWritten: boolean;
+  checkpointPath: string;
+  lossCsv: string;
+  /** Steps completed in total and in this invocation. */
+  step: number;
+  stepsThisRun: number;
+  /** Loss of each step of this invocation. */
+  losses: number[];
+  config: HeadConfig;
+  samples: number;
+  prepSeconds: number;
+  trainSeconds: number;
+  adapter: string;
+}
+
+function hash2(a: number, b: number): number {
+  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35);
+  h ^= h >>> 15;
+  return Math.imul(h, 0x27d4eb2f) >>> 0;
+}
+
+/** Batch indices of step `s`: B uniform draws (with replacement) seeded by (seed, s). */
+export function stepBatch(seed: number, s: number, B: number, n: number): number[] {
+  const rnd = mulberry32(hash2(seed, s));
+  return Array.from({ length: B }, () => Math.floor(rnd() * n));
+}
+
+/**
+ * Train a SNARM head.
+ * @throws {Error} without a WebGPU adapter, on bad options, on a dataset without `train/good`,
+ *   or when `--resume` finds a checkpoint of another configuration.
+ */
+export async function runTraining(o: TrainOptions): Promise<TrainResult> {
+  const presetName = o.preset ?? "cpu";
+  const preset = TRAIN_PRESETS[presetName];
+  if (!preset) throw new Error(`--preset must be "cpu" or "paper", got "${o.preset}"`);
+  const steps = o.steps ?? 1000, B = o.batch ?? preset.batch, lr = o.lr ?? 1e-3;
+  const seed = o.seed ?? 0, every = o.checkpointEvery ?? 100;
+  const warmup = o.warmup ?? Math.floor(steps * 0.05);
+  for (const [k, v] of Object.entries({ steps, batch: B, "checkpoint-every": every })) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new Error(`--${k} must be a positive integer, got ${v}`);
+    }
+  }
+  if (!(lr > 0)) throw new Error(`--lr must be > 0, got ${lr}`);
+  if (!Number.isInteger(warmup) || warmup < 0 || warmup > steps) {
+    throw new Error(`--warmup must be an integer in [0, steps], got ${warmup}`);
+  }
+  const gpu: Gpu | null = await tryGetGpu();
+  if (!gpu) {
+    throw new Error(
+      "training needs a WebGPU adapter (none found); on a machine without a GPU install Mesa " +
+        "lavapipe: apt-get install -y mesa-vulkan-drivers libvulkan1",
+    );
+  }
+  const show = o.progress ?? true;
+  await Deno.mkdir(o.out, { recursive: true });
+  const ckptPath = `${o.out}/checkpoint.safetensors`;
+  const csvPath = `${o.out}/loss.csv`;
+  const headPath = `${o.out}/head.safetensors`;
+  const t0 = performance.now();
+  const set = o.trainingSet ?? await prepareTrainingSet({
+    roots: o.data,
+    backbone: o.backbone,
+    model: o.model,
+    featureDim: o.featureDim,
+    imageSize: o.imageSize,
+    bankSize: o.bankSize,
+    bankCap: o.bankCap,
+    seed,
+    synthPerImage: o.synthPerImage,
+    maxImages: o.maxImages,
+    textureDir: o.textureDir,
+    cacheDir: o.cacheDir === undefined ? `${o.out}/cache` : o.cacheDir,
+    progress: show,
+  });
+  const prepSeconds = (performance.now() - t0) / 1000;
+  if (!set.samples.length) throw new Error("training set is empty");
+  const config: HeadConfig = {
+    image_size: [3, set.imageSize, set.imageSize],
+    stride: set.imageSize / set.h,
+    in_chans: 2 * set.C,
+    embed_dim: preset.embed_dim,
+    depth: preset.depth,
+    scan: preset.scan,
+    self_ratio: 0.75,
+    scale_list: preset.scale_list,
+    residual_method: "concat_abs_square",
+    d_state: 4,
+    d_conv: 4,
+    expand: 2,
+  };
+  const settings = {
+    preset: presetName,
+    config,
+    steps,
+    batch: B,
+    lr,
+    warmup,
+    seed,
+    dropout: o.dropout ?? 0.1,
+    data: set.roots.map((r) => r.root),
+    samples: set.samples.length,
+    backbone: set.backbone,
+    taps: set.taps,
+    featureDim: set.C,
+    imageSize: set.imageSize,
+  };
+  let weights = initHeadWeights(config, seed);
+  let start = 0;
+  let resumed: Checkpoint | null = null;
+  if (o.resume) {
+    try {
+      await Deno.stat(ckptPath);
+    } catch {
+      throw new Error(`--resume: no checkpoint at ${ckptPath}`);
+    }
+    resumed = await loadCheckpoint(ckptPath);
+    const diff = settingsMismatch(resumed.settings, settings);
+    if (diff.length) {
+      throw new Error(
+        `--resume: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
+      );
+    }
+    weights = resumed.weights;
+    start = resumed.step;
+  }
+  const trainer = await GpuHeadTrainer.create(gpu, weights, {
+    B,
+    h: set.h,
+    w: set.w,
+    dropout: settings.dropout,
+  });
+  if (resumed) trainer.setOptimizerState(resumed.optim);
+  // Loss CSV: keep the rows up to the resumed step.
+  let csv = "step,lr,loss,head_loss,unary_loss,seconds\n";
+  if (resumed) {
+    try {
+      const old = (await Deno.readTextFile(csvPath)).trim().split("\n").slice(1);
+      for (const line of old) if (Number(line.split(",")[0]) <= start) csv += line + "\n";
+    } catch { /* no CSV yet */ }
+  }
+  await writeFileAtomic(csvPath, csv);
+  const csvFile = await Deno.open(csvPath, { append: true });
+  const L = set.h * set.w, xLen = 2 * set.C * L;
+  const X = new Float32Array(B * xLen), target = new Float32Array(B * L);
+  const unaryW = new Float32Array(set.C);
+  const end = o.stopAfter !== undefined ? Math.min(steps, start + o.stopAfter) : steps;
+  const bar = show ? startProgress("train", end - start) : noProgress;
+  const losses: number[] = [];
+  const tTrain = performance.now();
+  const checkpoint = async (step: number) => {
+    await saveCheckpoint(ckptPath, {
+      weights: await trainer.weights(),
+      step,
+      optim: await trainer.optimizerState(),
+      settings,
+      rng: { seed, step },
+    });
+  };
+  try {
+    for (let s = start; s < end; s++) {
+      const idx = stepBatch(seed, s, B, set.samples.length);
+      idx.forEach((i, b) => {
+        X.set(set.samples[i].X, b * xLen);
+        target.set(set.samples[i].target, b * L);
+      });
+      const u = await trainer.unary();
+      unaryW.set(u.weight);
+      const fu = await fuseResiduals(X, B, set.h, set.w, unaryW, u.bias, {
+        ratio: config.self_ratio,
+        method: config.residual_method,
+      });
+      const rate = warmCosineLr(s, {
+        baseLr: lr,
+        finalLr: lr * 0.01,
+        totalSteps: steps,
+        warmupSteps: warmup,
+        warmupStartLr: 0,
+      });
+      const l = await trainer.step({
+        Z: fu.Z,
+        refMask: fu.refMask,
+        target,
+        lr: rate,
+        dropoutSeed: hash2(seed ^ 0x5bd1e995, s),
+      });
+      if (!Number.isFinite(l.loss)) {
+        throw new Error(`training diverged at step ${s + 1}: loss ${l.loss}`);
+      }
+      losses.push(l.loss);
+      await csvFile.write(
+        new TextEncoder().encode(
+          `${s + 1},${rate.toExponential(4)},${l.loss.toFixed(6)},${l.headLoss.toFixed(6)},${
+            l.unaryLoss.toFixed(6)
+          },${((performance.now() - tTrain) / 1000).toFixed(1)}\n`,
+        ),
+      );
+      bar.tick(1, `loss ${l.loss.toFixed(4)}`);
+      if ((s + 1) % every === 0 || s + 1 === end) await checkpoint(s + 1);
+    }
+  } finally {
+    bar.stop();
+    csvFile.close();
+  }
+  const trainSeconds = (performance.now() - tTrain) / 1000;
+  const final = await trainer.weights();
+  trainer.destroy();
+  if (end === steps) {
+    await saveHeadWeights(headPath, final, {
+      snarm_train: JSON.stringify({ ...settings, trainSeconds, prepSeconds }),
+      backbone: set.backbone,
+      feature_dim: String(set.C),
+      image_size: String(set.imageSize),
+    });
+  }
+  await writeFileAtomic(
+    `${o.out}/train.json`,
+    JSON.stringify(
+      {
+        settings,
+        step: end,
+        roots: set.roots,
+        prepSeconds,
+        trainSeconds,
+        adapter: gpu.info.description,
+        finalLoss: losses.at(-1) ?? null,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  return {
+    headPath,
+    headWritten: end === steps,
+    checkpointPath: ckptPath,
+    lossCsv: csvPath,
+    step: end,
+    stepsThisRun: end - start,
+    losses,
+    config,
+    samples: set.samples.length,
+    prepSeconds,
+    trainSeconds,
+    adapter: gpu.info.description,
+  };
+}

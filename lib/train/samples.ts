@@ -1,0 +1,396 @@
+/**
+ * Training samples of the SNARM head, computed once and cached (snarm-method.md §8 "Training
+ * data", §3 leave-own-image-out residuals):
+ *
+ * for every dataset root (unified bank over its categories, as `deno task eval` builds it):
+ * 1. embed every `train/good` image once and build the bank (seeded random cap + greedy coreset);
+ * 2. for each selected training image: the clean image (target 0, official `train/ok`) and
+ *    `synthPerImage` MemSeg-style synthetic anomalies of it (official `train/false_ng`, listed
+ *    twice), each embedded once;
+ * 3. the model input X = [r ‖ f] `(2C, h, w)` with r the inter-residual against the bank
+ *    without the source image's own entries, and the grid target (area-averaged mask).
+ *
+ * X is kept as float16 (`Float16Array`, 2 bytes per value: a magnetic_tile sample at 392² with
+ * 256-d features is 2.5 MB), optionally in a safetensors cache file per root keyed by every
+ * option that changes the samples, so a resumed or repeated run skips the backbone and the search.
+ * @module
+ */
+import { type Backbone, loadBackbone } from "../backbone/mod.ts";
+import { buildBank } from "../bank/bank.ts";
+import { createBankIndex } from "../bank/bank_index.ts";
+import { interModelInput } from "../bank/residual.ts";
+import { DatasetError, type ImageRecord, listCategories, loadSplit } from "../data/dataset.ts";
+import { normalizeImageNet } from "../data/preprocess.ts";
+import { loadSample } from "../data/sample.ts";
+import { tryGetGpu } from "../gpu/device.ts";
+import { readSafeTensors, requireTensor, writeSafeTensors } from "../io/safetensors.ts";
+import type { FeatureGrid } from "../types.ts";
+import { noProgress, type Progress, startProgress } from "../util/progress.ts";
+import { gridTarget } from "./loss.ts";
+import { trainingResidual } from "./residuals.ts";
+import { synthesizeAnomaly } from "./synth.ts";
+import { mulberry32 } from "./grad/pointwise.ts";
+
+/** One training sample. */
+export interface TrainSample {
+  /** `root/category/id` and, for synthetic ones, `#synthN`. */
+  id: string;
+  synthetic: boolean;
+  /** `(2C, h, w)` channels-first float16 model input [r ‖ f]. */
+  X: Float16Array;
+  /** `(h·w)` grid target in [0, 1]. */
+  target: Float32Array;
+}
+
+/** Options of {@link prepareTrainingSet}. */
+export interface PrepareOptions {
+  /** Dataset roots in MVTec layout (`<root>/<category>/train/good`). */
+  roots: string[];
+  /** Backbone preset (default "mobilenetv2"), model path and feature dim override. */
+  backbone?: string;
+  model?: string;
+  featureDim?: number;
+  /** Input size (default 392; grid = size / 8). */
+  imageSize?: number;
+  /** Bank size T and random cap (defaults as `deno task eval`: 10 000 and 200 000). */
+  bankSize?: number;
+  bankCap?: number;
+  /** Top-k of the inter-residual (3). */
+  topk?: number;
+  /** Seed of the bank, the image subset and the synthetic anomalies (0). */
+  seed?: number;
+  /** Synthetic anomalies per training image (2, official `false_ng` ×2). */
+  synthPerImage?: number;
+  /** At most this many training images per category get samples (default: all). */
+  maxImages?: number;
+  /** Optional DTD-style texture folder for the texture anomaly source. */
+  textureDir?: string;
+  /** Cache folder (one safetensors file per root and option set); null = no cache. */
+  cacheDir?: string | null;
+  /** Show progress bars (default true). */
+  progress?: boolean;
+}
+
+/** The prepared set. */
+export interface TrainingSet {
+  samples: TrainSample[];
+  /** Feature channels C (X has 2C). */
+  C: number;
+  h: number;
+  w: number;
+  imageSize: number;
+  backbone: string;
+  taps: string[][];
+  /** Per root: categories, training images, selected images, bank size, seconds. */
+  roots: Array<
+    {
+      root: string;
+      categories: string[];
+      images: number;
+      selected: number;
+      T: number;
+      seconds: number;
+      cached: boolean;
+    }
+  >;
+}
+
+function join(a: string, b: string): string {
+  return a.endsWith("/") ? a + b : `${a}/${b}`;
+}
+
+function hashString(s: string): string {
+  let h1 = 0x811c9dc5, h2 = 0x01000193;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
+  }
+  return h1.toString(16).padStart(8, "0") + h2.toString(16).padStart(8, "0");
+}
+
+/** Evenly spread deterministic subset of `n` indices out of `total` (seeded shuffle, then sorted). */
+function pickSubset(total: number, n: number, seed: number): number[] {
+  const idx = Array.from({ length: total }, (_, i) => i);
+  if (n >= total) return idx;
+  const rnd = mulberry32(seed >>> 0);
+  for (let i = total - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, n).sort((a, b) => a - b);
+}
+
+async function embedRgb(bb: Backbone, rgb: Uint8Array, size: number): Promise<FeatureGrid> {
+  return await bb.embed(normalizeImageNet(rgb, size, size), [1, 3, size, size]);
+}
+
+/**
+ * Prepare (or load from the cache) the training samples of every root.
+ * @throws {DatasetError} naming the root when it has no category with `train/good` images.
+ * @throws {Error} when a cache file does not match the requested options.
+ */
+export async function prepareTrainingSet(opts: PrepareOptions): Promise<TrainingSet> {
+  const size = opts.imageSize ?? 392;
+  if (!Number.isInteger(size) || size < 32 || size % 8 !== 0) {
+    throw new Error(`--image-size must be a multiple of 8 and at least 32, got ${size}`);
+  }
+  if (!opts.roots.length) throw new Error("--data: give at least one dataset root");
+  const grid = size / 8, L = grid * grid;
+  const resize = Math.round((size * 448) / 392);
+  const geometry = { resize, crop: size };
+  const seed = opts.seed ?? 0, synthPer = opts.synthPerImage ?? 2, k = opts.topk ?? 3;
+  const show = opts.progress ?? true;
+  // Resolve every root first so a wrong path fails before any work.
+  const plans = opts.roots.map((root) => {
+    let cats: string[];
+    try {
+      cats = listCategories(root);
+    } catch (e) {
+      throw new DatasetError(`${root}: ${(e as Error).message}`);
+    }
+    if (!cats.length) {
+      throw new DatasetError(
+        `${root}: no category with training images (expected <root>/<category>/train/good/*.png)`,
+      );
+    }
+    const splits = cats.map((c) => {
+      const s = loadSplit(root, c);
+      if (!s.train.length) {
+        throw new DatasetError(`${root}/${c}/train/good: no training image`);
+      }
+      return s;
+    });
+    return { root, cats, splits };
+  });
+  const bb = await loadBackbone(opts.backbone ?? "mobilenetv2", {
+    modelPath: opts.model,
+    inputSize: size,
+    grid,
+    targetDim: opts.featureDim,
+  });
+  const desc = bb.describe();
+  const C = desc.featureDim;
+  const gpu = await tryGetGpu();
+  const out: TrainingSet = {
+    samples: [],
+    C,
+    h: grid,
+    w: grid,
+    imageSize: size,
+    backbone: desc.backbone,
+    taps: desc.taps,
+    roots: [],
+  };
+  try {
+    for (const plan of plans) {
+      const t0 = performance.now();
+      const train: ImageRecord[] = plan.splits.flatMap((s) => s.train);
+      const key = {
+        v: 1,
+        root: plan.root,
+        cats: plan.cats,
+        images: train.map((r) => r.path),
+        backbone: desc.backbone,
+        model: desc.modelSha256,
+        taps: desc.taps,
+        C,
+        size,
+        bankSize: opts.bankSize ?? 10_000,
+        bankCap: opts.bankCap ?? 200_000,
+        k,
+        seed,
+        synthPer,
+        maxImages: opts.maxImages ?? null,
+        textureDir: opts.textureDir ?? null,
+      };
+      const name = plan.root.replace(/\/+$/, "").split("/").pop() || "root";
+      const cachePath = opts.cacheDir
+        ? join(opts.cacheDir, `${name}-${hashString(JSON.stringify(key))}.safetensors`)
+        : null;
+      if (cachePath) {
+        const cached = await loadCache(cachePath, JSON.stringify(key), 2 * C * L, L);
+        if (cached) {
+          out.samples.push(...cached.samples);
+          out.roots.push({
+            root: plan.root,
+            categories: plan.cats,
+            images: train.length,
+            selected: cached.selected,
+            T: cached.T,
+            seconds: (performance.now() - t0) / 1000,
+            cached: true,
+          });
+          if (show) console.log(`train: ${cached.samples.length} cached samples from ${cachePath}`);
+          continue;
+        }
+      }
+      // 1. Embed every training image once; build the bank from them.
+      const feats: Float32Array[] = [];
+      const pe = show ? startProgress(`embed train (${name})`, train.length) : noProgress;
+      for (const r of train) {
+        const s = await loadSample(r, geometry);
+        const f = await embedRgb(bb, s.rgb, size);
+        feats.push(f.data);
+        pe.tick();
+      }
+      pe.stop();
+      const grids = function* () {
+        for (const f of feats) {
+          yield { n: 1, h: grid, w: grid, c: C, data: f } as FeatureGrid;
+        }
+      };
+      let pc: Progress = noProgress;
+      let done = 0;
+      const bank = await buildBank(grids(), {
+        size: opts.bankSize,
+        cap: opts.bankCap,
+        seed,
+        sourceIds: train.map((r) => `${r.category}/${r.id}`),
+        backbone: desc.backbone,
+        taps: desc.taps,
+        inputSize: size,
+        unified: true,
+        categories: plan.cats,
+        onProgress: (p) => {
+          if (p.stage !== "coreset" || !show || p.total <= 0) return;
+          if (pc === noProgress) pc = startProgress(`coreset (${name})`, p.total);
+          pc.tick(p.done - done);
+          done = p.done;
+        },
+      });
+      pc.stop();
+      const index = await createBankIndex(gpu, bank.features, C, bank.imageIndex);
+      // 2–3. Samples of the selected images.
+      const selected: number[] = [];
+      let offset = 0;
+      for (const s of plan.splits) {
+        const n = s.train.length;
+        const m = opts.maxImages ? Math.min(n, opts.maxImages) : n;
+        for (const i of pickSubset(n, m, seed + offset)) selected.push(offset + i);
+        offset += n;
+      }
+      const samples: TrainSample[] = [];
+      const ps = show
+        ? startProgress(`training samples (${name})`, selected.length * (1 + synthPer))
+        : noProgress;
+      try {
+        for (const i of selected) {
+          const r = train[i];
+          const f: FeatureGrid = {
+            n: 1,
+            h: grid,
+            w: grid,
+            c: C,
+            data: feats[i],
+          };
+          const clean = await trainingResidual(f, index, i, k);
+          samples.push({
+            id: `${plan.root}/${r.category}/${r.id}`,
+            synthetic: false,
+            X: new Float16Array(interModelInput(clean.residual, f)),
+            target: new Float32Array(L),
+          });
+          ps.tick();
+          if (synthPer > 0) {
+            const img = await loadSample(r, geometry);
+            for (let v = 0; v < synthPer; v++) {
+              const syn = await synthesizeAnomaly(img.rgb, size, size, {
+                seed: (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b) ^ v) >>> 0,
+                textureDir: opts.textureDir,
+              });
+              const fs = await embedRgb(bb, syn.rgb, size);
+              const res = await trainingResidual(fs, index, i, k);
+              samples.push({
+                id: `${plan.root}/${r.category}/${r.id}#synth${v}`,
+                synthetic: true,
+                X: new Float16Array(interModelInput(res.residual, fs)),
+                target: Float32Array.from(gridTarget(syn.mask, 1, size, size, grid, grid)),
+              });
+              ps.tick();
+            }
+          }
+        }
+      } finally {
+        ps.stop();
+        index.destroy();
+      }
+      if (cachePath) {
+        await saveCache(cachePath, JSON.stringify(key), samples, selected.length, bank.meta.T);
+      }
+      out.samples.push(...samples);
+      out.roots.push({
+        root: plan.root,
+        categories: plan.cats,
+        images: train.length,
+        selected: selected.length,
+        T: bank.meta.T,
+        seconds: (performance.now() - t0) / 1000,
+        cached: false,
+      });
+    }
+  } finally {
+    await bb.release();
+  }
+  return out;
+}
+
+async function saveCache(
+  path: string,
+  key: string,
+  samples: TrainSample[],
+  selected: number,
+  T: number,
+): Promise<void> {
+  const n = samples.length, xLen = samples[0]?.X.length ?? 0, L = samples[0]?.target.length ?? 0;
+  const X = new Uint16Array(n * xLen), target = new Float32Array(n * L);
+  samples.forEach((s, i) => {
+    X.set(new Uint16Array(s.X.buffer, s.X.byteOffset, s.X.length), i * xLen);
+    target.set(s.target, i * L);
+  });
+  await Deno.mkdir(path.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+  await writeSafeTensors(
+    path,
+    new Map([
+      ["X", { dtype: "F16" as const, shape: [n, xLen], data: X }],
+      ["target", { dtype: "F32" as const, shape: [n, L], data: target }],
+    ]),
+    {
+      key,
+      ids: JSON.stringify(samples.map((s) => s.id)),
+      synthetic: JSON.stringify(samples.map((s) => (s.synthetic ? 1 : 0))),
+      selected: String(selected),
+      T: String(T),
+    },
+  );
+}
+
+async function loadCache(
+  path: string,
+  key: string,
+  xLen: number,
+  L: number,
+): Promise<{ samples: TrainSample[]; selected: number; T: number } | null> {
+  try {
+    await Deno.stat(path);
+  } catch {
+    return null;
+  }
+  const st = await readSafeTensors(path);
+  const meta = st.metadata;
+  if (meta.key !== key) {
+    throw new Error(`${path}: training cache was made with other options; delete it`);
+  }
+  const ids = JSON.parse(meta.ids) as string[];
+  const syn = JSON.parse(meta.synthetic) as number[];
+  const n = ids.length;
+  const X = requireTensor(st, "X", "F16", [n, xLen], path).data as Uint16Array;
+  const target = requireTensor(st, "target", "F32", [n, L], path).data as Float32Array;
+  const samples: TrainSample[] = ids.map((id, i) => ({
+    id,
+    synthetic: syn[i] === 1,
+    X: new Float16Array(X.slice(i * xLen, (i + 1) * xLen).buffer),
+    target: target.slice(i * L, (i + 1) * L),
+  }));
+  return { samples, selected: Number(meta.selected), T: Number(meta.T) };
+}

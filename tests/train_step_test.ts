@@ -1,0 +1,278 @@
+/**
+ * Tests of the whole training step on the adapter (lib/train/gpu/head_train.ts) and of
+ * `runTraining` (lib/train/run.ts): the GPU step's loss and every parameter gradient against the
+ * float64 TypeScript reference (`headForwardBackwardRef`), the AdamW update against the TS AdamW,
+ * a short deterministic run on real images that lowers the loss, bit-identical resume from a
+ * checkpoint, and clear errors for bad input.
+ */
+import assert from "node:assert/strict";
+import { gpuTest, requireGpu } from "./_gpu.ts";
+import { parseHeadConfig } from "../lib/model/config.ts";
+import { headForwardBackwardRef, headParameters } from "../lib/train/backward_ref.ts";
+import { AdamW } from "../lib/train/adamw.ts";
+import { GpuHeadTrainer } from "../lib/train/gpu/head_train.ts";
+import { initHeadWeights } from "../lib/train/init.ts";
+import { mulberry32 } from "../lib/train/grad/pointwise.ts";
+import { prepareTrainingSet, type TrainingSet } from "../lib/train/samples.ts";
+import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
+import { loadCheckpoint } from "../lib/train/checkpoint.ts";
+import { loadHead } from "../lib/model/head.ts";
+
+const DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
+
+function tinyConfig(depth: number) {
+  return parseHeadConfig({
+    image_size: [3, 48, 48],
+    stride: 8,
+    in_chans: 16,
+    embed_dim: 8,
+    depth,
+    scan: 4,
+    self_ratio: 0.75,
+    scale_list: [1, 2],
+    residual_method: "concat_abs_square",
+  });
+}
+
+function randomBatch(B: number, Cin: number, L: number, Ls: number, seed: number) {
+  const rnd = mulberry32(seed);
+  const Z = new Float32Array(B * Cin * L).map(() => rnd() * 2 - 1);
+  for (let b = 0; b < B; b++) {
+    for (let c = 0; c < Cin / 2; c++) {
+      for (let p = 0; p < L; p++) Z[(b * Cin + c) * L + p] = Math.abs(Z[(b * Cin + c) * L + p]);
+    }
+  }
+  const refMask = new Uint8Array(B * L).fill(1);
+  for (let b = 0; b < B; b++) {
+    const order = Array.from({ length: L }, (_, i) => i).sort(() => rnd() - 0.5);
+    for (let j = 0; j < Ls; j++) refMask[b * L + order[j]] = 0;
+  }
+  const target = new Float32Array(B * L).map(() => (rnd() < 0.2 ? rnd() : 0));
+  return { Z, refMask, target };
+}
+
+for (const depth of [1, 2]) {
+  Deno.test({
+    name:
+      `GPU training step (depth ${depth}): loss, every gradient and the AdamW update match the float64 reference`,
+    ...gpuTest,
+    async fn() {
+      const gpu = requireGpu();
+      const cfg = tinyConfig(depth);
+      const w0 = initHeadWeights(cfg, 3);
+      // Non-trivial BatchNorm / norm parameters so every gradient path is exercised.
+      const rnd = mulberry32(9);
+      for (const [name, a] of headParameters(w0)) {
+        if (/norm|D$/.test(name)) {
+          for (let i = 0; i < a.length; i++) a[i] += (rnd() - 0.5) * 0.4;
+        }
+      }
+      const B = 2, h = 6, w = 6, L = h * w, Ls = L - Math.round(0.75 * L);
+      const { Z, refMask, target } = randomBatch(B, cfg.in_chans, L, Ls, 5);
+      const ref = headForwardBackwardRef(w0, Z, refMask, B, h, w, target, {});
+      const tr = await GpuHeadTrainer.create(gpu, structuredClone(w0), { B, h, w, dropout: 0 });
+      try {
+        const lr = 1e-2;
+        const l = await tr.step({ Z, refMask, target, lr });
+        assert.ok(
+          Math.abs(l.loss - ref.loss) <= 1e-5 * (1 + ref.loss),
+          `loss ${l.loss} vs ${ref.loss}`,
+        );
+        assert.ok(Math.abs(l.unaryLoss - ref.unaryLoss) <= 1e-5 * (1 + ref.unaryLoss));
+        const grads = await tr.grads();
+        let worst = 0, worstName = "";
+        for (const [name, g] of ref.grads) {
+          const got = grads.get(name);
+          assert.ok(got, `no GPU gradient for ${name}`);
+          let scale = 0;
+          for (const v of g) scale = Math.max(scale, Math.abs(v));
+          let err = 0;
+          for (let i = 0; i < g.length; i++) err = Math.max(err, Math.abs(got[i] - g[i]));
+          const rel = err / (scale + 1e-6);
+          if (rel > worst) [worst, worstName] = [rel, name];
+        }
+        console.log(`  max relative gradient error ${worst.toExponential(2)} (${worstName})`);
+        assert.ok(worst <= 2e-3, `gradient of ${worstName}: relative error ${worst}`);
+        // AdamW on the reference gradients vs the GPU update.
+        const wRef = structuredClone(w0);
+        const opt = new AdamW(headParameters(wRef), { lr });
+        opt.step(ref.grads, lr);
+        const wGpu = await tr.weights();
+        const pg = headParameters(wGpu);
+        let upd = 0;
+        for (const [name, a] of headParameters(wRef)) {
+          const b = pg.get(name)!;
+          for (let i = 0; i < a.length; i++) upd = Math.max(upd, Math.abs(a[i] - b[i]));
+        }
+        // Adam normalises each gradient, so f32 noise in a near-zero gradient moves its step most:
+        // allow 10% of lr (a sign flip would be 2·lr).
+        console.log(
+          `  max |Δ weight| GPU vs reference after one AdamW step: ${upd.toExponential(2)}`,
+        );
+        assert.ok(upd <= 0.1 * lr, `AdamW update differs by ${upd}`);
+        for (const [k, v] of ref.runningStats) {
+          const j = Number(k.split(".")[1]);
+          const hd = wGpu.heads[j];
+          const got = k.endsWith("mean") ? hd.bnMean : hd.bnVar;
+          for (let i = 0; i < v.length; i++) {
+            assert.ok(Math.abs(got[i] - v[i]) <= 1e-5 * (1 + Math.abs(v[i])), k);
+          }
+        }
+      } finally {
+        tr.destroy();
+      }
+    },
+  });
+}
+
+let shared: TrainingSet | null = null;
+async function smallSet(): Promise<TrainingSet> {
+  shared ??= await prepareTrainingSet({
+    roots: [DATA],
+    imageSize: 64,
+    bankSize: 300,
+    maxImages: 6,
+    synthPerImage: 1,
+    seed: 1,
+    cacheDir: null,
+    progress: false,
+  });
+  return shared;
+}
+
+Deno.test({
+  name: "training on real hazelnut samples: 40 deterministic steps lower the loss by at least 30%",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const set = await smallSet();
+    assert.equal(set.samples.length, 12);
+    assert.equal(set.samples.filter((s) => s.synthetic).length, 6);
+    assert.ok(set.samples.filter((s) => s.synthetic).every((s) => s.target.some((v) => v > 0)));
+    const out = await Deno.makeTempDir({ prefix: "snarm_train_" });
+    try {
+      const r = await runTraining({
+        data: [DATA],
+        out,
+        trainingSet: set,
+        steps: 40,
+        batch: 2,
+        lr: 3e-3,
+        seed: 2,
+        progress: false,
+        checkpointEvery: 40,
+      });
+      const first = r.losses.slice(0, 5).reduce((a, b) => a + b) / 5;
+      const last = r.losses.slice(-5).reduce((a, b) => a + b) / 5;
+      console.log(
+        `  mean loss of steps 1–5 ${first.toFixed(4)}, of steps 36–40 ${last.toFixed(4)}`,
+      );
+      assert.ok(last <= 0.7 * first, `loss ${first} → ${last}: not lowered by 30%`);
+      const head = await loadHead(r.headPath);
+      assert.equal(head.config.embed_dim, TRAIN_PRESETS.cpu.embed_dim);
+      const csv = (await Deno.readTextFile(r.lossCsv)).trim().split("\n");
+      assert.equal(csv.length, 41);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "checkpoint → resume continues bit-identically; a checkpoint of another config is refused",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const set = await smallSet();
+    const a = await Deno.makeTempDir({ prefix: "snarm_resume_a_" });
+    const b = await Deno.makeTempDir({ prefix: "snarm_resume_b_" });
+    const common = {
+      data: [DATA],
+      trainingSet: set,
+      steps: 6,
+      batch: 2,
+      lr: 3e-3,
+      seed: 4,
+      progress: false,
+      checkpointEvery: 3,
+    };
+    try {
+      const full = await runTraining({ ...common, out: a });
+      const part = await runTraining({ ...common, out: b, stopAfter: 3 });
+      assert.equal(part.step, 3);
+      assert.equal(part.headWritten, false);
+      const rest = await runTraining({ ...common, out: b, resume: true });
+      assert.equal(rest.stepsThisRun, 3);
+      assert.deepEqual(rest.losses, full.losses.slice(3));
+      const ca = await loadCheckpoint(full.checkpointPath),
+        cb = await loadCheckpoint(rest.checkpointPath);
+      assert.equal(cb.step, 6);
+      const pa = headParameters(ca.weights), pb = headParameters(cb.weights);
+      for (const [name, x] of pa) {
+        assert.deepEqual(new Uint32Array(pb.get(name)!.buffer), new Uint32Array(x.buffer), name);
+      }
+      assert.deepEqual(cb.optim.m, ca.optim.m);
+      assert.deepEqual(cb.optim.v, ca.optim.v);
+      const csv = (await Deno.readTextFile(rest.lossCsv)).trim().split("\n");
+      assert.equal(csv.length, 7);
+      await assert.rejects(
+        runTraining({ ...common, out: b, resume: true, preset: "paper" }),
+        /another configuration[\s\S]*preset/,
+      );
+      await assert.rejects(
+        runTraining({ ...common, out: b, resume: true, lr: 1e-2 }),
+        /another configuration[\s\S]*lr/,
+      );
+    } finally {
+      await Deno.remove(a, { recursive: true });
+      await Deno.remove(b, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "training input errors: a root without train/good, no checkpoint to resume, bad flags",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const empty = await Deno.makeTempDir({ prefix: "snarm_empty_" });
+    await Deno.mkdir(`${empty}/widget/test/good`, { recursive: true });
+    const out = await Deno.makeTempDir({ prefix: "snarm_out_" });
+    try {
+      await assert.rejects(
+        prepareTrainingSet({ roots: [empty], progress: false, cacheDir: null }),
+        /train\/good|no category/,
+      );
+      const set = await smallSet();
+      await assert.rejects(
+        runTraining({
+          data: [DATA],
+          out,
+          trainingSet: set,
+          steps: 2,
+          resume: true,
+          progress: false,
+        }),
+        /no checkpoint/,
+      );
+      await assert.rejects(
+        runTraining({ data: [DATA], out, trainingSet: set, steps: 0, progress: false }),
+        /--steps must be a positive integer/,
+      );
+      await assert.rejects(
+        runTraining({
+          data: [DATA],
+          out,
+          trainingSet: set,
+          steps: 2,
+          preset: "huge" as "cpu",
+          progress: false,
+        }),
+        /--preset/,
+      );
+    } finally {
+      await Deno.remove(empty, { recursive: true });
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
