@@ -139,6 +139,9 @@ Deno.test({
       [70, 13, 5, false, false, { slots: 1 }],
       [9, 11, 700, true, false, { slots: 3 }], // several split rounds
       [5, 6, 0, false, false, {}], // K = 0: C = bias (+ C)
+      [150, 3, 1, false, true, {}], // K = 1 (one partial sum)
+      [40, 150, 12, false, false, { lanes: "m" }], // wide column tile (JW 192) for small K
+      [2, 13, 2100, true, false, {}], // tiny output, long K: windows of the cap, split
     ];
     for (const [M, N, K, tA, tB, tune] of cases) {
       for (const accumulate of [false, true]) {

@@ -26,19 +26,27 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   if (e >= P.total) {
     return;
   }
-  let ci = e % P.C;
   let r = e / P.C;
-  let x = i32(r % P.w);
-  let y = i32((r / P.w) % P.h);
-  let b = r / (P.w * P.h);
+  let ci = e - r * P.C;
+  let rw = r / P.w;
+  let x = i32(r - rw * P.w);
+  let b = rw / P.h;
+  let y = i32(rw - b * P.h);
   let d = i32(P.dil);
+  let h = i32(P.h);
+  let w = i32(P.w);
   let c9 = 9u * P.C;
+  let base = P.dcolOff + b * P.h * P.w * c9 + ci * 9u;
   var s = 0.0;
-  for (var t = 0u; t < 9u; t++) {
-    let oy = y - d * (i32(t / 3u) - 1);
-    let ox = x - d * (i32(t % 3u) - 1);
-    if (oy >= 0 && oy < i32(P.h) && ox >= 0 && ox < i32(P.w)) {
-      s += dcol[P.dcolOff + ((b * P.h + u32(oy)) * P.w + u32(ox)) * c9 + ci * 9u + t];
+  for (var ky = 0; ky < 3; ky++) {
+    let oy = y - d * (ky - 1);
+    let vy = oy >= 0 && oy < h;
+    let rowb = base + u32(clamp(oy, 0, h - 1)) * P.w * c9 + u32(ky * 3);
+    for (var kx = 0; kx < 3; kx++) {
+      let ox = x - d * (kx - 1);
+      let ok = vy && ox >= 0 && ox < w;
+      let v = dcol[rowb + u32(clamp(ox, 0, w - 1)) * c9 + u32(kx)];
+      s += select(0.0, v, ok);
     }
   }
   let o = P.dxOff + e;

@@ -1,6 +1,8 @@
 // im2col of a 3×3 convolution with dilation `dil` and zero padding `dil` ("same"), channels-last
 // X (n, h, w, C) → col (n·h·w, 9·C), column index ci·9 + ky·3 + kx (PyTorch weight order
-// (Cout, Cin, 3, 3) flattened). One invocation per col element.
+// (Cout, Cin, 3, 3) flattened). One invocation per (pixel, channel): it reads the 9 taps of its
+// channel (clamped address + select, no branches) and writes 9 consecutive col elements; lanes
+// run over consecutive channels, so the X reads are contiguous. P.total = n·h·w·C invocations.
 // TypeScript reference: im2colRef in lib/train/gpu/conv.ts.
 
 struct Params {
@@ -25,20 +27,26 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   if (e >= P.total) {
     return;
   }
-  let c9 = 9u * P.C;
-  let r = e / c9;
-  let cc = e % c9;
-  let ci = cc / 9u;
-  let t = cc % 9u;
-  let x = i32(r % P.w);
-  let y = i32((r / P.w) % P.h);
-  let b = r / (P.w * P.h);
+  let r = e / P.C;
+  let ci = e - r * P.C;
+  let rw = r / P.w;
+  let x = i32(r - rw * P.w);
+  let b = rw / P.h;
+  let y = i32(rw - b * P.h);
   let d = i32(P.dil);
-  let sy = y + d * (i32(t / 3u) - 1);
-  let sx = x + d * (i32(t % 3u) - 1);
-  var v = 0.0;
-  if (sy >= 0 && sy < i32(P.h) && sx >= 0 && sx < i32(P.w)) {
-    v = X[P.xOff + ((b * P.h + u32(sy)) * P.w + u32(sx)) * P.C + ci];
+  let h = i32(P.h);
+  let w = i32(P.w);
+  let base = P.xOff + b * P.h * P.w * P.C + ci;
+  let ob = P.colOff + r * 9u * P.C + ci * 9u;
+  for (var ky = 0; ky < 3; ky++) {
+    let sy = y + d * (ky - 1);
+    let vy = sy >= 0 && sy < h;
+    let rowb = base + u32(clamp(sy, 0, h - 1)) * P.w * P.C;
+    for (var kx = 0; kx < 3; kx++) {
+      let sx = x + d * (kx - 1);
+      let ok = vy && sx >= 0 && sx < w;
+      let v = X[rowb + u32(clamp(sx, 0, w - 1)) * P.C];
+      col[ob + u32(ky * 3 + kx)] = select(0.0, v, ok);
+    }
   }
-  col[P.colOff + e] = v;
 }

@@ -65,9 +65,9 @@ export async function recordIm2col(seq: KernelSequence, a: Im2colArgs): Promise<
   if (a.X.t === a.col.t) throw new Error("recordIm2col: X and col must be different tensors");
   await seq.dispatch({
     shader: "train_im2col.wgsl",
-    params: [n, h, w, C, dil, a.X.off ?? 0, a.col.off ?? 0, total],
+    params: [n, h, w, C, dil, a.X.off ?? 0, a.col.off ?? 0, total / 9],
     bindings: [a.X.t, a.col.t],
-    workgroups: grid2d(Math.ceil(total / 64)),
+    workgroups: grid2d(Math.ceil(total / 9 / 64)),
     label: `im2col ${n}×${h}×${w}×${C} dil ${dil}`,
   });
 }

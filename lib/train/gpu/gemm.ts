@@ -121,12 +121,43 @@ export interface GemmShape {
   ACC: number;
 }
 
+/** Most unrolled MACs (= workgroup floats of the S tile, 32 KiB) per lane row and window. */
+const MAX_TILE = 8192;
+/** Most K values per window (unrolled lane-operand loads per invocation). */
+const MAX_KW = 1024;
+
+/** Column tile widths (pipeline variants are kept few: each one is a separate JIT compile). */
+const JWS = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 144, 192, 256];
+
 /**
- * Default shapes (measured on lavapipe, see the module header): one lane row per invocation,
- * 128 invocations, 64 columns per workgroup, K window 128 (64 when K ≤ 64).
+ * Kernel shape for an I (lane rows) × J (columns) output with reduction length K, sized to the
+ * problem so that small N or K do not pay for padding or for re-reading the lane operand
+ * (lavapipe): the column tile JW is J split into even tiles, rounded up to one of
+ * 1, 2, 4, …, 64, 96, 128, 144, 192, 256 (up to 256 columns when the whole K fits the 32 KiB tile,
+ * else ≤ 64); KW = the whole K (rounded up to 8) when the K × JW tile fits 32 KiB of workgroup
+ * memory, else K split evenly into such windows (or windows of the cap when K ≥ 8 windows, e.g.
+ * K = rows); WG = 32 / 64 lanes for I ≤ 32 / I ≤ 512 (weight gradients: more workgroups), else
+ * 128. One lane row per invocation, ACC = 8 partial sums (KW when KW < 8). Defaults (I, J
+ * unknown): 128 lanes, 64 columns.
  */
-export function gemmShapeFor(K: number): GemmShape {
-  return { QPI: 1, WG: 128, KW: K <= 64 ? 64 : 128, JW: 64, ACC: 8 };
+export function gemmShapeFor(K: number, I = 1 << 20, J = 64): GemmShape {
+  const r8 = (x: number) => Math.ceil(x / 8) * 8;
+  const kw0 = K >= 8 ? r8(K) : Math.max(1, K);
+  const jwMax = kw0 * 64 <= MAX_TILE ? Math.min(256, Math.floor(MAX_TILE / kw0)) : 64;
+  const jw = Math.ceil(J / Math.ceil(J / jwMax));
+  const fits = JWS.filter((v) => v <= jwMax);
+  const JW = fits.find((v) => v >= jw) ?? fits[fits.length - 1];
+  const cap = Math.min(MAX_KW, Math.floor(MAX_TILE / JW / 8) * 8);
+  let KW: number;
+  if (K <= cap) KW = kw0;
+  else if (K >= 8 * cap) KW = cap;
+  else {
+    let nWin = Math.ceil(K / cap);
+    while (r8(Math.ceil(K / nWin)) > cap) nWin++;
+    KW = r8(Math.ceil(K / nWin));
+  }
+  const WG = I <= 32 ? 32 : I <= 512 ? 64 : 128;
+  return { QPI: 1, WG, KW, JW, ACC: Math.min(8, KW) };
 }
 
 const codeCache = new Map<string, string>();
@@ -137,7 +168,7 @@ export function generateGemmMain(s: GemmShape): string {
   const hit = codeCache.get(key);
   if (hit) return hit;
   const { QPI, WG, KW, JW, ACC } = s;
-  if (WG % 8 !== 0 || KW % ACC !== 0 || KW * JW * 4 > 32768) {
+  if (WG % 8 !== 0 || KW % ACC !== 0 || KW * JW > MAX_TILE) {
     throw new Error(`gemm: invalid kernel shape ${key}`);
   }
   const L: string[] = [];
@@ -308,12 +339,12 @@ export async function recordGemm(
     await recordReduce(seq, o, a, 0, o.Lt, cOff, biasT, boff, 0);
     return;
   }
-  const s = tune.shape ?? gemmShapeFor(K);
+  const s = tune.shape ?? gemmShapeFor(K, o.I, o.J);
   const gx = Math.ceil(o.I / (s.WG * s.QPI)), gy = Math.ceil(o.J / s.JW);
   if (gx > 65535 || gy > 65535) throw new Error(`recordGemm: ${M}×${N} output grid too large`);
   const nWin = Math.ceil(K / s.KW);
   let slots = tune.slots ??
-    (gx * gy >= 32 || nWin < 4 ? 1 : Math.min(64, Math.ceil(64 / (gx * gy)), nWin));
+    (gx * gy >= 32 || nWin < 2 ? 1 : Math.min(64, Math.ceil(64 / (gx * gy)), nWin));
   slots = Math.max(1, Math.min(slots, nWin, Math.floor(MAX_PARTIALS / (o.I * o.J)) || 1));
   const main = generateGemmMain(s);
   const template = { MAIN: main };

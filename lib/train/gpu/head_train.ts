@@ -1104,14 +1104,14 @@ export class GpuHeadTrainer {
    *   suspicious positions differs from the recorded Ls.
    */
   async step(inp: StepInput): Promise<StepLoss> {
-    await this.upload(inp);
+    this.upload(inp);
     this.t++;
     this.adam.setStep(this.t, inp.lr);
     await this.seq.run();
     return await this.lossTerms();
   }
 
-  private async upload(inp: StepInput): Promise<void> {
+  private upload(inp: StepInput): void {
     const { B, h, w } = this.o, L = this.L, Cin = this.base.config.in_chans;
     const nScan = this.base.dims.nScan;
     if (inp.Z.length !== B * Cin * L) {
