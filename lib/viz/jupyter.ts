@@ -300,7 +300,13 @@ type JupyterNs = { display?: (b: MimeBundle, o: { raw: boolean }) => Promise<voi
  */
 export async function show(x: unknown): Promise<void> {
   const bundle = displayBundle(x);
-  const jup = (Deno as unknown as { jupyter?: JupyterNs }).jupyter;
+  // Under `deno run` merely reading Deno.jupyter throws ("only available in `deno jupyter`").
+  let jup: JupyterNs | undefined;
+  try {
+    jup = (Deno as unknown as { jupyter?: JupyterNs }).jupyter;
+  } catch {
+    jup = undefined;
+  }
   if (jup?.display) {
     await jup.display(bundle, { raw: true });
   } else {
