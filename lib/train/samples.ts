@@ -147,7 +147,8 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
     try {
       cats = listCategories(root);
     } catch (e) {
-      throw new DatasetError(`${root}: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      throw new DatasetError(msg.includes(root) ? msg : `${root}: ${msg}`);
     }
     if (!cats.length) {
       throw new DatasetError(
