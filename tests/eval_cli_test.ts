@@ -3,6 +3,8 @@
  * outputs and their keys, and that a failing run leaves nothing in --out.
  */
 import assert from "node:assert/strict";
+import { loadHead } from "../lib/model/head.ts";
+import { readSafeTensors } from "../lib/io/safetensors.ts";
 import { join } from "node:path";
 import { gpuTest } from "./_gpu.ts";
 
@@ -57,7 +59,13 @@ Deno.test({
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\| hazelnut/);
+    // No --method: the shipped head (trained at 392²) does not fit 128² → bank-only, said so.
+    assert.match(
+      r.stderr,
+      /bank-only scoring \(shipped SNARM head not used: it was trained at 392², not 128²\)/,
+    );
     const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+    assert.equal(json.config.method, "bank");
     const keys = [
       "image_auroc",
       "image_ap",
@@ -215,10 +223,30 @@ Deno.test("eval cli: --method snarm with a head whose in_chans does not match th
   await Deno.remove(root, { recursive: true });
 });
 
-Deno.test("eval cli: --method snarm without --head → clear error", async () => {
+Deno.test("eval cli: --method snarm without --head when the shipped head does not fit → clear error", async () => {
   const r = await runCli(["--method", "snarm", ...SMALL]);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /needs --head/);
+  assert.match(
+    r.stderr,
+    /shipped head does not fit \(it was trained at 392², not \d+²\); pass --head/,
+  );
+});
+
+Deno.test("eval cli: the shipped head: bad --method refused, --help names it, its metadata fits the defaults", async () => {
+  // Wrong image size → bank-only with a notice (and a bad --method value is refused first).
+  const bad = await runCli(["--method", "nope", ...SMALL]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--method must be "bank" or "snarm", got "nope"/);
+  const r = await runCli(["--help"]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /shipped data\/snarm_head\.safetensors/);
+  const meta = (await readSafeTensors(new URL("../data/snarm_head.safetensors", import.meta.url)))
+    .metadata;
+  assert.equal(meta.backbone, "mobilenetv2");
+  assert.equal(meta.feature_dim, "256");
+  assert.equal(meta.image_size, "392");
+  const head = await loadHead(new URL("../data/snarm_head.safetensors", import.meta.url));
+  assert.equal(head.config.in_chans, 512);
 });
 
 Deno.test({
