@@ -39,26 +39,48 @@ async function chooseMethod(
   if (v.method !== undefined && v.method !== "bank" && v.method !== "snarm") {
     throw new Error(`--method must be "bank" or "snarm", got "${v.method}"`);
   }
-  if (v.method === "bank") return { method: "bank" };
-  if (v.head !== undefined) return { method: "snarm", head: userPath(v.head) };
+  if (v.method === "bank") {
+    if (v.head !== undefined) console.error("snarm eval: --method bank ignores --head");
+    return { method: "bank" };
+  }
+  const backbone = v.backbone ?? "mobilenetv2";
+  const misfit = (meta: Record<string, string>): string[] => {
+    const why: string[] = [];
+    if (meta.backbone !== undefined && meta.backbone !== backbone) {
+      why.push(`it was trained on ${meta.backbone}, not ${backbone}`);
+    }
+    const dim = v["feature-dim"] ?? (backbone === "mobilenetv2" ? "256" : undefined);
+    if (
+      meta.feature_dim !== undefined && dim !== undefined &&
+      Number(meta.feature_dim) !== Number(dim)
+    ) {
+      why.push(`it expects ${meta.feature_dim}-d features, not ${Number(dim)}`);
+    }
+    const size = Number(v["image-size"] ?? "392");
+    if (meta.image_size !== undefined && Number(meta.image_size) !== size) {
+      why.push(`it was trained at ${meta.image_size}², not ${size}²`);
+    }
+    return why;
+  };
+  if (v.head !== undefined) {
+    const head = userPath(v.head);
+    let meta: Record<string, string> | null = null;
+    try {
+      meta = (await readSafeTensors(head)).metadata;
+    } catch {
+      meta = null; // loadHead reports the error with the file name
+    }
+    const why = meta ? misfit(meta) : [];
+    if (why.length) console.error(`snarm eval: warning: --head ${head}: ${why.join("; ")}`);
+    return { method: "snarm", head };
+  }
   let meta: Record<string, string> | null = null;
   try {
     meta = (await readSafeTensors(DEFAULT_HEAD)).metadata;
   } catch {
     meta = null;
   }
-  const why: string[] = [];
-  if (!meta) why.push(`no shipped head at ${DEFAULT_HEAD}`);
-  else {
-    const backbone = v.backbone ?? "mobilenetv2";
-    if (meta.backbone !== backbone) why.push(`it was trained on ${meta.backbone}, not ${backbone}`);
-    const dim = v["feature-dim"] ?? (backbone === "mobilenetv2" ? "256" : undefined);
-    if (dim !== undefined && meta.feature_dim !== dim) {
-      why.push(`it expects ${meta.feature_dim}-d features, not ${dim}`);
-    }
-    const size = v["image-size"] ?? "392";
-    if (meta.image_size !== size) why.push(`it was trained at ${meta.image_size}², not ${size}²`);
-  }
+  const why = meta ? misfit(meta) : [`no shipped head at ${DEFAULT_HEAD}`];
   if (!why.length) return { method: "snarm", head: DEFAULT_HEAD };
   if (v.method === "snarm") {
     throw new Error(
@@ -203,6 +225,7 @@ async function main() {
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", onSigint);
+  Deno.addSignalListener("SIGTERM", onSigint);
   const staged: string[] = [];
   try {
     const result = await runEval({
@@ -292,6 +315,7 @@ async function main() {
     );
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
+    Deno.removeSignalListener("SIGTERM", onSigint);
     await Deno.remove(staging, { recursive: true }).catch(() => {});
   }
 }

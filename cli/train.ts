@@ -119,14 +119,20 @@ async function main(): Promise<void> {
       ? undefined
       : userPath(values["cache-dir"]),
   });
-  const first = r.losses[0], last = r.losses.at(-1);
+  const n = Math.max(1, Math.floor(r.losses.length / 10));
+  const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+  const first = r.losses.length ? mean(r.losses.slice(0, n)) : undefined;
+  const last = r.losses.length ? mean(r.losses.slice(-n)) : undefined;
   console.log(
     `trained ${r.stepsThisRun} steps (now at ${r.step}) on ${r.samples} samples, ` +
       `${r.config.embed_dim}-d, ${r.config.scale_list.length} branches × ${r.config.scan} scans; ` +
       `prep ${r.prepSeconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on ${r.adapter}`,
   );
   if (first !== undefined) {
-    console.log(`loss: first step ${first.toFixed(4)}, last step ${last!.toFixed(4)}`);
+    console.log(
+      `loss (mean of the first / last ${n} step${n > 1 ? "s" : ""} of this run): ` +
+        `${first.toFixed(4)} → ${last!.toFixed(4)}`,
+    );
   }
   console.log(`wrote ${r.lossCsv}, ${r.checkpointPath}${r.headWritten ? `, ${r.headPath}` : ""}`);
 }

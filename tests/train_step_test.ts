@@ -16,6 +16,7 @@ import { mulberry32 } from "../lib/train/grad/pointwise.ts";
 import { prepareTrainingSet, type TrainingSet } from "../lib/train/samples.ts";
 import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
 import { loadCheckpoint } from "../lib/train/checkpoint.ts";
+import { readSafeTensors, writeSafeTensors } from "../lib/io/safetensors.ts";
 import { loadHead } from "../lib/model/head.ts";
 
 const DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
@@ -223,6 +224,23 @@ Deno.test({
         runTraining({ ...common, out: b, resume: true, lr: 1e-2 }),
         /another configuration[\s\S]*lr/,
       );
+      // A finished run: nothing to resume; a fresh run may not overwrite it.
+      await assert.rejects(
+        runTraining({ ...common, out: b, resume: true }),
+        /already at step 6 of 6; nothing to do/,
+      );
+      await assert.rejects(runTraining({ ...common, out: b }), /already holds a training run/);
+      // A tampered checkpoint is refused with the file and the key.
+      const st = await readSafeTensors(rest.checkpointPath);
+      const tensors = st.tensors;
+      await writeSafeTensors(`${b}/checkpoint.safetensors`, tensors, {
+        ...st.metadata,
+        step: "abc",
+      });
+      await assert.rejects(
+        loadCheckpoint(`${b}/checkpoint.safetensors`),
+        /__metadata__\.step = "abc"/,
+      );
     } finally {
       await Deno.remove(a, { recursive: true });
       await Deno.remove(b, { recursive: true });
@@ -270,6 +288,16 @@ Deno.test({
         }),
         /--preset/,
       );
+      const base = { data: [DATA], out, trainingSet: set, steps: 2, progress: false };
+      await assert.rejects(runTraining({ ...base, dropout: 1.5 }), /--dropout must be in \[0, 1\)/);
+      await assert.rejects(
+        runTraining({ ...base, maxImages: 0 }),
+        /--max-images must be a positive/,
+      );
+      await assert.rejects(runTraining({ ...base, seed: -1 }), /--seed must be a non-negative/);
+      const file = `${out}/a-file`;
+      await Deno.writeTextFile(file, "x");
+      await assert.rejects(runTraining({ ...base, out: file }), /exists and is not a folder/);
     } finally {
       await Deno.remove(empty, { recursive: true });
       await Deno.remove(out, { recursive: true });

@@ -63,13 +63,36 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   st.tensors.delete("optim.m");
   st.tensors.delete("optim.v");
   const weights = headWeightsFromSafeTensors(st, cfg, path);
-  return {
-    weights,
-    step: Number(st.metadata.step),
-    optim: { t: Number(st.metadata.adam_t), m, v },
-    settings: JSON.parse(st.metadata.train),
-    rng: JSON.parse(st.metadata.rng),
+  const int = (key: string) => {
+    const n = Number(st.metadata[key]);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new Error(
+        `${path}: __metadata__.${key} = ${JSON.stringify(st.metadata[key])} is not a step count`,
+      );
+    }
+    return n;
   };
+  const json = (key: string) => {
+    try {
+      return JSON.parse(st.metadata[key]);
+    } catch {
+      throw new Error(`${path}: __metadata__.${key} is not valid JSON`);
+    }
+  };
+  const step = int("step"), t = int("adam_t");
+  const settings = json("train") as TrainSettings, rng = json("rng");
+  if (typeof settings !== "object" || settings === null) {
+    throw new Error(`${path}: __metadata__.train is not an object`);
+  }
+  if (typeof settings.steps === "number" && step > settings.steps) {
+    throw new Error(`${path}: step ${step} is beyond the run's ${settings.steps} steps`);
+  }
+  if (t !== step) throw new Error(`${path}: AdamW step ${t} differs from the step ${step}`);
+  if (rng?.step !== step || typeof rng?.seed !== "number") {
+    throw new Error(`${path}: __metadata__.rng ${st.metadata.rng} does not match step ${step}`);
+  }
+  if (m.length !== v.length) throw new Error(`${path}: optim.m and optim.v differ in length`);
+  return { weights, step, optim: { t, m, v }, settings, rng };
 }
 
 /**

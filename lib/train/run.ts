@@ -129,6 +129,29 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     }
   }
   if (!(lr > 0)) throw new Error(`--lr must be > 0, got ${lr}`);
+  const dropout = o.dropout ?? 0.1;
+  if (!(dropout >= 0 && dropout < 1)) {
+    throw new Error(`--dropout must be in [0, 1), got ${dropout}`);
+  }
+  if (!Number.isInteger(seed) || seed < 0) {
+    throw new Error(`--seed must be a non-negative integer, got ${seed}`);
+  }
+  if (o.maxImages !== undefined && (!Number.isInteger(o.maxImages) || o.maxImages < 1)) {
+    throw new Error(`--max-images must be a positive integer, got ${o.maxImages}`);
+  }
+  if (
+    o.synthPerImage !== undefined && (!Number.isInteger(o.synthPerImage) || o.synthPerImage < 0)
+  ) {
+    throw new Error(`--synth-per-image must be a non-negative integer, got ${o.synthPerImage}`);
+  }
+  if (o.synthPerImage === 0) {
+    console.warn("train: --synth-per-image 0: every target is 0 (no anomalies to learn from)");
+  }
+  for (const [k, v] of Object.entries({ "bank-size": o.bankSize, "bank-cap": o.bankCap })) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
+      throw new Error(`--${k} must be a positive integer, got ${v}`);
+    }
+  }
   if (!Number.isInteger(warmup) || warmup < 0 || warmup > steps) {
     throw new Error(`--warmup must be an integer in [0, steps], got ${warmup}`);
   }
@@ -140,10 +163,47 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     );
   }
   const show = o.progress ?? true;
-  await Deno.mkdir(o.out, { recursive: true });
   const ckptPath = `${o.out}/checkpoint.safetensors`;
   const csvPath = `${o.out}/loss.csv`;
   const headPath = `${o.out}/head.safetensors`;
+  const exists = (p: string) => {
+    try {
+      return Deno.statSync(p);
+    } catch {
+      return null;
+    }
+  };
+  const outStat = exists(o.out);
+  if (outStat && !outStat.isDirectory) throw new Error(`--out ${o.out} exists and is not a folder`);
+  // Check the resume (or its absence) before the long sample preparation.
+  let resumed: Checkpoint | null = null;
+  if (o.resume) {
+    if (!exists(ckptPath)) throw new Error(`--resume: no checkpoint at ${ckptPath}`);
+    resumed = await loadCheckpoint(ckptPath);
+    const { samples: _s, ...saved } = resumed.settings;
+    const diff = settingsMismatch(saved, {
+      preset: presetName,
+      steps,
+      batch: B,
+      lr,
+      warmup,
+      seed,
+      dropout,
+    }).filter((l) => /^(preset|steps|batch|lr|warmup|seed|dropout):/.test(l));
+    if (diff.length) {
+      throw new Error(
+        `--resume: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
+      );
+    }
+    if (resumed.step > steps) {
+      throw new Error(`--resume: ${ckptPath} is at step ${resumed.step}, beyond --steps ${steps}`);
+    }
+  } else if (exists(ckptPath)) {
+    throw new Error(
+      `--out ${o.out} already holds a training run (checkpoint.safetensors): pass --resume to ` +
+        "continue it, or choose another --out (or delete that folder)",
+    );
+  }
   const t0 = performance.now();
   const set = o.trainingSet ?? await prepareTrainingSet({
     roots: o.data,
@@ -161,6 +221,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     progress: show,
   });
   const prepSeconds = (performance.now() - t0) / 1000;
+  await Deno.mkdir(o.out, { recursive: true });
   if (!set.samples.length) throw new Error("training set is empty");
   const config: HeadConfig = {
     image_size: [3, set.imageSize, set.imageSize],
@@ -184,7 +245,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     lr,
     warmup,
     seed,
-    dropout: o.dropout ?? 0.1,
+    dropout,
     data: set.roots.map((r) => r.root),
     samples: set.samples.length,
     backbone: set.backbone,
@@ -194,14 +255,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   };
   let weights = initHeadWeights(config, seed);
   let start = 0;
-  let resumed: Checkpoint | null = null;
-  if (o.resume) {
-    try {
-      await Deno.stat(ckptPath);
-    } catch {
-      throw new Error(`--resume: no checkpoint at ${ckptPath}`);
-    }
-    resumed = await loadCheckpoint(ckptPath);
+  if (resumed) {
     const diff = settingsMismatch(resumed.settings, settings);
     if (diff.length) {
       throw new Error(
@@ -210,12 +264,18 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     }
     weights = resumed.weights;
     start = resumed.step;
+    if (start === steps) {
+      throw new Error(
+        `--resume: ${ckptPath} is already at step ${steps} of ${steps}; nothing to do ` +
+          `(the finished head is ${headPath})`,
+      );
+    }
   }
   const trainer = await GpuHeadTrainer.create(gpu, weights, {
     B,
     h: set.h,
     w: set.w,
-    dropout: settings.dropout,
+    dropout,
   });
   if (resumed) trainer.setOptimizerState(resumed.optim);
   // Loss CSV: keep the rows up to the resumed step.
