@@ -216,6 +216,11 @@ Deno.test({
       assert.deepEqual(cb.optim.v, ca.optim.v);
       const csv = (await Deno.readTextFile(rest.lossCsv)).trim().split("\n");
       assert.equal(csv.length, 7);
+      const secs = csv.slice(1).map((l) => Number(l.split(",")[5]));
+      assert.ok(
+        secs.every((v, i) => i === 0 || v >= secs[i - 1]),
+        `seconds not cumulative: ${secs}`,
+      );
       await assert.rejects(
         runTraining({ ...common, out: b, resume: true, preset: "paper" }),
         /another configuration[\s\S]*preset/,

@@ -280,10 +280,15 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   if (resumed) trainer.setOptimizerState(resumed.optim);
   // Loss CSV: keep the rows up to the resumed step.
   let csv = "step,lr,loss,head_loss,unary_loss,seconds\n";
+  let secondsBefore = 0; // training seconds of the resumed run's earlier invocations
   if (resumed) {
     try {
       const old = (await Deno.readTextFile(csvPath)).trim().split("\n").slice(1);
-      for (const line of old) if (Number(line.split(",")[0]) <= start) csv += line + "\n";
+      for (const line of old) {
+        if (Number(line.split(",")[0]) > start) continue;
+        csv += line + "\n";
+        secondsBefore = Number(line.split(",")[5]) || secondsBefore;
+      }
     } catch { /* no CSV yet */ }
   }
   await writeFileAtomic(csvPath, csv);
@@ -339,7 +344,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
         new TextEncoder().encode(
           `${s + 1},${rate.toExponential(4)},${l.loss.toFixed(6)},${l.headLoss.toFixed(6)},${
             l.unaryLoss.toFixed(6)
-          },${((performance.now() - tTrain) / 1000).toFixed(1)}\n`,
+          },${(secondsBefore + (performance.now() - tTrain) / 1000).toFixed(1)}\n`,
         ),
       );
       bar.tick(1, `loss ${l.loss.toFixed(4)}`);

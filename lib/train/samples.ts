@@ -377,7 +377,13 @@ async function loadCache(
   } catch {
     return null;
   }
-  const st = await readSafeTensors(path);
+  let st;
+  try {
+    st = await readSafeTensors(path);
+  } catch (e) {
+    console.warn(`train: ignoring unreadable cache ${path} (${(e as Error).message}); rebuilding`);
+    return null;
+  }
   const meta = st.metadata;
   if (meta.key !== key) {
     throw new Error(`${path}: training cache was made with other options; delete it`);
