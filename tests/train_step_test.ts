@@ -309,3 +309,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "sample cache: written in shards, read back identical, options change the cache file",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const dir = await Deno.makeTempDir({ prefix: "snarm_cache_" });
+    const opts = {
+      roots: [DATA],
+      imageSize: 64,
+      bankSize: 300,
+      maxImages: 6,
+      synthPerImage: 1,
+      seed: 1,
+      cacheDir: dir,
+      cacheShard: 5,
+      progress: false,
+    };
+    try {
+      const a = await prepareTrainingSet(opts);
+      const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assert.equal(files.length, 3, `12 samples in shards of 5: ${files}`);
+      const b = await prepareTrainingSet(opts);
+      assert.ok(b.roots[0].cached && !a.roots[0].cached);
+      assert.equal(b.samples.length, a.samples.length);
+      b.samples.forEach((s, i) => {
+        assert.equal(s.id, a.samples[i].id);
+        assert.equal(s.synthetic, a.samples[i].synthetic);
+        assert.deepEqual(new Uint16Array(s.X.buffer), new Uint16Array(a.samples[i].X.buffer));
+        assert.deepEqual(s.target, a.samples[i].target);
+      });
+      // Another option → another cache file (not a mismatch error).
+      const c = await prepareTrainingSet({ ...opts, synthPerImage: 0 });
+      assert.equal(c.samples.length, 6);
+      assert.equal([...Deno.readDirSync(dir)].length, 5);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

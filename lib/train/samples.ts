@@ -69,6 +69,8 @@ export interface PrepareOptions {
   cacheDir?: string | null;
   /** Show progress bars (default true). */
   progress?: boolean;
+  /** Samples per cache file (default 200, ≈ 0.5 GB at 392²; bounds the memory of a cache write). */
+  cacheShard?: number;
 }
 
 /** The prepared set. */
@@ -316,8 +318,16 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         ps.stop();
         index.destroy();
       }
+      feats.length = 0; // the bank and samples are built: free the features before the cache write
       if (cachePath) {
-        await saveCache(cachePath, JSON.stringify(key), samples, selected.length, bank.meta.T);
+        await saveCache(
+          cachePath,
+          JSON.stringify(key),
+          samples,
+          selected.length,
+          bank.meta.T,
+          opts.cacheShard ?? SHARD,
+        );
       }
       out.samples.push(...samples);
       out.roots.push({
@@ -336,34 +346,49 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
   return out;
 }
 
+/** Samples per cache shard (≈ 0.5 GB at 392² and 256-d features), so writing and reading a cache
+ * never holds more than one shard's bytes twice. */
+const SHARD = 200;
+
+function shardPath(path: string, k: number): string {
+  return k === 0 ? path : path.replace(/\.safetensors$/, `.${k}.safetensors`);
+}
+
 async function saveCache(
   path: string,
   key: string,
   samples: TrainSample[],
   selected: number,
   T: number,
+  shard = SHARD,
 ): Promise<void> {
-  const n = samples.length, xLen = samples[0]?.X.length ?? 0, L = samples[0]?.target.length ?? 0;
-  const X = new Uint16Array(n * xLen), target = new Float32Array(n * L);
-  samples.forEach((s, i) => {
-    X.set(new Uint16Array(s.X.buffer, s.X.byteOffset, s.X.length), i * xLen);
-    target.set(s.target, i * L);
-  });
   await Deno.mkdir(path.replace(/\/[^/]*$/, "") || ".", { recursive: true });
-  await writeSafeTensors(
-    path,
-    new Map([
-      ["X", { dtype: "F16" as const, shape: [n, xLen], data: X }],
-      ["target", { dtype: "F32" as const, shape: [n, L], data: target }],
-    ]),
-    {
-      key,
-      ids: JSON.stringify(samples.map((s) => s.id)),
-      synthetic: JSON.stringify(samples.map((s) => (s.synthetic ? 1 : 0))),
-      selected: String(selected),
-      T: String(T),
-    },
-  );
+  const shards = Math.max(1, Math.ceil(samples.length / shard));
+  // Shards 1.. first, shard 0 (which names the count) last: a cut-short write leaves no shard 0.
+  for (let k = shards - 1; k >= 0; k--) {
+    const part = samples.slice(k * shard, (k + 1) * shard);
+    const n = part.length, xLen = part[0]?.X.length ?? 0, L = part[0]?.target.length ?? 0;
+    const X = new Uint16Array(n * xLen), target = new Float32Array(n * L);
+    part.forEach((s, i) => {
+      X.set(new Uint16Array(s.X.buffer, s.X.byteOffset, s.X.length), i * xLen);
+      target.set(s.target, i * L);
+    });
+    await writeSafeTensors(
+      shardPath(path, k),
+      new Map([
+        ["X", { dtype: "F16" as const, shape: [n, xLen], data: X }],
+        ["target", { dtype: "F32" as const, shape: [n, L], data: target }],
+      ]),
+      {
+        key,
+        shard: `${k}/${shards}`,
+        ids: JSON.stringify(part.map((s) => s.id)),
+        synthetic: JSON.stringify(part.map((s) => (s.synthetic ? 1 : 0))),
+        selected: String(selected),
+        T: String(T),
+      },
+    );
+  }
 }
 
 async function loadCache(
@@ -377,27 +402,41 @@ async function loadCache(
   } catch {
     return null;
   }
-  let st;
-  try {
-    st = await readSafeTensors(path);
-  } catch (e) {
-    console.warn(`train: ignoring unreadable cache ${path} (${(e as Error).message}); rebuilding`);
-    return null;
+  const samples: TrainSample[] = [];
+  let shards = 1, selected = 0, T = 0;
+  for (let k = 0; k < shards; k++) {
+    const file = shardPath(path, k);
+    let st;
+    try {
+      st = await readSafeTensors(file);
+    } catch (e) {
+      console.warn(
+        `train: ignoring unreadable cache ${file} (${(e as Error).message}); rebuilding`,
+      );
+      return null;
+    }
+    const meta = st.metadata;
+    if (meta.key !== key) {
+      throw new Error(`${file}: training cache was made with other options; delete it`);
+    }
+    const [idx, count] = (meta.shard ?? "0/1").split("/").map(Number);
+    if (idx !== k) throw new Error(`${file}: cache shard ${meta.shard}, expected shard ${k}`);
+    shards = count;
+    selected = Number(meta.selected);
+    T = Number(meta.T);
+    const ids = JSON.parse(meta.ids) as string[];
+    const syn = JSON.parse(meta.synthetic) as number[];
+    const n = ids.length;
+    const X = requireTensor(st, "X", "F16", [n, xLen], file).data as Uint16Array;
+    const target = requireTensor(st, "target", "F32", [n, L], file).data as Float32Array;
+    ids.forEach((id, i) =>
+      samples.push({
+        id,
+        synthetic: syn[i] === 1,
+        X: new Float16Array(X.slice(i * xLen, (i + 1) * xLen).buffer),
+        target: target.slice(i * L, (i + 1) * L),
+      })
+    );
   }
-  const meta = st.metadata;
-  if (meta.key !== key) {
-    throw new Error(`${path}: training cache was made with other options; delete it`);
-  }
-  const ids = JSON.parse(meta.ids) as string[];
-  const syn = JSON.parse(meta.synthetic) as number[];
-  const n = ids.length;
-  const X = requireTensor(st, "X", "F16", [n, xLen], path).data as Uint16Array;
-  const target = requireTensor(st, "target", "F32", [n, L], path).data as Float32Array;
-  const samples: TrainSample[] = ids.map((id, i) => ({
-    id,
-    synthetic: syn[i] === 1,
-    X: new Float16Array(X.slice(i * xLen, (i + 1) * xLen).buffer),
-    target: target.slice(i * L, (i + 1) * L),
-  }));
-  return { samples, selected: Number(meta.selected), T: Number(meta.T) };
+  return { samples, selected, T };
 }
