@@ -1188,11 +1188,12 @@ export class GpuHeadTrainer {
 
   /** Unary predictor weight `(C)` and bias (what the residual fusion needs each step). */
   async unary(): Promise<{ weight: Float32Array; bias: number }> {
+    // headParameters order puts simple_predictor.bias right after the weight: one readback.
     const [ow, n] = this.offsets.get("simple_predictor.weight")!;
     const [ob] = this.offsets.get("simple_predictor.bias")!;
-    const wgt = await this.seq.read(this.P, ow, n);
-    const b = await this.seq.read(this.P, ob, 1);
-    return { weight: wgt, bias: b[0] };
+    if (ob !== ow + n) throw new Error("trainer: unary bias does not follow its weight");
+    const both = await this.seq.read(this.P, ow, n + 1);
+    return { weight: both.subarray(0, n), bias: both[n] };
   }
 
   /** AdamW state (flat, parameter layout) for checkpoints. */
