@@ -17,25 +17,20 @@ import { formatTable, metricsTable } from "../lib/metrics/mod.ts";
 import { METRIC_KEYS } from "../lib/metrics/compute.ts";
 import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { writeReport } from "../lib/viz/report.ts";
-import { readSafeTensors } from "../lib/io/safetensors.ts";
+import type { FitSettings } from "../lib/eval/fit.ts";
+import { parseSynthSources } from "../lib/train/synth.ts";
 
 const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
-/** The shipped SNARM head (trained by the README's `deno task train` command). */
-const DEFAULT_HEAD = new URL("../data/snarm_head.safetensors", import.meta.url).pathname;
+/** The shipped SNARM head (a starting point for fits: `--init-head shipped`). */
+const SHIPPED_HEAD = new URL("../data/snarm_head.safetensors", import.meta.url).pathname;
 
 /**
- * The scoring method and head: `--method` / `--head` as given; without them the shipped head
- * when it fits the backbone, feature dim and image size, else bank-only scoring (with a notice).
+ * The scoring method: `--method bank` → bank-only; `--head FILE` → that head (a warning when it
+ * was fitted on other categories); otherwise SNARM with a head fitted on the data at hand.
  */
-async function chooseMethod(
-  v: {
-    method?: string;
-    head?: string;
-    backbone?: string;
-    "feature-dim"?: string;
-    "image-size"?: string;
-  },
-): Promise<{ method: "bank" | "snarm"; head?: string }> {
+function chooseMethod(
+  v: { method?: string; head?: string },
+): { method: "bank" | "snarm"; head?: string } {
   if (v.method !== undefined && v.method !== "bank" && v.method !== "snarm") {
     throw new Error(`--method must be "bank" or "snarm", got "${v.method}"`);
   }
@@ -43,52 +38,7 @@ async function chooseMethod(
     if (v.head !== undefined) console.error("snarm eval: --method bank ignores --head");
     return { method: "bank" };
   }
-  const backbone = v.backbone ?? "mobilenetv2";
-  const misfit = (meta: Record<string, string>): string[] => {
-    const why: string[] = [];
-    if (meta.backbone !== undefined && meta.backbone !== backbone) {
-      why.push(`it was trained on ${meta.backbone}, not ${backbone}`);
-    }
-    const dim = v["feature-dim"] ?? (backbone === "mobilenetv2" ? "256" : undefined);
-    if (
-      meta.feature_dim !== undefined && dim !== undefined &&
-      Number(meta.feature_dim) !== Number(dim)
-    ) {
-      why.push(`it expects ${meta.feature_dim}-d features, not ${Number(dim)}`);
-    }
-    const size = Number(v["image-size"] ?? "392");
-    if (meta.image_size !== undefined && Number(meta.image_size) !== size) {
-      why.push(`it was trained at ${meta.image_size}², not ${size}²`);
-    }
-    return why;
-  };
-  if (v.head !== undefined) {
-    const head = userPath(v.head);
-    let meta: Record<string, string> | null = null;
-    try {
-      meta = (await readSafeTensors(head)).metadata;
-    } catch {
-      meta = null; // loadHead reports the error with the file name
-    }
-    const why = meta ? misfit(meta) : [];
-    if (why.length) console.error(`snarm eval: warning: --head ${head}: ${why.join("; ")}`);
-    return { method: "snarm", head };
-  }
-  let meta: Record<string, string> | null = null;
-  try {
-    meta = (await readSafeTensors(DEFAULT_HEAD)).metadata;
-  } catch {
-    meta = null;
-  }
-  const why = meta ? misfit(meta) : [`no shipped head at ${DEFAULT_HEAD}`];
-  if (!why.length) return { method: "snarm", head: DEFAULT_HEAD };
-  if (v.method === "snarm") {
-    throw new Error(
-      `--method snarm: the shipped head does not fit (${why.join("; ")}); pass --head`,
-    );
-  }
-  console.error(`snarm eval: bank-only scoring (shipped SNARM head not used: ${why.join("; ")})`);
-  return { method: "bank" };
+  return { method: "snarm", head: v.head === undefined ? undefined : userPath(v.head) };
 }
 
 const HELP = `deno task eval [options]
@@ -99,10 +49,20 @@ snarm: the SNARM head) → Gaussian σ=4 → image score → the 7 metrics. Rela
 from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript reference path.
 
   --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
-  --method bank|snarm   SNARM head (default: the shipped data/snarm_head.safetensors when it fits
-                        the backbone, feature dim and image size) or bank-only scoring
-  --head W.safetensors  SNARM head weights (official parameter names; in_chans = 2 × feature dim),
-                        e.g. results/train/head.safetensors from deno task train
+  --method snarm|bank   SNARM (default) or bank-only scoring
+  --head W.safetensors  use this SNARM head instead of fitting one (warns when it was fitted on
+                        other categories), e.g. results/train/head.safetensors from deno task train
+
+ Fitting (SNARM without --head: one bank + one head fitted on the training images of the
+ evaluated categories, the official unified protocol; cached, a re-run reuses the fit):
+  --fit-steps N         training steps (default 120)        --fit-lr X   peak lr (default 2e-3)
+  --fit-preset cpu|paper head size (default cpu)            --fit-images N  images/category (40)
+  --synth LIST          anomaly sources, comma-separated: structure,texture,scratch,blob,edge,
+                        smear,stain (default: the fit's default mix)
+  --texture-dir DIR     texture images of the texture source (default data/textures)
+  --init-head FILE|shipped  start the fit from this head (fine-tuning; shipped = data/snarm_head)
+  --cache-dir DIR       fit cache (default $SNARM_CACHE or ~/.cache/snarm)
+  --refit               fit again even when a cached fit exists
   --category NAME       evaluate only this category (repeatable; default: all)
   --backbone NAME       mobilenetv2 (embedded, default) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx     ONNX model for the backbone preset
@@ -110,6 +70,8 @@ from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript refere
   --bank-size T         bank size after the coreset (default 10000; official 100000)
   --bank-cap N          random cap of training patches before the coreset (default 200000)
   --image-size S        centre-crop / backbone input size, multiple of 8 (default 392)
+  --resize R            resize side before the centre crop (default round(S·448/392) = 448)
+  --no-crop             resize straight to S (no crop: for data whose defects reach the border)
   --per-category-bank   one bank per category instead of one unified bank
   --save-bank FILE      also save the bank(s) as safetensors (atomic)
   --load-bank FILE      use this bank instead of building one
@@ -152,6 +114,17 @@ async function main() {
       "feature-dim": { type: "string" },
       "bank-cap": { type: "string" },
       "image-size": { type: "string" },
+      resize: { type: "string" },
+      "no-crop": { type: "boolean", default: false },
+      "fit-steps": { type: "string" },
+      "fit-lr": { type: "string" },
+      "fit-preset": { type: "string" },
+      "fit-images": { type: "string" },
+      synth: { type: "string" },
+      "texture-dir": { type: "string" },
+      "init-head": { type: "string" },
+      "cache-dir": { type: "string" },
+      refit: { type: "boolean", default: false },
       "per-category-bank": { type: "boolean", default: false },
       "save-bank": { type: "string" },
       "load-bank": { type: "string" },
@@ -181,6 +154,41 @@ async function main() {
     imageSize: intOpt(values["image-size"], "image-size", 392, 1),
     seed: intOpt(values.seed, "seed", 0),
   };
+  if (values["no-crop"] && values.resize !== undefined) {
+    throw new Error("--no-crop and --resize exclude each other (--no-crop = --resize S)");
+  }
+  const resize = values["no-crop"]
+    ? numbers.imageSize
+    : values.resize === undefined
+    ? undefined
+    : intOpt(values.resize, "resize", 0, numbers.imageSize);
+  const fitLr = values["fit-lr"] === undefined ? undefined : Number(values["fit-lr"]);
+  if (fitLr !== undefined && !(fitLr > 0)) {
+    throw new Error(`--fit-lr expects a positive number, got "${values["fit-lr"]}"`);
+  }
+  if (values["fit-preset"] !== undefined && !["cpu", "paper"].includes(values["fit-preset"])) {
+    throw new Error(`--fit-preset must be "cpu" or "paper", got "${values["fit-preset"]}"`);
+  }
+  const initHead = values["init-head"] === undefined
+    ? undefined
+    : values["init-head"] === "shipped"
+    ? SHIPPED_HEAD
+    : userPath(values["init-head"]);
+  const fit: FitSettings = {
+    ...(values["fit-steps"] !== undefined
+      ? { steps: intOpt(values["fit-steps"], "fit-steps", 0, 1) }
+      : {}),
+    ...(fitLr !== undefined ? { lr: fitLr } : {}),
+    ...(values["fit-preset"] ? { preset: values["fit-preset"] as "cpu" | "paper" } : {}),
+    ...(values["fit-images"] !== undefined
+      ? { maxImages: intOpt(values["fit-images"], "fit-images", 0, 1) }
+      : {}),
+    ...(values.synth !== undefined ? { sources: parseSynthSources(values.synth) } : {}),
+    ...(values["texture-dir"] !== undefined
+      ? { textureDir: userPath(values["texture-dir"]) }
+      : {}),
+    ...(initHead ? { init: initHead } : {}),
+  };
   if (values.backbone === "dinov2-vitb14-reg4" && !values.model) {
     throw new Error("--backbone dinov2-vitb14-reg4 needs --model <your DINOv2 ONNX export>");
   }
@@ -206,11 +214,24 @@ async function main() {
       );
     }
   }
-  const chosen = await chooseMethod(values);
+  const chosen = chooseMethod(values);
+  if (chosen.head) {
+    const ignored = ["fit-steps", "fit-lr", "fit-preset", "fit-images", "synth", "init-head"]
+      .filter((k) => values[k as keyof typeof values] !== undefined);
+    if (ignored.length) {
+      console.error(
+        `snarm eval: --head given, ignoring ${ignored.map((k) => `--${k}`).join(", ")}`,
+      );
+    }
+  }
   const gpu = await tryGetGpu();
   console.error(
     `snarm eval: data ${data}; ${
-      chosen.method === "snarm" ? `SNARM head ${chosen.head}` : "bank-only scoring"
+      chosen.method === "bank"
+        ? "bank-only scoring"
+        : chosen.head
+        ? `SNARM head ${chosen.head}`
+        : "SNARM, head fitted on the data's training images"
     }; adapter: ${gpu ? gpu.info.description : "none (TypeScript reference)"}`,
   );
 
@@ -236,6 +257,10 @@ async function main() {
       backbone: values.backbone,
       model: values.model,
       ...numbers,
+      resize,
+      fit,
+      cacheDir: values["cache-dir"] === undefined ? undefined : userPath(values["cache-dir"]),
+      refit: values.refit,
       unified: !values["per-category-bank"],
       loadBankPath: loadBank,
       saveBankPath: saveBank,
@@ -275,6 +300,7 @@ async function main() {
         numPatches: b.meta.numPatches,
         numCandidates: b.meta.numCandidates,
       })),
+      heads: result.heads,
       categories: Object.fromEntries(result.categories.map((c) => [c.category, {
         ...Object.fromEntries(METRIC_KEYS.map((k) => [k, finiteOrNull(c.metrics[k])])),
         n_test: c.ids.length,

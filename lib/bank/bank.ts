@@ -52,8 +52,13 @@ export interface BankMeta {
   backbone: string;
   /** Layer taps / groups the features were fused from. */
   taps: BankTaps;
-  /** Network input size in pixels (e.g. 392 or [392, 392]). */
+  /** Network input size in pixels (e.g. 392 or [392, 392]) = the centre-crop side. */
   inputSize: number | readonly number[];
+  /**
+   * Side of the square resize before the centre crop (px; spec §11). Absent in older files:
+   * the official ratio round(inputSize·448/392).
+   */
+  resize?: number;
   /** Feature grid [h, w] of every source image (49×49 in the paper, §1). */
   grid: [number, number];
   /** Feature dimension C (512 in the paper). */
@@ -241,6 +246,8 @@ export interface BuildBankOptions {
   backbone: string;
   taps: BankTaps;
   inputSize: number | readonly number[];
+  /** Resize side before the centre crop (recorded in the metadata). */
+  resize?: number;
   /** One bank for all categories (default false). */
   unified?: boolean;
   categories?: string[];
@@ -318,6 +325,7 @@ export async function buildBank(features: FeatureSource, opts: BuildBankOptions)
       backbone: opts.backbone,
       taps: opts.taps,
       inputSize: opts.inputSize,
+      ...(opts.resize !== undefined ? { resize: opts.resize } : {}),
       grid: capped.grid,
       dim: c,
       T: t,
@@ -421,6 +429,7 @@ export async function saveBank(path: string, bank: Bank): Promise<void> {
     const v = bank.meta[k];
     metadata[k] = STRING_KEYS.has(k) ? String(v) : JSON.stringify(v);
   }
+  if (bank.meta.resize !== undefined) metadata.resize = JSON.stringify(bank.meta.resize);
   const { T, dim } = bank.meta;
   try {
     await writeSafeTensors(path, {
@@ -440,6 +449,8 @@ export interface BankExpectation {
   dim: number;
   /** Backbone input size; checked when given (patch features change with it). */
   inputSize?: number | readonly number[];
+  /** Resize side before the crop; checked when given together with `inputSize`. */
+  resize?: number;
 }
 
 function parseMeta(st: SafeTensors, path: string): BankMeta {
@@ -467,6 +478,13 @@ function parseMeta(st: SafeTensors, path: string): BankMeta {
         );
       }
     }
+  }
+  if (md.resize !== undefined) {
+    const r = Number(md.resize);
+    if (!Number.isInteger(r) || r <= 0) {
+      throw new BankError(`bank ${path}: metadata key "resize" = ${md.resize.slice(0, 80)} is not a positive integer`);
+    }
+    out.resize = r;
   }
   const m = out as unknown as BankMeta;
   const isInt = (x: unknown) => Number.isInteger(x) && (x as number) >= 0;
@@ -535,6 +553,17 @@ export async function loadBank(path: string, expect?: BankExpectation): Promise<
         `bank ${path} was built at input size ${JSON.stringify(meta.inputSize)}, but the current ` +
           `input size is ${JSON.stringify(expect.inputSize)} (use the same --image-size)`,
       );
+    }
+    if (expect.resize !== undefined && typeof meta.inputSize === "number") {
+      const built = meta.resize ?? Math.round((meta.inputSize * 448) / 392);
+      if (built !== expect.resize) {
+        throw new BankError(
+          `bank ${path} was built with geometry resize ${built} → crop ${meta.inputSize}, but ` +
+            `the current geometry is resize ${expect.resize} → crop ${
+              JSON.stringify(expect.inputSize)
+            } (use the same --resize / --no-crop)`,
+        );
+      }
     }
   }
   return bank;

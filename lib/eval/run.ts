@@ -28,6 +28,8 @@ import { computeMetrics, type Metrics } from "../metrics/mod.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";
+import { fitHead, type FitSettings } from "./fit.ts";
+import { readSafeTensors } from "../io/safetensors.ts";
 
 /** Options of {@link runEval}. Every field has the `deno task eval` default. */
 export interface EvalOptions {
@@ -38,8 +40,20 @@ export interface EvalOptions {
    * (`head` weights) on X = [r ‖ f] (spec §4–7).
    */
   method?: "bank" | "snarm";
-  /** SNARM head weights (official-format safetensors) for `method: "snarm"`. */
+  /**
+   * SNARM head weights (official-format safetensors) for `method: "snarm"`. Without it the head
+   * is fitted on the training images of the evaluated categories ({@link fit}).
+   */
   head?: string;
+  /**
+   * Fit settings for `method: "snarm"` without `head` (lib/eval/fit.ts; one head per bank scope,
+   * cached under `cacheDir`).
+   */
+  fit?: FitSettings;
+  /** Cache root of fitted heads (default lib/eval/fit.ts `defaultCacheDir()`). */
+  cacheDir?: string;
+  /** Refit even when a cached fit exists. */
+  refit?: boolean;
   /** Categories to evaluate (default: all found under `data`). */
   categories?: string[];
   /** Backbone preset name (default `"mobilenetv2"`). */
@@ -54,6 +68,11 @@ export interface EvalOptions {
   bankCap?: number;
   /** Centre-crop size = backbone input size in px (default 392; resize = round(size·448/392)). */
   imageSize?: number;
+  /**
+   * Side of the square resize before the centre crop (default round(imageSize·448/392), the
+   * official 448 → 392, spec §11). `resize = imageSize`: no crop, the whole image is used.
+   */
+  resize?: number;
   /** Seed of the random cap and the coreset (default 0). */
   seed?: number;
   /** One bank for all categories (official `--unify`, default) or one per category. */
@@ -99,6 +118,17 @@ export interface EvalResult {
   config: Record<string, unknown>;
   categories: CategoryResult[];
   banks: Array<{ name: string; T: number; seconds: number; meta: Bank["meta"] }>;
+  /** Per bank scope: the head used (fitted or given) and the fit's record. */
+  heads: Array<
+    {
+      scope: string;
+      path: string;
+      fitted: boolean;
+      cached: boolean;
+      seconds: number;
+      fit: Record<string, unknown> | null;
+    }
+  >;
   adapter: string;
   seconds: number;
 }
@@ -141,7 +171,10 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   if (!Number.isInteger(size) || size < 32 || size % 8 !== 0) {
     throw new Error(`--image-size must be a multiple of 8 and at least 32, got ${opts.imageSize}`);
   }
-  const resize = Math.round((size * 448) / 392);
+  const resize = opts.resize ?? Math.round((size * 448) / 392);
+  if (!Number.isInteger(resize) || resize < size) {
+    throw new Error(`--resize must be an integer ≥ the crop size ${size}, got ${opts.resize}`);
+  }
   const geometry = { resize, crop: size };
   const grid = size / 8;
   const k = opts.topk ?? 3;
@@ -158,23 +191,41 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   });
   const desc = bb.describe();
   const method = opts.method ?? "bank";
-  let head: Head | null = null;
-  if (method === "snarm") {
-    if (!opts.head) {
-      throw new Error("--method snarm needs --head W.safetensors (SNARM head weights)");
-    }
-    head = await loadHead(opts.head);
-    if (head.config.in_chans !== 2 * desc.featureDim) {
+  if (method !== "bank" && method !== "snarm") {
+    throw new Error(`--method must be "bank" or "snarm", got "${method}"`);
+  }
+  /** Load a head file and check it fits the features, geometry and categories. */
+  const useHead = async (path: string, categories: string[], fitted: boolean) => {
+    const h = await loadHead(path);
+    if (h.config.in_chans !== 2 * desc.featureDim) {
       throw new Error(
-        `head ${opts.head} expects in_chans ${head.config.in_chans} = 2 × feature dim, but backbone ` +
+        `head ${path} expects in_chans ${h.config.in_chans} = 2 × feature dim, but backbone ` +
           `"${desc.backbone}" gives ${desc.featureDim}-d features (in_chans ${
             2 * desc.featureDim
           })`,
       );
     }
-  } else if (method !== "bank") {
-    throw new Error(`--method must be "bank" or "snarm", got "${method}"`);
-  }
+    if (!fitted) {
+      const meta = (await readSafeTensors(path)).metadata;
+      const geo = headGeometry(meta);
+      if (geo && (geo.crop !== size || geo.resize !== resize)) {
+        throw new Error(
+          `head ${path} was fitted with geometry resize ${geo.resize} → crop ${geo.crop}, but ` +
+            `this run uses resize ${resize} → crop ${size}; pass the same --image-size / --resize`,
+        );
+      }
+      const fittedOn: string[] | null = meta.categories ? JSON.parse(meta.categories) : null;
+      const foreign = fittedOn ? categories.filter((c) => !fittedOn.includes(c)) : categories;
+      if (foreign.length) {
+        console.warn(
+          `snarm: warning: head ${path} was ${
+            fittedOn ? `fitted on [${fittedOn}]` : "not fitted on recorded categories"
+          }, not on [${foreign}]: it scores data it was not fitted to`,
+        );
+      }
+    }
+    return h;
+  };
   const config: Record<string, unknown> = {
     method,
     head: opts.head ?? null,
@@ -185,6 +236,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     featureDim: desc.featureDim,
     imageSize: size,
     resize,
+    crop: size,
     grid,
     bankSize: opts.bankSize ?? 10_000,
     bankCap: opts.bankCap ?? 200_000,
@@ -196,31 +248,84 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       ? "inter-residual L2 norm → bilinear (align_corners) → Gaussian σ=4 → max of 16×16 avg pool, stride 2"
       : "SNARM head on [r ‖ f]: mean of sigmoid(bilinear(logits)) → Gaussian σ=4 → max of 16×16 avg pool, stride 2",
     loadBank: opts.loadBankPath ?? null,
+    fit: method === "snarm" && !opts.head ? opts.fit ?? {} : null,
   };
   const results: CategoryResult[] = [];
   const banks: EvalResult["banks"] = [];
+  const heads: EvalResult["heads"] = [];
   try {
     const scopes = bankScopes(splits.map((s) => s.category), unified);
     for (const scope of scopes) {
       const scopeSplits = splits.filter((s) => scope.categories.includes(s.category));
       const tb = performance.now();
-      let bank: Bank;
+      let bank: Bank | null = null;
+      let head: Head | null = null;
       if (opts.loadBankPath) {
         const path = scopePath(opts.loadBankPath, scope);
-        bank = await loadBank(path, {
+        const loaded = await loadBank(path, {
           backbone: desc.backbone,
           taps: desc.taps,
           dim: desc.featureDim,
           inputSize: size,
+          resize,
         });
-        const foreign = scope.categories.filter((c) => !bank.meta.categories.includes(c));
+        bank = loaded;
+        const foreign = scope.categories.filter((c) => !loaded.meta.categories.includes(c));
         if (foreign.length) {
           console.warn(
-            `snarm: bank ${path} was built from categories [${bank.meta.categories}], not from ` +
+            `snarm: bank ${path} was built from categories [${loaded.meta.categories}], not from ` +
               `[${foreign}]: scores use other categories' normal patches`,
           );
         }
-      } else {
+      }
+      if (method === "snarm" && !opts.head) {
+        const fit = await fitHead({
+          ...opts.fit,
+          data: opts.data,
+          categories: scope.categories,
+          backbone: opts.backbone,
+          model: opts.model,
+          featureDim: opts.featureDim,
+          imageSize: size,
+          resize,
+          bankSize: opts.bankSize,
+          bankCap: opts.bankCap,
+          seed,
+          bank: bank ?? undefined,
+          cacheDir: opts.cacheDir,
+          refit: opts.refit,
+          progress: show,
+          modelSha256: desc.modelSha256,
+        });
+        if (show) {
+          console.log(
+            fit.cached
+              ? `snarm: using the cached fit ${fit.dir} (fitted on [${scope.categories}])`
+              : `snarm: fitted the head in ${fit.seconds.toFixed(0)} s → ${fit.dir}`,
+          );
+        }
+        bank = fit.bank;
+        head = await useHead(fit.headPath, scope.categories, true);
+        heads.push({
+          scope: scope.name,
+          path: fit.headPath,
+          fitted: true,
+          cached: fit.cached,
+          seconds: fit.seconds,
+          fit: fit.record,
+        });
+      } else if (method === "snarm") {
+        head = await useHead(opts.head!, scope.categories, false);
+        heads.push({
+          scope: scope.name,
+          path: opts.head!,
+          fitted: false,
+          cached: false,
+          seconds: 0,
+          fit: null,
+        });
+      }
+      if (!bank) {
         const train = scopeSplits.flatMap((s) => s.train);
         const pe = show ? startProgress(`embed train (${scope.name})`, train.length) : noProgress;
         let pc = noProgress;
@@ -233,6 +338,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           backbone: desc.backbone,
           taps: desc.taps,
           inputSize: size,
+          resize,
           unified: scope.unified,
           categories: scope.categories,
           onProgress: (p) => {
@@ -277,9 +383,18 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     config,
     categories: results,
     banks,
+    heads,
     adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/** The geometry recorded in a head's metadata (`image_size`, `resize`), or null when absent. */
+export function headGeometry(meta: Record<string, string>): { resize: number; crop: number } | null {
+  if (meta.image_size === undefined) return null;
+  const crop = Number(meta.image_size);
+  const resize = meta.resize !== undefined ? Number(meta.resize) : Math.round((crop * 448) / 392);
+  return { resize, crop };
 }
 
 /**

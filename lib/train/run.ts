@@ -19,6 +19,11 @@ import { GpuHeadTrainer } from "./gpu/head_train.ts";
 import { initHeadWeights } from "./init.ts";
 import { mulberry32 } from "./grad/pointwise.ts";
 import { prepareTrainingSet, type TrainingSet } from "./samples.ts";
+import type { SynthSource } from "./synth.ts";
+import type { HeadWeights } from "../model/weights.ts";
+import type { Bank } from "../bank/bank.ts";
+import { validateBank, type Validation, validateHead } from "./validate.ts";
+import type { Metrics } from "../metrics/compute.ts";
 
 /** Head sizes of a training preset (the rest of the config is official: §6). */
 export interface TrainPreset {
@@ -68,11 +73,35 @@ export interface TrainOptions {
   model?: string;
   featureDim?: number;
   imageSize?: number;
+  /** Resize side before the centre crop (default round(imageSize·448/392); = imageSize: no crop). */
+  resize?: number;
+  /** Categories to train on (default: all of each root). */
+  categories?: string[];
   bankSize?: number;
   bankCap?: number;
   synthPerImage?: number;
   maxImages?: number;
   textureDir?: string;
+  /** Synthetic anomaly sources (default: structure / texture, lib/train/synth.ts). */
+  sources?: readonly SynthSource[];
+  /**
+   * Fraction of each category's training images held out for validation (default 0: no
+   * validation). With a split the head is validated every `valEvery` steps and the final head is
+   * the best validated one (early stopping; `patience` validations without improvement end the run).
+   */
+  valFraction?: number;
+  /** Validate every N steps (default max(10, steps / 10)). */
+  valEvery?: number;
+  /** Stop after this many validations without a better score (default: never stop early). */
+  patience?: number;
+  /** Start from these weights (fine-tuning) instead of a fresh initialisation. */
+  init?: HeadWeights;
+  /** Keep the built bank in the result's `set.banks` (eval fits score the test set with it). */
+  keepBank?: boolean;
+  /** Use this bank instead of building one (one root only). */
+  bank?: Bank;
+  /** Extra `__metadata__` entries of the written head (e.g. what it was fitted on). */
+  headMetadata?: Record<string, string>;
   /** Cache folder of the prepared samples (default `<out>/cache`; null = none). */
   cacheDir?: string | null;
   progress?: boolean;
@@ -97,6 +126,16 @@ export interface TrainResult {
   prepSeconds: number;
   trainSeconds: number;
   adapter: string;
+  /** Validation passes (empty without a validation split). */
+  validation: Validation[];
+  /** Bank-only scoring of the validation samples (null without a validation split). */
+  bankValidation: Metrics | null;
+  /** Step of the written head (the best validation, or the last step). */
+  bestStep: number;
+  /** The written (best) head weights. */
+  weights: HeadWeights;
+  /** The prepared set (its banks when asked for). */
+  set: TrainingSet;
 }
 
 function hash2(a: number, b: number): number {
@@ -211,12 +250,18 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     model: o.model,
     featureDim: o.featureDim,
     imageSize: o.imageSize,
+    resize: o.resize,
+    categories: o.categories,
     bankSize: o.bankSize,
     bankCap: o.bankCap,
     seed,
     synthPerImage: o.synthPerImage,
     maxImages: o.maxImages,
     textureDir: o.textureDir,
+    sources: o.sources,
+    valFraction: o.valFraction,
+    keepBank: o.keepBank,
+    bank: o.bank,
     cacheDir: o.cacheDir === undefined ? `${o.out}/cache` : o.cacheDir,
     progress: show,
   });
@@ -252,8 +297,20 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     taps: set.taps,
     featureDim: set.C,
     imageSize: set.imageSize,
+    resize: set.resize,
+    ...(o.sources ? { sources: o.sources } : {}),
+    ...(o.valFraction ? { valFraction: o.valFraction } : {}),
   };
-  let weights = initHeadWeights(config, seed);
+  let weights = o.init ?? initHeadWeights(config, seed);
+  if (o.init) {
+    const want = JSON.stringify(config), got = JSON.stringify(o.init.config);
+    if (want !== got) {
+      throw new Error(
+        `the head to fine-tune has config ${got}, but this training needs ${want} ` +
+          "(same preset, feature dim and image size)",
+      );
+    }
+  }
   let start = 0;
   if (resumed) {
     const diff = settingsMismatch(resumed.settings, settings);
@@ -299,6 +356,24 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const end = o.stopAfter !== undefined ? Math.min(steps, start + o.stopAfter) : steps;
   const bar = show ? startProgress("train", end - start) : noProgress;
   const losses: number[] = [];
+  const validation: Validation[] = [];
+  const bankValidation = set.val.length ? validateBank(set.val, set.C, set.h, set.w) : null;
+  const valEvery = o.valEvery ?? Math.max(10, Math.floor(steps / 10));
+  let best: { step: number; score: number; weights: HeadWeights } | null = null;
+  let sinceBest = 0;
+  const validate = async (step: number) => {
+    const w = await trainer.weights();
+    const v = await validateHead(w, set.val, set.h, set.w, step);
+    validation.push(v);
+    if (!best || v.score > best.score) {
+      best = { step, score: v.score, weights: w };
+      sinceBest = 0;
+    } else sinceBest++;
+    return v;
+  };
+  if (set.val.length && start === 0) {
+    if (o.init) await validate(0);
+  }
   const tTrain = performance.now();
   const checkpoint = async (step: number) => {
     await saveCheckpoint(ckptPath, {
@@ -309,6 +384,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       rng: { seed, step },
     });
   };
+  let stoppedAt: number | null = null;
   try {
     for (let s = start; s < end; s++) {
       const idx = stepBatch(seed, s, B, set.samples.length);
@@ -347,22 +423,41 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
           },${(secondsBefore + (performance.now() - tTrain) / 1000).toFixed(1)}\n`,
         ),
       );
-      bar.tick(1, `loss ${l.loss.toFixed(4)}`);
+      let note = `loss ${l.loss.toFixed(4)}`;
+      if (set.val.length && ((s + 1) % valEvery === 0 || s + 1 === steps)) {
+        const v = await validate(s + 1);
+        note += ` val ${(100 * v.score).toFixed(2)}`;
+      }
+      bar.tick(1, note);
       if ((s + 1) % every === 0 || s + 1 === end) await checkpoint(s + 1);
+      if (o.patience !== undefined && sinceBest >= o.patience) {
+        if (show) console.log(`train: early stop at step ${s + 1} (best validation: step ${best!.step})`);
+        await checkpoint(s + 1);
+        stoppedAt = s + 1;
+        break;
+      }
     }
   } finally {
     bar.stop();
     csvFile.close();
   }
   const trainSeconds = (performance.now() - tTrain) / 1000;
-  const final = await trainer.weights();
+  const last = await trainer.weights();
   trainer.destroy();
-  if (end === steps) {
+  const chosen = best as { step: number; weights: HeadWeights } | null;
+  const final = chosen ? chosen.weights : last;
+  const finished = end === steps || stoppedAt !== null;
+  const bestStep = chosen ? chosen.step : (stoppedAt ?? end);
+  const valJson = validation.map((v) => ({ step: v.step, score: v.score, ...v.snarm }));
+  if (finished) {
     await saveHeadWeights(headPath, final, {
-      snarm_train: JSON.stringify({ ...settings, trainSeconds, prepSeconds }),
+      snarm_train: JSON.stringify({ ...settings, trainSeconds, prepSeconds, bestStep }),
       backbone: set.backbone,
       feature_dim: String(set.C),
       image_size: String(set.imageSize),
+      resize: String(set.resize),
+      categories: JSON.stringify([...new Set(set.roots.flatMap((r) => r.categories))]),
+      ...o.headMetadata,
     });
   }
   await writeFileAtomic(
@@ -376,6 +471,11 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
         trainSeconds,
         adapter: gpu.info.description,
         finalLoss: losses.at(-1) ?? null,
+        bestStep,
+        stoppedEarlyAt: stoppedAt,
+        validation: valJson,
+        bankValidation,
+        valSamples: set.val.length,
       },
       null,
       2,
@@ -383,7 +483,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   );
   return {
     headPath,
-    headWritten: end === steps,
+    headWritten: finished,
     checkpointPath: ckptPath,
     lossCsv: csvPath,
     step: end,
@@ -394,5 +494,10 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     prepSeconds,
     trainSeconds,
     adapter: gpu.info.description,
+    validation,
+    bankValidation,
+    bestStep,
+    weights: final,
+    set,
   };
 }

@@ -16,7 +16,7 @@
  * @module
  */
 import { type Backbone, loadBackbone } from "../backbone/mod.ts";
-import { buildBank } from "../bank/bank.ts";
+import { type Bank, buildBank } from "../bank/bank.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
 import { interModelInput } from "../bank/residual.ts";
 import { DatasetError, type ImageRecord, listCategories, loadSplit } from "../data/dataset.ts";
@@ -28,7 +28,7 @@ import type { FeatureGrid } from "../types.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { gridTarget } from "./loss.ts";
 import { trainingResidual } from "./residuals.ts";
-import { synthesizeAnomaly } from "./synth.ts";
+import { type SynthSource, synthesizeAnomaly } from "./synth.ts";
 import { mulberry32 } from "./grad/pointwise.ts";
 
 /** One training sample. */
@@ -36,6 +36,8 @@ export interface TrainSample {
   /** `root/category/id` and, for synthetic ones, `#synthN`. */
   id: string;
   synthetic: boolean;
+  /** True for a validation sample (a held-out training image; never trained on). */
+  val?: boolean;
   /** `(2C, h, w)` channels-first float16 model input [r ‖ f]. */
   X: Float16Array;
   /** `(h·w)` grid target in [0, 1]. */
@@ -46,12 +48,22 @@ export interface TrainSample {
 export interface PrepareOptions {
   /** Dataset roots in MVTec layout (`<root>/<category>/train/good`). */
   roots: string[];
+  /**
+   * Categories to use (default: every category of each root). With several roots a name is used
+   * in every root that has it; a root without any of them is an error.
+   */
+  categories?: string[];
   /** Backbone preset (default "mobilenetv2"), model path and feature dim override. */
   backbone?: string;
   model?: string;
   featureDim?: number;
-  /** Input size (default 392; grid = size / 8). */
+  /** Input size = centre-crop side in px (default 392; grid = size / 8). */
   imageSize?: number;
+  /**
+   * Side of the square resize before the centre crop (default round(imageSize·448/392), the
+   * official 448 → 392, spec §11); `resize = imageSize` means no crop (whole image).
+   */
+  resize?: number;
   /** Bank size T and random cap (defaults as `deno task eval`: 10 000 and 200 000). */
   bankSize?: number;
   bankCap?: number;
@@ -65,6 +77,20 @@ export interface PrepareOptions {
   maxImages?: number;
   /** Optional DTD-style texture folder for the texture anomaly source. */
   textureDir?: string;
+  /**
+   * Anomaly sources drawn from (uniformly) for each synthetic sample (default: MemSeg's
+   * structure / texture 50/50, lib/train/synth.ts).
+   */
+  sources?: readonly SynthSource[];
+  /**
+   * Fraction of each category's training images held out for validation (default 0): their
+   * clean and synthetic samples go to {@link TrainingSet.val}, never to `samples`.
+   */
+  valFraction?: number;
+  /** Keep the bank of each root in {@link TrainingSet.banks} (eval fits reuse it). */
+  keepBank?: boolean;
+  /** Use this bank (built from the same training images, e.g. a loaded one); one root only. */
+  bank?: Bank;
   /** Cache folder (one safetensors file per root and option set); null = no cache. */
   cacheDir?: string | null;
   /** Show progress bars (default true). */
@@ -76,6 +102,12 @@ export interface PrepareOptions {
 /** The prepared set. */
 export interface TrainingSet {
   samples: TrainSample[];
+  /** Validation samples (held-out training images, clean + synthetic; empty without a split). */
+  val: TrainSample[];
+  /** The bank of each root (with `keepBank`; built or read from nothing else). */
+  banks?: Bank[];
+  /** Resize side before the centre crop (px). */
+  resize: number;
   /** Feature channels C (X has 2C). */
   C: number;
   h: number;
@@ -123,6 +155,44 @@ function pickSubset(total: number, n: number, seed: number): number[] {
   return idx.slice(0, n).sort((a, b) => a - b);
 }
 
+/**
+ * The training and validation images of a root: per category (sizes `counts`, concatenated in
+ * that order) a seeded shuffle; the first round(n·valFraction) images (at least 1 when the fraction
+ * is > 0 and n ≥ 2) are validation images, then at most `maxImages` of the rest are training
+ * images. Returns global indices, each list sorted.
+ */
+export function splitImages(
+  counts: readonly number[],
+  maxImages: number | undefined,
+  valFraction: number,
+  seed: number,
+): { selected: number[]; val: number[] } {
+  const selected: number[] = [], val: number[] = [];
+  let offset = 0;
+  for (const n of counts) {
+    const order = pickSubset(n, n, seed + offset);
+    if (valFraction > 0) {
+      const rnd = mulberry32((seed + offset) >>> 0);
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+    }
+    const nVal = valFraction > 0 && n >= 2
+      ? Math.min(n - 1, Math.max(1, Math.round(n * valFraction)))
+      : 0;
+    const rest = valFraction > 0 ? order.slice(nVal) : order;
+    const m = maxImages ? Math.min(rest.length, maxImages) : rest.length;
+    const train = valFraction > 0
+      ? rest.slice(0, m)
+      : pickSubset(n, m, seed + offset);
+    for (const i of order.slice(0, nVal)) val.push(offset + i);
+    for (const i of train) selected.push(offset + i);
+    offset += n;
+  }
+  return { selected: selected.sort((a, b) => a - b), val: val.sort((a, b) => a - b) };
+}
+
 async function embedRgb(bb: Backbone, rgb: Uint8Array, size: number): Promise<FeatureGrid> {
   return await bb.embed(normalizeImageNet(rgb, size, size), [1, 3, size, size]);
 }
@@ -138,9 +208,19 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
     throw new Error(`--image-size must be a multiple of 8 and at least 32, got ${size}`);
   }
   if (!opts.roots.length) throw new Error("--data: give at least one dataset root");
+  if (opts.bank && opts.roots.length !== 1) {
+    throw new Error("prepareTrainingSet: a given bank needs exactly one root");
+  }
   const grid = size / 8, L = grid * grid;
-  const resize = Math.round((size * 448) / 392);
+  const resize = opts.resize ?? Math.round((size * 448) / 392);
+  if (!Number.isInteger(resize) || resize < size) {
+    throw new Error(`--resize must be an integer ≥ the crop size ${size}, got ${opts.resize}`);
+  }
   const geometry = { resize, crop: size };
+  const valFraction = opts.valFraction ?? 0;
+  if (!(valFraction >= 0 && valFraction < 1)) {
+    throw new Error(`--val-fraction must be in [0, 1), got ${opts.valFraction}`);
+  }
   const seed = opts.seed ?? 0, synthPer = opts.synthPerImage ?? 2, k = opts.topk ?? 3;
   const show = opts.progress ?? true;
   // Resolve every root first so a wrong path fails before any work.
@@ -156,6 +236,15 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
       throw new DatasetError(
         `${root}: no category with training images (expected <root>/<category>/train/good/*.png)`,
       );
+    }
+    if (opts.categories?.length) {
+      const want = new Set(opts.categories);
+      cats = cats.filter((c) => want.has(c));
+      if (!cats.length) {
+        throw new DatasetError(
+          `${root}: none of the categories [${opts.categories}] (found: ${listCategories(root)})`,
+        );
+      }
     }
     const splits = cats.map((c) => {
       const s = loadSplit(root, c);
@@ -177,6 +266,9 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
   const gpu = await tryGetGpu();
   const out: TrainingSet = {
     samples: [],
+    val: [],
+    ...(opts.keepBank ? { banks: [] } : {}),
+    resize,
     C,
     h: grid,
     w: grid,
@@ -199,6 +291,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         taps: desc.taps,
         C,
         size,
+        ...(resize !== Math.round((size * 448) / 392) ? { resize } : {}),
         bankSize: opts.bankSize ?? 10_000,
         bankCap: opts.bankCap ?? 200_000,
         k,
@@ -206,15 +299,18 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         synthPer,
         maxImages: opts.maxImages ?? null,
         textureDir: opts.textureDir ?? null,
+        ...(opts.sources ? { sources: opts.sources } : {}),
+        ...(valFraction ? { valFraction } : {}),
       };
       const name = plan.root.replace(/\/+$/, "").split("/").pop() || "root";
       const cachePath = opts.cacheDir
         ? join(opts.cacheDir, `${name}-${hashString(JSON.stringify(key))}.safetensors`)
         : null;
-      if (cachePath) {
+      if (cachePath && !opts.keepBank && !opts.bank) {
         const cached = await loadCache(cachePath, JSON.stringify(key), 2 * C * L, L);
         if (cached) {
-          out.samples.push(...cached.samples);
+          out.samples.push(...cached.samples.filter((s) => !s.val));
+          out.val.push(...cached.samples.filter((s) => s.val));
           out.roots.push({
             root: plan.root,
             categories: plan.cats,
@@ -245,7 +341,17 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
       };
       let pc: Progress = noProgress;
       let done = 0;
-      const bank = await buildBank(grids(), {
+      if (opts.bank) {
+        const ids = train.map((r) => `${r.category}/${r.id}`);
+        if (JSON.stringify(opts.bank.meta.sourceImageIds) !== JSON.stringify(ids)) {
+          throw new Error(
+            `the given bank was built from other training images than ${plan.root} ` +
+              `[${plan.cats}] (${opts.bank.meta.sourceImageIds.length} vs ${ids.length} images); ` +
+              "leave-own-image-out residuals need the same images in the same order",
+          );
+        }
+      }
+      const bank = opts.bank ?? await buildBank(grids(), {
         size: opts.bankSize,
         cap: opts.bankCap,
         seed,
@@ -253,6 +359,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         backbone: desc.backbone,
         taps: desc.taps,
         inputSize: size,
+        resize,
         unified: true,
         categories: plan.cats,
         onProgress: (p) => {
@@ -263,22 +370,24 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         },
       });
       pc.stop();
+      out.banks?.push(bank);
       const index = await createBankIndex(gpu, bank.features, C, bank.imageIndex);
-      // 2–3. Samples of the selected images.
-      const selected: number[] = [];
-      let offset = 0;
-      for (const s of plan.splits) {
-        const n = s.train.length;
-        const m = opts.maxImages ? Math.min(n, opts.maxImages) : n;
-        for (const i of pickSubset(n, m, seed + offset)) selected.push(offset + i);
-        offset += n;
-      }
+      // 2–3. Samples of the selected images (and of the held-out validation images).
+      const { selected, val } = splitImages(
+        plan.splits.map((s) => s.train.length),
+        opts.maxImages,
+        valFraction,
+        seed,
+      );
+      const isVal = new Set(val);
+      const chosen = [...selected, ...val].sort((a, b) => a - b);
       const samples: TrainSample[] = [];
       const ps = show
-        ? startProgress(`training samples (${name})`, selected.length * (1 + synthPer))
+        ? startProgress(`training samples (${name})`, chosen.length * (1 + synthPer))
         : noProgress;
       try {
-        for (const i of selected) {
+        for (const i of chosen) {
+          const v = isVal.has(i);
           const r = train[i];
           const f: FeatureGrid = {
             n: 1,
@@ -291,22 +400,25 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
           samples.push({
             id: `${plan.root}/${r.category}/${r.id}`,
             synthetic: false,
+            val: v,
             X: new Float16Array(interModelInput(clean.residual, f)),
             target: new Float32Array(L),
           });
           ps.tick();
           if (synthPer > 0) {
             const img = await loadSample(r, geometry);
-            for (let v = 0; v < synthPer; v++) {
+            for (let j = 0; j < synthPer; j++) {
               const syn = await synthesizeAnomaly(img.rgb, size, size, {
-                seed: (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b) ^ v) >>> 0,
+                seed: (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b) ^ j) >>> 0,
                 textureDir: opts.textureDir,
+                ...(opts.sources ? { sources: opts.sources } : {}),
               });
               const fs = await embedRgb(bb, syn.rgb, size);
               const res = await trainingResidual(fs, index, i, k);
               samples.push({
-                id: `${plan.root}/${r.category}/${r.id}#synth${v}`,
+                id: `${plan.root}/${r.category}/${r.id}#synth${j}`,
                 synthetic: true,
+                val: v,
                 X: new Float16Array(interModelInput(res.residual, fs)),
                 target: Float32Array.from(gridTarget(syn.mask, 1, size, size, grid, grid)),
               });
@@ -324,12 +436,13 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
           cachePath,
           JSON.stringify(key),
           samples,
-          selected.length,
+          chosen.length,
           bank.meta.T,
           opts.cacheShard ?? SHARD,
         );
       }
-      out.samples.push(...samples);
+      out.samples.push(...samples.filter((s) => !s.val));
+      out.val.push(...samples.filter((s) => s.val));
       out.roots.push({
         root: plan.root,
         categories: plan.cats,
@@ -384,6 +497,7 @@ async function saveCache(
         shard: `${k}/${shards}`,
         ids: JSON.stringify(part.map((s) => s.id)),
         synthetic: JSON.stringify(part.map((s) => (s.synthetic ? 1 : 0))),
+        val: JSON.stringify(part.map((s) => (s.val ? 1 : 0))),
         selected: String(selected),
         T: String(T),
       },
@@ -426,6 +540,7 @@ async function loadCache(
     T = Number(meta.T);
     const ids = JSON.parse(meta.ids) as string[];
     const syn = JSON.parse(meta.synthetic) as number[];
+    const val = meta.val ? JSON.parse(meta.val) as number[] : [];
     const n = ids.length;
     const X = requireTensor(st, "X", "F16", [n, xLen], file).data as Uint16Array;
     const target = requireTensor(st, "target", "F32", [n, L], file).data as Float32Array;
@@ -433,6 +548,7 @@ async function loadCache(
       samples.push({
         id,
         synthetic: syn[i] === 1,
+        val: val[i] === 1,
         X: new Float16Array(X.slice(i * xLen, (i + 1) * xLen).buffer),
         target: target.slice(i * L, (i + 1) * L),
       })

@@ -1,0 +1,257 @@
+/**
+ * Fit the SNARM head on the data at hand (the official unified protocol: one bank and one head
+ * over the training images of every category that is then tested, snarm-method.md §2 "Scope", §8),
+ * with a cache: a fitted head and its bank are stored under a key of everything that changes them
+ * (the training files' names and contents, backbone model, geometry, bank and fit settings, the
+ * starting head), so a re-run reuses them.
+ *
+ * Cache layout: `<cacheDir>/fit-<key>/` with `head.safetensors` (official format; its metadata
+ * names the categories it was fitted on), `bank.safetensors`, `train.json` (settings, validation
+ * curve, wall times), `loss.csv` and `key.json`. A folder is written under a temporary name and
+ * renamed when complete, so an interrupted fit leaves no usable-looking entry.
+ *
+ * @example
+ * ```ts
+ * import { fitHead } from "./fit.ts";
+ * const fit = await fitHead({ data: "data/hazelnut_toy", categories: ["hazelnut"] });
+ * console.log(fit.headPath, fit.cached);
+ * ```
+ * @module
+ */
+import { join } from "node:path";
+import type { Bank } from "../bank/bank.ts";
+import { loadBank, saveBank } from "../bank/bank.ts";
+import { loadSplit } from "../data/dataset.ts";
+import { loadHeadWeights } from "../model/weights.ts";
+import { runTraining, TRAIN_PRESETS } from "../train/run.ts";
+import type { SynthSource } from "../train/synth.ts";
+
+/** Bump when a change of the fitting code changes fitted heads (invalidates cached fits). */
+const FIT_VERSION = 1;
+
+/** Fit settings (defaults sized for two CPU cores: minutes on the embedded data). */
+export interface FitSettings {
+  /** Head preset (default "cpu": d 16, depth 1, 4 rates × 4 scans). */
+  preset?: "cpu" | "paper";
+  /** Training steps (default 120). */
+  steps?: number;
+  /** Images per step (default the preset's). */
+  batch?: number;
+  /** Peak learning rate (default 2e-3). */
+  lr?: number;
+  /** Training images per category that get samples (default 40). */
+  maxImages?: number;
+  /** Synthetic anomalies per training image (default 2). */
+  synthPerImage?: number;
+  /** Anomaly sources (default: the training default of lib/train/synth.ts). */
+  sources?: readonly SynthSource[];
+  /** Texture folder of the texture source. */
+  textureDir?: string;
+  /** Fraction of each category's training images held out for validation (default 0.2). */
+  valFraction?: number;
+  /** Validate every N steps (default steps / 6). */
+  valEvery?: number;
+  /** Head weights file to start from (fine-tuning); must have the preset's config. */
+  init?: string;
+}
+
+/** Options of {@link fitHead}: the data and feature settings (as `runEval`) plus the fit. */
+export interface FitOptions extends FitSettings {
+  data: string;
+  categories: string[];
+  backbone?: string;
+  model?: string;
+  featureDim?: number;
+  imageSize?: number;
+  resize?: number;
+  bankSize?: number;
+  bankCap?: number;
+  seed?: number;
+  /** Use this bank (a loaded one) instead of building one from the training images. */
+  bank?: Bank;
+  /** Cache root (default `$SNARM_CACHE`, else `$XDG_CACHE_HOME/snarm`, else `~/.cache/snarm`). */
+  cacheDir?: string;
+  /** Refit even when a cached fit exists. */
+  refit?: boolean;
+  progress?: boolean;
+}
+
+/** Result of {@link fitHead}. */
+export interface FitResult {
+  /** The fitted head (official-format safetensors). */
+  headPath: string;
+  /** The bank the head was fitted with (the test set is scored against it). */
+  bank: Bank;
+  /** True when the fit came from the cache. */
+  cached: boolean;
+  /** The cache folder of this fit. */
+  dir: string;
+  /** Wall seconds of this call (cache hit: loading only). */
+  seconds: number;
+  /** The fit's train.json (settings, validation curve, wall times). */
+  record: Record<string, unknown>;
+}
+
+/** Default cache root. */
+export function defaultCacheDir(): string {
+  const env = (k: string) => Deno.env.get(k);
+  return env("SNARM_CACHE") ??
+    (env("XDG_CACHE_HOME") ? join(env("XDG_CACHE_HOME")!, "snarm") : undefined) ??
+    join(env("HOME") ?? ".", ".cache", "snarm");
+}
+
+async function sha256Hex(data: Uint8Array | string): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Fit defaults after applying {@link FitSettings} (recorded in the key and in train.json). */
+export function fitDefaults(s: FitSettings) {
+  const preset = s.preset ?? "cpu";
+  if (!(preset in TRAIN_PRESETS)) {
+    throw new Error(`fit preset must be "cpu" or "paper", got "${preset}"`);
+  }
+  const steps = s.steps ?? 120;
+  return {
+    preset,
+    steps,
+    batch: s.batch ?? TRAIN_PRESETS[preset].batch,
+    lr: s.lr ?? 2e-3,
+    maxImages: s.maxImages ?? 40,
+    synthPerImage: s.synthPerImage ?? 2,
+    sources: s.sources ?? null,
+    textureDir: s.textureDir ?? null,
+    valFraction: s.valFraction ?? 0.2,
+    valEvery: s.valEvery ?? Math.max(5, Math.floor(steps / 6)),
+  };
+}
+
+/**
+ * The cache key of a fit: SHA-256 over the training files (path, size, content hash) of the
+ * categories, the backbone model, geometry, bank settings, fit settings and the starting head.
+ */
+export async function fitKey(o: FitOptions, modelSha: string): Promise<{ key: string; what: object }> {
+  const files: Array<[string, number, string]> = [];
+  for (const c of o.categories) {
+    for (const r of loadSplit(o.data, c).train) {
+      const bytes = await Deno.readFile(r.path);
+      files.push([`${c}/${r.id}`, bytes.length, await sha256Hex(bytes)]);
+    }
+  }
+  const size = o.imageSize ?? 392;
+  const what = {
+    v: FIT_VERSION,
+    categories: o.categories,
+    files: await sha256Hex(JSON.stringify(files)),
+    backbone: o.backbone ?? "mobilenetv2",
+    model: modelSha,
+    featureDim: o.featureDim ?? null,
+    imageSize: size,
+    resize: o.resize ?? Math.round((size * 448) / 392),
+    bankSize: o.bankSize ?? 10_000,
+    bankCap: o.bankCap ?? 200_000,
+    bank: o.bank ? await sha256Hex(new Uint8Array(o.bank.features.buffer)) : null,
+    seed: o.seed ?? 0,
+    fit: fitDefaults(o),
+    init: o.init ? await sha256Hex(await Deno.readFile(o.init)) : null,
+  };
+  return { key: (await sha256Hex(JSON.stringify(what))).slice(0, 20), what };
+}
+
+/**
+ * Fit (or load from the cache) one SNARM head and its bank on the training images of
+ * `categories` of `data`.
+ * @throws {Error} without a WebGPU adapter (training needs one), on bad settings, or a starting
+ *   head of another configuration; `DatasetError` naming the path for bad data.
+ */
+export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<FitResult> {
+  const t0 = performance.now();
+  const { key, what } = await fitKey(o, o.modelSha256);
+  const root = o.cacheDir ?? defaultCacheDir();
+  const dir = join(root, `fit-${key}`);
+  const headPath = join(dir, "head.safetensors");
+  const bankPath = join(dir, "bank.safetensors");
+  const show = o.progress ?? true;
+  if (!o.refit) {
+    try {
+      await Deno.stat(headPath);
+      const bank = o.bank ?? await loadBank(bankPath);
+      const record = JSON.parse(await Deno.readTextFile(join(dir, "train.json")));
+      return {
+        headPath,
+        bank,
+        cached: true,
+        dir,
+        seconds: (performance.now() - t0) / 1000,
+        record,
+      };
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        console.warn(`snarm fit: cached fit ${dir} unreadable (${(e as Error).message}); refitting`);
+      }
+    }
+  }
+  const f = fitDefaults(o);
+  const stage = `${dir}.partial-${Deno.pid}`;
+  await Deno.remove(stage, { recursive: true }).catch(() => {});
+  await Deno.mkdir(stage, { recursive: true });
+  try {
+    const init = o.init ? await loadHeadWeights(o.init) : undefined;
+    if (show) {
+      console.log(
+        `snarm fit: fitting a SNARM head (${f.preset} preset, ${f.steps} steps) on ${o.data} ` +
+          `[${o.categories}]; cached as ${dir}`,
+      );
+    }
+    const r = await runTraining({
+      data: [o.data],
+      categories: o.categories,
+      out: stage,
+      preset: f.preset,
+      steps: f.steps,
+      batch: f.batch,
+      lr: f.lr,
+      seed: o.seed ?? 0,
+      checkpointEvery: f.steps,
+      maxImages: f.maxImages,
+      synthPerImage: f.synthPerImage,
+      sources: f.sources ?? undefined,
+      textureDir: f.textureDir ?? undefined,
+      valFraction: f.valFraction,
+      valEvery: f.valEvery,
+      init,
+      backbone: o.backbone,
+      model: o.model,
+      featureDim: o.featureDim,
+      imageSize: o.imageSize,
+      resize: o.resize,
+      bankSize: o.bankSize,
+      bankCap: o.bankCap,
+      bank: o.bank,
+      keepBank: true,
+      cacheDir: null,
+      progress: show,
+      headMetadata: { snarm_fit_key: key },
+    });
+    const bank = r.set.banks?.[0] ?? o.bank;
+    if (!bank) throw new Error("snarm fit: the training run kept no bank");
+    await saveBank(join(stage, "bank.safetensors"), bank);
+    await Deno.remove(join(stage, "checkpoint.safetensors")).catch(() => {});
+    await Deno.writeTextFile(join(stage, "key.json"), JSON.stringify(what, null, 2) + "\n");
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.rename(stage, dir);
+    const record = JSON.parse(await Deno.readTextFile(join(dir, "train.json")));
+    return {
+      headPath,
+      bank,
+      cached: false,
+      dir,
+      seconds: (performance.now() - t0) / 1000,
+      record,
+    };
+  } catch (e) {
+    await Deno.remove(stage, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
