@@ -686,3 +686,11 @@ export function encodeSynthStrip(
   });
   return encodePng(img, W, H);
 }
+
+/**
+ * The texture folder shipped with snarm (`data/textures`: 57 public-domain / Expat photographic
+ * surface textures, ≤ 256 px, from Debian's ufoai-textures; see its PROVENANCE.md and
+ * `scripts/build_textures.sh`), for `synthesizeAnomaly({ textureDir: DEFAULT_TEXTURE_DIR })` when
+ * DTD is not at hand. A filesystem path; valid when the module is loaded from a local checkout.
+ */
+export const DEFAULT_TEXTURE_DIR = new URL("../../data/textures", import.meta.url).pathname;
