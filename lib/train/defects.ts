@@ -80,7 +80,7 @@ interface Draw {
 interface ObjectInfo {
   /** Background colour (per-channel median of the border ring). */
   bg: [number, number, number];
-  /** `(H, W)` 0/1 foreground (object) estimate, dilated by 1 px. */
+  /** `(H, W)` 0/1 foreground (object) estimate. */
   fg: Uint8Array;
   /** Flat pixel indices of the object outline (away from the image border). */
   boundary: Int32Array;
@@ -379,8 +379,9 @@ function inPolygon(py: number, px: number, ys: number[], xs: number[]): boolean 
 
 /**
  * Object on a uniform background: the border ring (width side/32) has a median colour from which
- * ≥ 80 % of its pixels differ by ≤ 20 in luminance, and 3–90 % of the (box-blurred) image differs
- * from it by > 30. Returns null otherwise.
+ * ≥ 80 % of its pixels differ by ≤ 20 in luminance, and 3–90 % of the image is foreground: differs
+ * from it by > 30 after a box blur of radius side/48 and by > 20 after a 3×3 box blur. Returns null
+ * otherwise.
  */
 function detectObject(img: Uint8Array, h: number, w: number): ObjectInfo | null {
   const side = Math.min(h, w);
@@ -404,10 +405,11 @@ function detectObject(img: Uint8Array, h: number, w: number): ObjectInfo | null 
   const bgLum = median(ring);
   if (ring.filter((v) => Math.abs(v - bgLum) <= 20).length < 0.8 * ring.length) return null;
   const lb = boxBlur(lum, h, w, 1, Math.max(1, Math.round(side / 48)));
+  const l1 = boxBlur(lum, h, w, 1, 1);
   const fg0 = new Uint8Array(h * w);
   let n = 0;
   for (let p = 0; p < h * w; p++) {
-    if (Math.abs(lb[p] - bgLum) > 30) {
+    if (Math.abs(lb[p] - bgLum) > 30 && Math.abs(l1[p] - bgLum) > 20) {
       fg0[p] = 1;
       n++;
     }
@@ -423,7 +425,7 @@ function detectObject(img: Uint8Array, h: number, w: number): ObjectInfo | null 
   if (!boundary.length) return null;
   return {
     bg: [median(ch[0]), median(ch[1]), median(ch[2])],
-    fg: dilate(fg0, h, w),
+    fg: fg0,
     boundary: Int32Array.from(boundary),
   };
 }
@@ -699,8 +701,9 @@ export function synthesizeDefect(
     opts,
     object: () => (obj === undefined ? (obj = detectObject(rgb, h, w)) : obj),
   };
-  let best: DefectResult | null = null, bestChange = -1;
-  for (let tries = 1; tries <= maxTries; tries++) {
+  let best: DefectResult | null = null, bestChange = -1, tries = 0;
+  while (tries < maxTries) {
+    tries++;
     const d = DRAW[kind](ctx, rng);
     const out = new Uint8Array(rgb);
     let area = 0, change = 0;
@@ -725,5 +728,6 @@ export function synthesizeDefect(
   if (!best) {
     throw new Error(`synthesizeDefect(${kind}): no non-empty mask in ${maxTries} draws`);
   }
+  best.params.tries = tries;
   return best;
 }
