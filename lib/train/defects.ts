@@ -95,6 +95,8 @@ interface Ctx {
   lm: Float32Array;
   opts: DefectOptions;
   object: () => ObjectInfo | null;
+  /** `(H, W)` local detail: box mean (radius side/24) of |luminance − its local mean|. */
+  detail: () => Float32Array;
 }
 
 const clampU8 = (v: number) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v));
@@ -180,9 +182,10 @@ function meanLumUnder(ctx: Ctx, alpha: Float32Array): number {
 }
 
 /**
- * Irregular elliptic region: centre U(0.15, 0.85)·(H, W), semi-axes r and r·aspect with
- * r ~ U(rLo, rHi)·side, aspect ~ U(0.5, 1), rotation U(0°, 180°), boundary jittered by Perlin noise
- * (lattice 2, 4 or 8 cells; amplitude U(0.15, 0.35) of the radius). Draw order as listed.
+ * Irregular elliptic region: centre U(0.15, 0.85)·(H, W) (with `detail`: the most detailed of 4
+ * such candidates), semi-axes r and r·aspect with r ~ U(rLo, rHi)·side, aspect ~ U(0.5, 1),
+ * rotation U(0°, 180°), outline jittered by Perlin noise of amplitude U(0.2, 0.45) of the radius
+ * and lattice cells of U(0.5, 1.5)·r px (≥ 2 cells). Draw order as listed.
  * @returns `depth`: `(H, W)` distance inside the boundary in px (≤ 0 outside), and the draws.
  */
 function irregularRegion(
@@ -190,14 +193,23 @@ function irregularRegion(
   rng: Rng,
   rLo: number,
   rHi: number,
+  detail: Float32Array | null = null,
 ): { depth: Float32Array; ry: number; noise: Float32Array; params: Params } {
   const { h, w, side } = ctx;
-  const cy = uniform(rng, 0.15, 0.85) * h, cx = uniform(rng, 0.15, 0.85) * w;
+  let cy = uniform(rng, 0.15, 0.85) * h, cx = uniform(rng, 0.15, 0.85) * w;
+  if (detail) {
+    let best = detail[Math.floor(cy) * w + Math.floor(cx)];
+    for (let k = 1; k < 4; k++) {
+      const y = uniform(rng, 0.15, 0.85) * h, x = uniform(rng, 0.15, 0.85) * w;
+      const d = detail[Math.floor(y) * w + Math.floor(x)];
+      if (d > best) [best, cy, cx] = [d, y, x];
+    }
+  }
   const r = Math.max(2, uniform(rng, rLo, rHi) * side);
   const aspect = uniform(rng, 0.5, 1);
   const angle = uniform(rng, 0, 180);
-  const jitter = uniform(rng, 0.15, 0.35);
-  const res = 2 << rng.nextInt(3);
+  const jitter = uniform(rng, 0.2, 0.45);
+  const res = Math.max(2, Math.round(side / (r * uniform(rng, 0.5, 1.5))));
   const noise = randPerlin2d(h, w, res, res, rng);
   const rx = r, ry = r * aspect;
   const rad = (angle * Math.PI) / 180, ca = Math.cos(rad), sa = Math.sin(rad);
@@ -518,7 +530,7 @@ function drawEdge(ctx: Ctx, rng: Rng): Draw {
 
 function drawSmear(ctx: Ctx, rng: Rng): Draw {
   const { img, h, w, side } = ctx;
-  const reg = irregularRegion(ctx, rng, 0.06, 0.2);
+  const reg = irregularRegion(ctx, rng, 0.06, 0.2, ctx.detail());
   const feather = Math.max(1.5, 0.25 * reg.ry);
   const motion = rng.nextFloat() < 0.5;
   const size = motion
@@ -643,11 +655,13 @@ const DRAW: Record<DefectKind, (ctx: Ctx, rng: Rng) => Draw> = {
  *   anchor only), a shadow (local mean × U(0.15, 0.5)), each with N(0, 3²) noise, or a copy of the
  *   image box-blurred (radius 1–2) and shifted by U(0.04, 0.12)·side px in a random direction.
  *   Mask = the chunk.
- * - `smear`: an irregular elliptic region (centre U(0.15, 0.85)·(H, W), radius U(0.06, 0.2)·side,
- *   aspect U(0.5, 1), Perlin-jittered outline) blended, feathered over max(1.5, r/4) px, with the
+ * - `smear`: an irregular elliptic region (centre: the most detailed, by local mean |luminance −
+ *   local mean|, of 4 draws U(0.15, 0.85)·(H, W); radius r ~ U(0.06, 0.2)·side, aspect U(0.5, 1),
+ *   outline jittered by Perlin noise of amplitude U(0.2, 0.45)·r with lattice cells of
+ *   U(0.5, 1.5)·r) blended, feathered over max(1.5, r/4) px, with the
  *   image box-blurred (radius U(0.015, 0.04)·side, ≥ 2 px) or motion-blurred (line of
  *   U(0.04, 0.1)·side px, ≥ 5, at an angle U(0, π)), 50/50. Mask = the region.
- * - `stain`: an irregular region as for smear but of radius U(0.06, 0.25)·side, tinted with a random
+ * - `stain`: an irregular region as for smear (one centre draw) of radius U(0.06, 0.25)·side, tinted with a random
  *   colour (HSV hue U(0, 360), saturation U(0.3, 1), value U(0.15, 0.95)) at α up to
  *   U(0.2, 0.6) (smooth-step from the outline over 0.35·r px, mottled ±15 % by the Perlin noise).
  *   Mask = α ≥ 0.1.
@@ -692,6 +706,7 @@ export function synthesizeDefect(
   const rng = opts.rng ?? createRng(opts.seed!);
   const side = Math.min(h, w);
   let obj: ObjectInfo | null | undefined;
+  let detail: Float32Array | undefined;
   const ctx: Ctx = {
     img: rgb,
     h,
@@ -700,6 +715,13 @@ export function synthesizeDefect(
     lm: boxBlur(rgb, h, w, 3, Math.max(2, Math.round(side / 24))),
     opts,
     object: () => (obj === undefined ? (obj = detectObject(rgb, h, w)) : obj),
+    detail: () => {
+      if (detail) return detail;
+      const r = Math.max(2, Math.round(side / 24));
+      const dev = new Float32Array(h * w);
+      for (let p = 0; p < h * w; p++) dev[p] = Math.abs(lumAt(rgb, p) - lumAt(ctx.lm, p));
+      return (detail = boxBlur(dev, h, w, 1, r));
+    },
   };
   let best: DefectResult | null = null, bestChange = -1, tries = 0;
   while (tries < maxTries) {
