@@ -1,6 +1,7 @@
 /**
  * Building blocks of SNARM head training (snarm-method.md §8, §3): MemSeg-style synthetic anomalies
- * (Perlin masks, texture / structure sources, blending), feature jitter, previews, and the
+ * (Perlin masks, texture / structure sources, blending), defect-shaped synthetic anomalies
+ * (scratch, blob, edge, smear, stain; `sources` of `synthesizeAnomaly`), feature jitter, previews, and the
  * leave-own-image-out inter-residual.
  *
  * ```ts
@@ -24,19 +25,31 @@ export {
   type AppliedOp,
   applyStructureOp,
   blendAnomaly,
+  DEFAULT_SYNTH_SOURCES,
   encodeSynthStrip,
   jitterFeatures,
   listTextureFiles,
+  parseSynthSources,
   randAugment,
   shuffleTiles,
   STRUCTURE_OPS,
   type StructureOp,
+  SYNTH_SOURCES,
   synthesizeAnomaly,
   type SynthOptions,
   type SynthPreview,
   synthPreview,
   type SynthResult,
+  type SynthSource,
 } from "./synth.ts";
+export {
+  DEFECT_KINDS,
+  type DefectKind,
+  type DefectOptions,
+  type DefectResult,
+  isDefectKind,
+  synthesizeDefect,
+} from "./defects.ts";
 export { leaveImageOutMask, trainingResidual, type TrainingResidualResult } from "./residuals.ts";
 export * as grad from "./grad/mod.ts";
 export {

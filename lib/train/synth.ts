@@ -5,6 +5,9 @@
  * β ~ U(0.3, 1). Plus the feature-level jitter of the official `util/util.py:add_jitter` and a
  * preview helper for notebooks.
  *
+ * The `sources` option of {@link synthesizeAnomaly} also draws the defect-shaped generators of
+ * defects.ts (scratch, blob, edge, smear, stain; {@link SynthSource}, {@link parseSynthSources}).
+ *
  * Everything is deterministic given the seed (or {@link Rng}): `createRng` of lib/bank/coreset.ts.
  * Work on the preprocessed crop (e.g. the 392×392 `Sample.rgb` / `preprocessRgb`), then feed
  * `normalizeImageNet(result.rgb, W, H)` to the backbone.
@@ -18,6 +21,13 @@ import { encodePng } from "../io/heatmap.ts";
 import { readImage, type RgbImage } from "../io/image.ts";
 import type { FeatureGrid } from "../types.ts";
 import { perlinMask, type PerlinMaskOptions, rotateBilinear } from "./perlin.ts";
+import {
+  DEFECT_KINDS,
+  type DefectKind,
+  type DefectOptions,
+  isDefectKind,
+  synthesizeDefect,
+} from "./defects.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Photometric / geometric augmentations of the structure source
@@ -392,6 +402,55 @@ function resizeTexture(img: RgbImage, h: number, w: number): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Synthesis
 
+/**
+ * An anomaly source of {@link synthesizeAnomaly}: the MemSeg Perlin blends `"structure"` (the image
+ * itself, augmented and tile-shuffled) and `"texture"` (a texture image), or a defect-shaped
+ * generator of defects.ts ({@link DefectKind}: `"scratch"`, `"blob"`, `"edge"`, `"smear"`,
+ * `"stain"`).
+ */
+export type SynthSource = "structure" | "texture" | DefectKind;
+
+/** Every {@link SynthSource}: `"structure"`, `"texture"`, then {@link DEFECT_KINDS}. */
+export const SYNTH_SOURCES: readonly SynthSource[] = ["structure", "texture", ...DEFECT_KINDS];
+
+/** The sources drawn when `SynthOptions.sources` is not given (MemSeg, snarm-method.md §8). */
+export const DEFAULT_SYNTH_SOURCES: readonly SynthSource[] = ["structure", "texture"];
+
+function checkSources(sources: readonly string[], what: string): void {
+  if (!sources.length) {
+    throw new RangeError(
+      `${what}: no anomaly source; expected some of ${SYNTH_SOURCES.join(", ")}`,
+    );
+  }
+  for (const s of sources) {
+    if (!(SYNTH_SOURCES as readonly string[]).includes(s)) {
+      throw new RangeError(
+        `${what}: unknown anomaly source '${s}'; valid sources: ${SYNTH_SOURCES.join(", ")}`,
+      );
+    }
+  }
+}
+
+/**
+ * Parse a comma-separated list of anomaly sources (a CLI flag such as `"scratch,blob,texture"`);
+ * entries are trimmed, case-sensitive, and kept in order, repeats included (a repeated entry is
+ * drawn more often, see {@link SynthOptions.sources}).
+ * @returns the sources, e.g. `["scratch", "blob", "texture"]`.
+ * @throws {RangeError} on an empty list or entry, or an unknown entry (naming it and listing the
+ *   valid sources).
+ */
+export function parseSynthSources(s: string): SynthSource[] {
+  const parts = s.split(",").map((t) => t.trim());
+  if (parts.some((t) => !t.length)) {
+    throw new RangeError(
+      `parseSynthSources: empty entry in '${s}'; expected a comma-separated list of ` +
+        SYNTH_SOURCES.join(", "),
+    );
+  }
+  checkSources(parts, "parseSynthSources");
+  return parts as SynthSource[];
+}
+
 /** Options of {@link synthesizeAnomaly}. Exactly one of `seed` / `rng` is required. */
 export interface SynthOptions {
   /** Seed of a fresh `createRng(seed)`. */
@@ -416,6 +475,17 @@ export interface SynthOptions {
   betaRange?: readonly [number, number];
   /** Perlin mask options. */
   perlin?: PerlinMaskOptions;
+  /**
+   * Anomaly sources to draw from (default {@link DEFAULT_SYNTH_SOURCES} = `["structure",
+   * "texture"]`, MemSeg). Without a defect kind in the list, the MemSeg draw runs exactly as by
+   * default, `textureProb` included (`["structure", "texture"]` gives the same output as no
+   * `sources`; `["structure"]` never, `["texture"]` always takes the texture). With a defect kind,
+   * one entry is drawn uniformly first (a repeated entry counts repeatedly; `"texture"` only
+   * counts when textures exist). See {@link synthesizeAnomaly}.
+   */
+  sources?: readonly SynthSource[];
+  /** Options of the defect-shaped sources ({@link synthesizeDefect}; seed/rng ignored). */
+  defect?: Omit<DefectOptions, "seed" | "rng">;
 }
 
 /** Result of {@link synthesizeAnomaly}. */
@@ -424,13 +494,18 @@ export interface SynthResult {
   rgb: Uint8Array;
   /** `(H, W)` row-major u8 0/1 anomaly mask (non-empty). */
   mask: Uint8Array;
-  /** Blending factor β. */
+  /** Blending factor β (1 for a defect source: the defect image replaces the masked pixels). */
   beta: number;
-  source: "texture" | "structure";
-  /** `(H, W, 3)` u8 anomaly source that was blended in. */
+  source: SynthSource;
+  /**
+   * `(H, W, 3)` u8 anomaly source that was blended in (a defect source: the defect image, so that
+   * `blendAnomaly(img, sourceRgb, mask, 1)` equals `rgb`).
+   */
   sourceRgb: Uint8Array;
-  /** Perlin draws: lattice scales, rotation angle (degrees), tries. */
-  perlin: { scaleY: number; scaleX: number; angle: number; tries: number };
+  /** Perlin draws: lattice scales, rotation angle (degrees), tries; null for a defect source. */
+  perlin: { scaleY: number; scaleX: number; angle: number; tries: number } | null;
+  /** Defect source: its kind and drawn parameters ({@link synthesizeDefect}); else null. */
+  defect: { kind: DefectKind; params: Record<string, number | number[] | string> } | null;
   /** Structure source: the applied augmentations, in order. */
   ops: AppliedOp[];
   /** Structure source: output tile t = augmented tile `tilePermutation[t]`. */
@@ -472,16 +547,27 @@ export function blendAnomaly(
 }
 
 /**
- * One MemSeg-style synthetic anomaly (snarm-method.md §8). Draw order from the generator:
+ * One synthetic anomaly: MemSeg style (snarm-method.md §8) by default, or drawn from `sources`.
+ * Draw order from the generator:
+ * 0. only when `sources` holds a defect kind: an entry k ~ U{0..n−1} of `sources` (without
+ *    `"texture"` when there are no textures); a defect kind → {@link synthesizeDefect} with the
+ *    same generator (β = 1, `sourceRgb` = the defect image) and nothing else is drawn; `"texture"`
+ *    / `"structure"` → the MemSeg draw below with that source forced;
  * 1. the Perlin mask ({@link perlinMask}, redrawn while empty);
- * 2. p ~ U(0, 1): texture source if p < `textureProb` and textures exist, else structure;
+ * 2. p ~ U(0, 1): texture source if p < `textureProb` and textures exist, else structure
+ *    (`textureProb` is taken as 0 / 1 when `sources` lacks `"texture"` / `"structure"`, or forced
+ *    in step 0);
  * 3. texture: the texture index; structure: {@link randAugment} (unless `augment: false`) then
  *    {@link shuffleTiles};
  * 4. β ~ U(0.3, 1); then {@link blendAnomaly}.
- * @param rgb `(H, W, 3)` row-major u8 RGB (the preprocessed crop; H, W multiples of `grid`).
+ * Without `sources` (or with `["structure", "texture"]`) the output is bit-identical to the MemSeg
+ * draw of earlier versions for the same seed.
+ * @param rgb `(H, W, 3)` row-major u8 RGB (the preprocessed crop; H, W multiples of `grid` when
+ *   `"structure"` may be drawn).
  * @returns the synthetic image, its 0/1 mask, β, the source kind and the draws.
- * @throws {RangeError} on bad sizes/options; {@link Error} when neither seed nor rng is given, on an
- *   unreadable texture (names the file) or when no non-empty mask could be drawn.
+ * @throws {RangeError} on bad sizes/options or an unknown/empty `sources`; {@link Error} when
+ *   neither seed nor rng is given, on an unreadable texture (names the file), when `sources` only
+ *   allows `"texture"` but no texture is given, or when no non-empty mask could be drawn.
  */
 export async function synthesizeAnomaly(
   rgb: Uint8Array,
@@ -496,7 +582,9 @@ export async function synthesizeAnomaly(
     throw new Error("synthesizeAnomaly: pass opts.seed or opts.rng (outputs are seeded)");
   }
   const grid = opts.grid ?? 8;
-  if (h % grid !== 0 || w % grid !== 0) {
+  const sources = opts.sources;
+  if (sources !== undefined) checkSources(sources, "synthesizeAnomaly");
+  if ((sources === undefined || sources.includes("structure")) && (h % grid || w % grid)) {
     throw new RangeError(`synthesizeAnomaly: image ${h}×${w} is not a multiple of grid ${grid}`);
   }
   const [blo, bhi] = opts.betaRange ?? [0.3, 1];
@@ -504,6 +592,41 @@ export async function synthesizeAnomaly(
     throw new RangeError(`synthesizeAnomaly: betaRange [${blo}, ${bhi}] must lie in [0, 1]`);
   }
   const rng = opts.rng ?? createRng(opts.seed!);
+  let textureProb = opts.textureProb ?? 0.5;
+  if (sources !== undefined) {
+    const listTextures = () =>
+      opts.textures ?? (opts.textureDir ? listTextureFiles(opts.textureDir) : []);
+    if (sources.some(isDefectKind)) {
+      const hasTex = listTextures().length > 0;
+      const pool = sources.filter((s) => s !== "texture" || hasTex);
+      const pick = pool[rng.nextInt(pool.length)];
+      if (isDefectKind(pick)) {
+        const d = synthesizeDefect(rgb, h, w, pick, { ...opts.defect, rng });
+        return {
+          rgb: d.rgb,
+          mask: d.mask,
+          beta: 1,
+          source: pick,
+          sourceRgb: d.rgb,
+          perlin: null,
+          defect: { kind: pick, params: d.params },
+          ops: [],
+          tilePermutation: null,
+          textureIndex: null,
+          texturePath: null,
+        };
+      }
+      textureProb = pick === "texture" ? 1 : 0;
+    } else if (!sources.includes("texture")) textureProb = 0;
+    else if (!sources.includes("structure")) {
+      textureProb = 1;
+      if (!listTextures().length) {
+        throw new Error(
+          "synthesizeAnomaly: sources ['texture'] but no textures (pass textureDir or textures)",
+        );
+      }
+    }
+  }
   const pm = perlinMask(h, w, rng, opts.perlin);
   const textures = opts.textures ?? (opts.textureDir ? listTextureFiles(opts.textureDir) : []);
   const p = rng.nextFloat();
@@ -513,7 +636,7 @@ export async function synthesizeAnomaly(
   let tilePermutation: Int32Array | null = null;
   let textureIndex: number | null = null;
   let texturePath: string | null = null;
-  if (textures.length && p < (opts.textureProb ?? 0.5)) {
+  if (textures.length && p < textureProb) {
     source = "texture";
     textureIndex = rng.nextInt(textures.length);
     const t = textures[textureIndex];
@@ -546,6 +669,7 @@ export async function synthesizeAnomaly(
     source,
     sourceRgb,
     perlin: { scaleY: pm.scaleY, scaleX: pm.scaleX, angle: pm.angle, tries: pm.tries },
+    defect: null,
     ops,
     tilePermutation,
     textureIndex,
@@ -612,7 +736,7 @@ export interface SynthPreview {
   /** `(size, size, 3)` u8 synthetic anomaly image. */
   synthRgb: Uint8Array;
   beta: number;
-  source: "texture" | "structure";
+  source: SynthSource;
   /** Seed of this sample's {@link synthesizeAnomaly} call. */
   seed: number;
 }
@@ -620,8 +744,11 @@ export interface SynthPreview {
 /**
  * A few synthetic samples for notebooks: `n` records drawn without replacement with
  * `createRng(seed)`, each preprocessed (`preprocessRgb`, default 448 → 392) and given a synthetic
- * anomaly with its own seed (the next `nextU32` of the same generator).
- * @param opts synthesis options (seed/rng ignored) and the preprocessing geometry.
+ * anomaly with its own seed (the next `nextU32` of the same generator). The records picked depend
+ * only on `records`, `n` and `seed`, so previews of different `sources` (e.g. one defect kind each)
+ * with the same seed show the same images.
+ * @param opts synthesis options (seed/rng ignored; `sources` picks the anomaly sources) and the
+ *   preprocessing geometry.
  * @throws as {@link synthesizeAnomaly}; `ImageError` naming an unreadable record image.
  */
 export async function synthPreview(
