@@ -184,9 +184,7 @@ async function main() {
       ? { maxImages: intOpt(values["fit-images"], "fit-images", 0, 1) }
       : {}),
     ...(values.synth !== undefined ? { sources: parseSynthSources(values.synth) } : {}),
-    ...(values["texture-dir"] !== undefined
-      ? { textureDir: userPath(values["texture-dir"]) }
-      : {}),
+    ...(values["texture-dir"] !== undefined ? { textureDir: userPath(values["texture-dir"]) } : {}),
     ...(initHead ? { init: initHead } : {}),
   };
   if (values.backbone === "dinov2-vitb14-reg4" && !values.model) {

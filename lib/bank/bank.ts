@@ -482,7 +482,9 @@ function parseMeta(st: SafeTensors, path: string): BankMeta {
   if (md.resize !== undefined) {
     const r = Number(md.resize);
     if (!Number.isInteger(r) || r <= 0) {
-      throw new BankError(`bank ${path}: metadata key "resize" = ${md.resize.slice(0, 80)} is not a positive integer`);
+      throw new BankError(
+        `bank ${path}: metadata key "resize" = ${md.resize.slice(0, 80)} is not a positive integer`,
+      );
     }
     out.resize = r;
   }

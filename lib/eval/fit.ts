@@ -24,7 +24,7 @@ import { loadBank, saveBank } from "../bank/bank.ts";
 import { loadSplit } from "../data/dataset.ts";
 import { loadHeadWeights } from "../model/weights.ts";
 import { runTraining, TRAIN_PRESETS } from "../train/run.ts";
-import type { SynthSource } from "../train/synth.ts";
+import { DEFAULT_TEXTURE_DIR, type SynthSource } from "../train/synth.ts";
 
 /** Bump when a change of the fitting code changes fitted heads (invalidates cached fits). */
 const FIT_VERSION = 1;
@@ -45,7 +45,7 @@ export interface FitSettings {
   synthPerImage?: number;
   /** Anomaly sources (default: the training default of lib/train/synth.ts). */
   sources?: readonly SynthSource[];
-  /** Texture folder of the texture source. */
+  /** Texture folder of the texture source (default the shipped data/textures). */
   textureDir?: string;
   /** Fraction of each category's training images held out for validation (default 0.2). */
   valFraction?: number;
@@ -121,7 +121,7 @@ export function fitDefaults(s: FitSettings) {
     maxImages: s.maxImages ?? 40,
     synthPerImage: s.synthPerImage ?? 2,
     sources: s.sources ?? null,
-    textureDir: s.textureDir ?? null,
+    textureDir: s.textureDir ?? DEFAULT_TEXTURE_DIR,
     valFraction: s.valFraction ?? 0.2,
     valEvery: s.valEvery ?? Math.max(5, Math.floor(steps / 6)),
   };
@@ -131,7 +131,10 @@ export function fitDefaults(s: FitSettings) {
  * The cache key of a fit: SHA-256 over the training files (path, size, content hash) of the
  * categories, the backbone model, geometry, bank settings, fit settings and the starting head.
  */
-export async function fitKey(o: FitOptions, modelSha: string): Promise<{ key: string; what: object }> {
+export async function fitKey(
+  o: FitOptions,
+  modelSha: string,
+): Promise<{ key: string; what: object }> {
   const files: Array<[string, number, string]> = [];
   for (const c of o.categories) {
     for (const r of loadSplit(o.data, c).train) {
@@ -188,7 +191,9 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
       };
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) {
-        console.warn(`snarm fit: cached fit ${dir} unreadable (${(e as Error).message}); refitting`);
+        console.warn(
+          `snarm fit: cached fit ${dir} unreadable (${(e as Error).message}); refitting`,
+        );
       }
     }
   }

@@ -390,7 +390,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
 }
 
 /** The geometry recorded in a head's metadata (`image_size`, `resize`), or null when absent. */
-export function headGeometry(meta: Record<string, string>): { resize: number; crop: number } | null {
+export function headGeometry(
+  meta: Record<string, string>,
+): { resize: number; crop: number } | null {
   if (meta.image_size === undefined) return null;
   const crop = Number(meta.image_size);
   const resize = meta.resize !== undefined ? Number(meta.resize) : Math.round((crop * 448) / 392);

@@ -22,7 +22,7 @@ import { prepareTrainingSet, type TrainingSet } from "./samples.ts";
 import type { SynthSource } from "./synth.ts";
 import type { HeadWeights } from "../model/weights.ts";
 import type { Bank } from "../bank/bank.ts";
-import { validateBank, type Validation, validateHead } from "./validate.ts";
+import { validateBank, validateHead, type Validation } from "./validate.ts";
 import type { Metrics } from "../metrics/compute.ts";
 
 /** Head sizes of a training preset (the rest of the config is official: §6). */
@@ -361,7 +361,9 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const valEvery = o.valEvery ?? Math.max(10, Math.floor(steps / 10));
   let best: { step: number; score: number; weights: HeadWeights } | null = null;
   let sinceBest = 0;
+  let valSeconds = 0;
   const validate = async (step: number) => {
+    const tv = performance.now();
     const w = await trainer.weights();
     const v = await validateHead(w, set.val, set.h, set.w, step);
     validation.push(v);
@@ -369,6 +371,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       best = { step, score: v.score, weights: w };
       sinceBest = 0;
     } else sinceBest++;
+    valSeconds += (performance.now() - tv) / 1000;
     return v;
   };
   if (set.val.length && start === 0) {
@@ -431,7 +434,9 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       bar.tick(1, note);
       if ((s + 1) % every === 0 || s + 1 === end) await checkpoint(s + 1);
       if (o.patience !== undefined && sinceBest >= o.patience) {
-        if (show) console.log(`train: early stop at step ${s + 1} (best validation: step ${best!.step})`);
+        if (show) {
+          console.log(`train: early stop at step ${s + 1} (best validation: step ${best!.step})`);
+        }
         await checkpoint(s + 1);
         stoppedAt = s + 1;
         break;
@@ -472,6 +477,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
         adapter: gpu.info.description,
         finalLoss: losses.at(-1) ?? null,
         bestStep,
+        valSeconds,
         stoppedEarlyAt: stoppedAt,
         validation: valJson,
         bankValidation,

@@ -28,7 +28,7 @@ import type { FeatureGrid } from "../types.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { gridTarget } from "./loss.ts";
 import { trainingResidual } from "./residuals.ts";
-import { type SynthSource, synthesizeAnomaly } from "./synth.ts";
+import { SYNTH_SOURCES, synthesizeAnomaly, type SynthSource } from "./synth.ts";
 import { mulberry32 } from "./grad/pointwise.ts";
 
 /** One training sample. */
@@ -87,6 +87,13 @@ export interface PrepareOptions {
    * clean and synthetic samples go to {@link TrainingSet.val}, never to `samples`.
    */
   valFraction?: number;
+  /**
+   * Anomaly sources of the validation images' synthetic samples (default: every source, so that
+   * validation scores of runs with different training `sources` are comparable).
+   */
+  valSources?: readonly SynthSource[];
+  /** At most this many validation images per category (default 10). */
+  maxValImages?: number;
   /** Keep the bank of each root in {@link TrainingSet.banks} (eval fits reuse it). */
   keepBank?: boolean;
   /** Use this bank (built from the same training images, e.g. a loaded one); one root only. */
@@ -166,6 +173,7 @@ export function splitImages(
   maxImages: number | undefined,
   valFraction: number,
   seed: number,
+  maxVal = Infinity,
 ): { selected: number[]; val: number[] } {
   const selected: number[] = [], val: number[] = [];
   let offset = 0;
@@ -179,13 +187,11 @@ export function splitImages(
       }
     }
     const nVal = valFraction > 0 && n >= 2
-      ? Math.min(n - 1, Math.max(1, Math.round(n * valFraction)))
+      ? Math.min(n - 1, maxVal, Math.max(1, Math.round(n * valFraction)))
       : 0;
     const rest = valFraction > 0 ? order.slice(nVal) : order;
     const m = maxImages ? Math.min(rest.length, maxImages) : rest.length;
-    const train = valFraction > 0
-      ? rest.slice(0, m)
-      : pickSubset(n, m, seed + offset);
+    const train = valFraction > 0 ? rest.slice(0, m) : pickSubset(n, m, seed + offset);
     for (const i of order.slice(0, nVal)) val.push(offset + i);
     for (const i of train) selected.push(offset + i);
     offset += n;
@@ -300,7 +306,9 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         maxImages: opts.maxImages ?? null,
         textureDir: opts.textureDir ?? null,
         ...(opts.sources ? { sources: opts.sources } : {}),
-        ...(valFraction ? { valFraction } : {}),
+        ...(valFraction
+          ? { valFraction, valSources: opts.valSources ?? null, maxVal: opts.maxValImages ?? 10 }
+          : {}),
       };
       const name = plan.root.replace(/\/+$/, "").split("/").pop() || "root";
       const cachePath = opts.cacheDir
@@ -378,6 +386,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         opts.maxImages,
         valFraction,
         seed,
+        opts.maxValImages ?? 10,
       );
       const isVal = new Set(val);
       const chosen = [...selected, ...val].sort((a, b) => a - b);
@@ -411,7 +420,11 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
               const syn = await synthesizeAnomaly(img.rgb, size, size, {
                 seed: (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b) ^ j) >>> 0,
                 textureDir: opts.textureDir,
-                ...(opts.sources ? { sources: opts.sources } : {}),
+                ...(v
+                  ? { sources: opts.valSources ?? SYNTH_SOURCES }
+                  : opts.sources
+                  ? { sources: opts.sources }
+                  : {}),
               });
               const fs = await embedRgb(bb, syn.rgb, size);
               const res = await trainingResidual(fs, index, i, k);
