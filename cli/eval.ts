@@ -161,7 +161,12 @@ async function main() {
     ? numbers.imageSize
     : values.resize === undefined
     ? undefined
-    : intOpt(values.resize, "resize", 0, numbers.imageSize);
+    : Number(values.resize);
+  if (resize !== undefined && (!Number.isInteger(resize) || resize < numbers.imageSize)) {
+    throw new Error(
+      `--resize must be an integer ≥ --image-size ${numbers.imageSize}, got "${values.resize}"`,
+    );
+  }
   const fitLr = values["fit-lr"] === undefined ? undefined : Number(values["fit-lr"]);
   if (fitLr !== undefined && !(fitLr > 0)) {
     throw new Error(`--fit-lr expects a positive number, got "${values["fit-lr"]}"`);
@@ -213,12 +218,23 @@ async function main() {
     }
   }
   const chosen = chooseMethod(values);
-  if (chosen.head) {
-    const ignored = ["fit-steps", "fit-lr", "fit-preset", "fit-images", "synth", "init-head"]
-      .filter((k) => values[k as keyof typeof values] !== undefined);
+  if (chosen.head || chosen.method === "bank") {
+    const ignored = [
+      "fit-steps",
+      "fit-lr",
+      "fit-preset",
+      "fit-images",
+      "synth",
+      "texture-dir",
+      "init-head",
+      "cache-dir",
+    ].filter((k) => values[k as keyof typeof values] !== undefined);
+    if (values.refit) ignored.push("refit");
     if (ignored.length) {
       console.error(
-        `snarm eval: --head given, ignoring ${ignored.map((k) => `--${k}`).join(", ")}`,
+        `snarm eval: ${chosen.head ? "--head given" : "--method bank"}, ignoring ${
+          ignored.map((k) => `--${k}`).join(", ")
+        }`,
       );
     }
   }

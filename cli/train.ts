@@ -9,6 +9,8 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
+import { DEFAULT_TEXTURE_DIR, parseSynthSources } from "../lib/train/synth.ts";
+import { loadHeadWeights } from "../lib/model/weights.ts";
 
 const HELP = `deno task train --data DIR [--data DIR …] [options]
 
@@ -31,11 +33,21 @@ fusion with the current unary predictor, forward + focal loss + backward + AdamW
   --dropout P            dropout before each branch's LayerNorm (default 0.1, official)
   --max-images N         at most N training images per category get samples (default all)
   --synth-per-image N    synthetic anomalies per training image (default 2)
-  --texture-dir DIR      DTD-style textures for the texture anomaly source (optional)
+  --texture-dir DIR      textures of the texture anomaly source (default data/textures, 57
+                         photographic textures; "none" = no texture source)
+  --synth LIST           anomaly sources, comma-separated, drawn uniformly per sample:
+                         structure,texture (MemSeg, default), scratch, blob, edge, smear, stain
+  --val-fraction F       hold out this fraction of each category's training images (at most 10)
+                         for validation; the written head is the best validated one (default 0)
+  --val-every N          validate every N steps (default max(10, steps/10))
+  --patience N           stop after N validations without improvement (default: never)
+  --init-head FILE       start from this head (fine-tuning; same preset and feature dim)
   --backbone NAME        mobilenetv2 (default) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx      ONNX model for the backbone preset
   --feature-dim D        patch feature dimension (default the preset's, 256)
-  --image-size S         input size, multiple of 8 (default 392)
+  --image-size S         input size = centre-crop side, multiple of 8 (default 392)
+  --resize R             resize side before the centre crop (default round(S·448/392))
+  --no-crop              resize straight to S (no crop)
   --bank-size T          bank size (default 10000)   --bank-cap N   random cap (default 200000)
   --cache-dir DIR        where to cache the prepared samples (default --out/cache)
   --no-cache             do not cache the prepared samples
@@ -72,6 +84,13 @@ async function main(): Promise<void> {
       "max-images": { type: "string" },
       "synth-per-image": { type: "string" },
       "texture-dir": { type: "string" },
+      synth: { type: "string" },
+      "val-fraction": { type: "string" },
+      "val-every": { type: "string" },
+      patience: { type: "string" },
+      "init-head": { type: "string" },
+      resize: { type: "string" },
+      "no-crop": { type: "boolean", default: false },
       backbone: { type: "string" },
       model: { type: "string" },
       "feature-dim": { type: "string" },
@@ -92,6 +111,14 @@ async function main(): Promise<void> {
     throw new Error(`--preset must be "cpu" or "paper", got "${values.preset}"`);
   }
   const out = userPath(values.out!);
+  if (values["no-crop"] && values.resize !== undefined) {
+    throw new Error("--no-crop and --resize exclude each other (--no-crop = --resize S)");
+  }
+  const sources = values.synth === undefined ? undefined : parseSynthSources(values.synth);
+  const valFraction = num(values["val-fraction"], "val-fraction", false);
+  const init = values["init-head"]
+    ? await loadHeadWeights(userPath(values["init-head"]))
+    : undefined;
   const r = await runTraining({
     data: values.data.map(userPath),
     out,
@@ -106,7 +133,19 @@ async function main(): Promise<void> {
     dropout: num(values.dropout, "dropout", false),
     maxImages: num(values["max-images"], "max-images"),
     synthPerImage: num(values["synth-per-image"], "synth-per-image"),
-    textureDir: values["texture-dir"] ? userPath(values["texture-dir"]) : undefined,
+    textureDir: values["texture-dir"] === "none"
+      ? undefined
+      : values["texture-dir"]
+      ? userPath(values["texture-dir"])
+      : DEFAULT_TEXTURE_DIR,
+    sources,
+    valFraction,
+    valEvery: num(values["val-every"], "val-every"),
+    patience: num(values.patience, "patience"),
+    init,
+    resize: values["no-crop"]
+      ? (num(values["image-size"], "image-size") ?? 392)
+      : num(values.resize, "resize"),
     backbone: values.backbone,
     model: values.model ? userPath(values.model) : undefined,
     featureDim: num(values["feature-dim"], "feature-dim"),

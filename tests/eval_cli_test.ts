@@ -1,6 +1,7 @@
 /**
  * End-to-end tests of `deno task eval` (cli/eval.ts) as a subprocess on small real data: the
- * outputs and their keys, and that a failing run leaves nothing in --out.
+ * default run (SNARM with a head fitted on the data's training images, cached), the outputs and
+ * their keys, and that a failing run leaves nothing in --out.
  */
 import assert from "node:assert/strict";
 import { loadHead } from "../lib/model/head.ts";
@@ -41,31 +42,53 @@ async function smallDataset(opts: { masks?: boolean } = {}): Promise<string> {
 
 const SMALL = ["--image-size", "128", "--bank-size", "300", "--no-png"];
 
+/**
+ * Fit cache shared by the tests that fit (the small datasets have the same training images, so
+ * after the first fit the others are cache hits); removed when the test process ends.
+ */
+const FIT_CACHE = Deno.makeTempDirSync({ prefix: "snarm_eval_fit_cache_" });
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(FIT_CACHE, { recursive: true });
+  } catch { /* already gone */ }
+});
+/** A default (fitted-head) run small enough to fit in seconds. */
+const FIT = [
+  "--image-size",
+  "64",
+  "--bank-size",
+  "300",
+  "--fit-steps",
+  "3",
+  "--fit-images",
+  "3",
+  "--cache-dir",
+  FIT_CACHE,
+];
+
 Deno.test({
-  name: "eval cli: small real run writes results.csv/json with the 7 metric keys and PNG maps",
+  name:
+    "eval cli: default run fits a SNARM head (cached for a re-run) and writes results.csv/json with the 7 metric keys and PNG maps",
   ...gpuTest,
   async fn() {
     const root = await smallDataset();
     const out = join(root, "out");
-    const r = await runCli([
-      "--data",
-      root,
-      "--out",
-      out,
-      "--image-size",
-      "128",
-      "--bank-size",
-      "300",
-    ]);
+    const cache = join(root, "cache");
+    const fitArgs = FIT.map((a) => a === FIT_CACHE ? cache : a);
+    const r = await runCli(["--data", root, "--out", out, ...fitArgs]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\| hazelnut/);
-    // No --method: the shipped head (trained at 392²) does not fit 128² → bank-only, said so.
-    assert.match(
-      r.stderr,
-      /bank-only scoring \(shipped SNARM head not used: it was trained at 392², not 128²\)/,
-    );
+    // No --method: SNARM with a head fitted on the data's training images, said so.
+    assert.match(r.stderr, /SNARM, head fitted on the data's training images/);
     const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
-    assert.equal(json.config.method, "bank");
+    assert.equal(json.config.method, "snarm");
+    assert.equal(json.config.head, null);
+    assert.equal(json.config.fit.steps, 3);
+    assert.equal(json.heads.length, 1);
+    assert.equal(json.heads[0].fitted, true);
+    assert.equal(json.heads[0].cached, false);
+    assert.ok(json.heads[0].path.startsWith(cache), json.heads[0].path);
+    assert.equal(json.heads[0].fit.settings.steps, 3);
     const keys = [
       "image_auroc",
       "image_ap",
@@ -81,7 +104,8 @@ Deno.test({
       assert.equal(json.mean[k], json.categories.hazelnut[k]);
     }
     assert.equal(json.config.bankSize, 300);
-    assert.equal(json.config.imageSize, 128);
+    assert.equal(json.config.imageSize, 64);
+    assert.equal(json.config.resize, 73); // round(64 · 448 / 392)
     assert.equal(json.categories.hazelnut.n_test, 5);
     const csv = (await Deno.readTextFile(join(out, "results.csv"))).trim().split("\n");
     assert.equal(csv[0], ["category", ...keys].join(","));
@@ -94,6 +118,23 @@ Deno.test({
       "good_04.png",
       "good_05.png",
     ]);
+    // A re-run (explicit --method snarm) reuses the cached fit and gives the same metrics.
+    const again = await runCli([
+      "--data",
+      root,
+      "--out",
+      join(root, "again"),
+      ...fitArgs,
+      "--method",
+      "snarm",
+      "--no-png",
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    const j2 = JSON.parse(await Deno.readTextFile(join(root, "again", "results.json")));
+    assert.equal(j2.heads[0].fitted, true);
+    assert.equal(j2.heads[0].cached, true);
+    assert.equal(j2.heads[0].path, json.heads[0].path);
+    for (const k of keys) assert.equal(j2.categories.hazelnut[k], json.categories.hazelnut[k], k);
     await Deno.remove(root, { recursive: true });
   },
 });
@@ -104,10 +145,12 @@ Deno.test({
   async fn() {
     const root = await smallDataset({ masks: false });
     const out = join(root, "out");
-    const r = await runCli(["--data", root, "--out", out, ...SMALL]);
+    const r = await runCli(["--data", root, "--out", out, ...FIT, "--no-png"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /no ground_truth/);
     const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+    assert.equal(json.config.method, "snarm");
+    assert.equal(json.heads[0].fitted, true);
     assert.equal(typeof json.categories.hazelnut.image_auroc, "number");
     for (const k of ["pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]) {
       assert.equal(json.categories.hazelnut[k], null, k);
@@ -152,7 +195,7 @@ Deno.test({
     const out = join(root, "out");
     await Deno.mkdir(out);
     await Deno.writeTextFile(join(out, "results.csv"), "previous run\n");
-    const r = await runCli(["--data", root, "--out", out, ...SMALL]);
+    const r = await runCli(["--data", root, "--out", out, ...FIT, "--no-png"]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /01\.jpg/);
     assert.equal(await Deno.readTextFile(join(out, "results.csv")), "previous run\n");
@@ -193,9 +236,15 @@ Deno.test({
       "32",
     ]);
     assert.equal(r.code, 0, r.stderr);
+    // A given head is used as is (no fit); it records no categories, so a warning says so.
+    assert.match(r.stderr, /warning: head .* was not fitted on recorded categories/);
     const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
     assert.equal(json.config.method, "snarm");
     assert.equal(json.config.featureDim, 32);
+    assert.deepEqual(
+      json.heads.map((h: { fitted: boolean; path: string }) => [h.fitted, h.path]),
+      [[false, TINY_HEAD]],
+    );
     for (const k of ["image_auroc", "pixel_auroc", "aupro"]) {
       const v = json.categories.hazelnut[k];
       assert.ok(typeof v === "number" && v >= 0 && v <= 1, `${k} = ${v}`);
@@ -223,23 +272,41 @@ Deno.test("eval cli: --method snarm with a head whose in_chans does not match th
   await Deno.remove(root, { recursive: true });
 });
 
-Deno.test("eval cli: --method snarm without --head when the shipped head does not fit → clear error", async () => {
-  const r = await runCli(["--method", "snarm", ...SMALL]);
-  assert.notEqual(r.code, 0);
-  assert.match(
-    r.stderr,
-    /shipped head does not fit \(it was trained at 392², not \d+²\); pass --head/,
-  );
+Deno.test("eval cli: bad fit options are refused before any work, naming the value", async () => {
+  const tmp = await Deno.makeTempDir();
+  const out = join(tmp, "out");
+  const synth = await runCli(["--out", out, ...FIT, "--synth", "structure,glitter"]);
+  assert.notEqual(synth.code, 0);
+  assert.match(synth.stderr, /unknown anomaly source 'glitter'/);
+  assert.match(synth.stderr, /structure, texture/); // the valid sources are listed
+  const both = await runCli(["--out", out, ...FIT, "--no-crop", "--resize", "80"]);
+  assert.notEqual(both.code, 0);
+  assert.match(both.stderr, /--no-crop and --resize exclude each other/);
+  const preset = await runCli(["--out", out, ...FIT, "--fit-preset", "huge"]);
+  assert.notEqual(preset.code, 0);
+  assert.match(preset.stderr, /--fit-preset must be "cpu" or "paper", got "huge"/);
+  const steps = await runCli(["--out", out, ...FIT, "--fit-steps", "0"]);
+  assert.notEqual(steps.code, 0);
+  assert.match(steps.stderr, /--fit-steps expects a positive integer, got "0"/);
+  assert.deepEqual([...Deno.readDirSync(tmp)], []); // nothing written
+  assert.deepEqual([...Deno.readDirSync(FIT_CACHE)].filter((e) => e.name.includes("partial")), []);
+  await Deno.remove(tmp, { recursive: true });
 });
 
-Deno.test("eval cli: the shipped head: bad --method refused, --help names it, its metadata fits the defaults", async () => {
-  // Wrong image size → bank-only with a notice (and a bad --method value is refused first).
+Deno.test("eval cli: bad --method refused, --help names the fit flags, the shipped head (--init-head shipped) fits the defaults", async () => {
   const bad = await runCli(["--method", "nope", ...SMALL]);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--method must be "bank" or "snarm", got "nope"/);
   const r = await runCli(["--help"]);
   assert.equal(r.code, 0);
-  assert.match(r.stdout, /shipped data\/snarm_head\.safetensors/);
+  for (
+    const flag of ["--fit-steps", "--no-crop", "--refit", "--resize", "--cache-dir", "--synth"]
+  ) {
+    assert.match(r.stdout, new RegExp(`${flag}\\b`), flag);
+  }
+  assert.match(r.stdout, /--init-head FILE\|shipped/);
+  assert.match(r.stdout, /SNARM \(default\) or bank-only/);
+  // The shipped head is the starting point of `--init-head shipped`: its metadata fits the defaults.
   const meta = (await readSafeTensors(new URL("../data/snarm_head.safetensors", import.meta.url)))
     .metadata;
   assert.equal(meta.backbone, "mobilenetv2");
@@ -262,6 +329,8 @@ Deno.test({
       "--out",
       join(root, "a"),
       ...SMALL,
+      "--method",
+      "bank",
       "--per-category-bank",
       "--save-bank",
       bank,
@@ -274,6 +343,8 @@ Deno.test({
       "--out",
       join(root, "b"),
       ...SMALL,
+      "--method",
+      "bank",
       "--per-category-bank",
       "--load-bank",
       bank,

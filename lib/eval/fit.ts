@@ -24,7 +24,7 @@ import { loadBank, saveBank } from "../bank/bank.ts";
 import { loadSplit } from "../data/dataset.ts";
 import { loadHeadWeights } from "../model/weights.ts";
 import { runTraining, TRAIN_PRESETS } from "../train/run.ts";
-import { DEFAULT_TEXTURE_DIR, type SynthSource } from "../train/synth.ts";
+import { DEFAULT_TEXTURE_DIR, listTextureFiles, type SynthSource } from "../train/synth.ts";
 
 /** Bump when a change of the fitting code changes fitted heads (invalidates cached fits). */
 const FIT_VERSION = 1;
@@ -106,6 +106,16 @@ async function sha256Hex(data: Uint8Array | string): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** SHA-256 over the names and contents of the image files of a folder (null: no folder). */
+async function folderDigest(dir: string | null): Promise<string | null> {
+  if (!dir) return null;
+  const parts: string[] = [];
+  for (const path of listTextureFiles(dir)) {
+    parts.push(`${path.slice(dir.length)}:${await sha256Hex(await Deno.readFile(path))}`);
+  }
+  return await sha256Hex(parts.join("\n"));
+}
+
 /** Fit defaults after applying {@link FitSettings} (recorded in the key and in train.json). */
 export function fitDefaults(s: FitSettings) {
   const preset = s.preset ?? "cpu";
@@ -154,9 +164,18 @@ export async function fitKey(
     resize: o.resize ?? Math.round((size * 448) / 392),
     bankSize: o.bankSize ?? 10_000,
     bankCap: o.bankCap ?? 200_000,
-    bank: o.bank ? await sha256Hex(new Uint8Array(o.bank.features.buffer)) : null,
+    bank: o.bank
+      ? await sha256Hex(
+        new Uint8Array(
+          o.bank.features.buffer,
+          o.bank.features.byteOffset,
+          o.bank.features.byteLength,
+        ),
+      )
+      : null,
+    textures: await folderDigest(fitDefaults(o).textureDir),
     seed: o.seed ?? 0,
-    fit: fitDefaults(o),
+    fit: { ...fitDefaults(o), textureDir: undefined },
     init: o.init ? await sha256Hex(await Deno.readFile(o.init)) : null,
   };
   return { key: (await sha256Hex(JSON.stringify(what))).slice(0, 20), what };

@@ -1,3 +1,8 @@
-/** The main evaluation job (bank-only scoring) and its building blocks. @module */
+/**
+ * The main evaluation job (`runEval`: bank → SNARM head fitted on the data at hand, or bank-only
+ * scoring → maps → metrics), the fit with its cache (`fitHead`), and their building blocks.
+ * @module
+ */
 export * from "./bank_only.ts";
+export * from "./fit.ts";
 export * from "./run.ts";

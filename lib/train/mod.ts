@@ -26,6 +26,7 @@ export {
   applyStructureOp,
   blendAnomaly,
   DEFAULT_SYNTH_SOURCES,
+  DEFAULT_TEXTURE_DIR,
   encodeSynthStrip,
   jitterFeatures,
   listTextureFiles,

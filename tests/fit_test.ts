@@ -1,0 +1,282 @@
+/**
+ * Tests of the eval-time head fit (lib/eval/fit.ts `fitHead`) and of how `runEval` uses a given
+ * head (lib/eval/run.ts), on a tiny MVTec-layout copy of hazelnut_toy at 64²: a fit is
+ * deterministic per seed, the cache is reused for the same settings and data and missed for other
+ * ones, train.json holds the validation curve, a head fitted on other categories is warned about,
+ * and a head or bank of another geometry (resize → crop) is refused.
+ *
+ * The fits are shared between the tests of this file (one kernel compilation per process).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { gpuTest, requireGpu } from "./_gpu.ts";
+import { fitHead, type FitOptions, type FitResult } from "../lib/eval/fit.ts";
+import { runEval } from "../lib/eval/run.ts";
+import { loadBackbone } from "../lib/backbone/mod.ts";
+import { loadBank } from "../lib/bank/bank.ts";
+import { readSafeTensors } from "../lib/io/safetensors.ts";
+
+const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
+const TRAIN = ["00", "01", "02", "03", "06", "07", "08", "09"];
+
+/** Temp folders of this file, removed when the test process ends. */
+const temps: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const t of temps) {
+    try {
+      Deno.removeSync(t, { recursive: true });
+    } catch { /* already gone */ }
+  }
+});
+async function tempDir(prefix: string): Promise<string> {
+  const d = await Deno.makeTempDir({ prefix });
+  temps.push(d);
+  return d;
+}
+
+/**
+ * A tiny MVTec-layout copy of hazelnut_toy: 8 train, 2 good + 2 defective test images with masks,
+ * under the category folder `category`.
+ */
+async function tinyDataset(category = "hazelnut"): Promise<string> {
+  const root = await tempDir("snarm_fit_");
+  const cat = join(root, category);
+  const copy = async (rel: string) => {
+    await Deno.mkdir(join(cat, rel, ".."), { recursive: true });
+    await Deno.copyFile(join(HAZEL, rel), join(cat, rel));
+  };
+  for (const f of TRAIN) await copy(`train/good/${f}.jpg`);
+  for (const f of ["04", "05"]) await copy(`test/good/${f}.jpg`);
+  for (const f of ["00", "01"]) {
+    await copy(`test/colour/${f}.jpg`);
+    await copy(`ground_truth/colour/${f}_mask.png`);
+  }
+  return root;
+}
+
+const FIT = { steps: 4, maxImages: 4, valFraction: 0.25, synthPerImage: 1 };
+const GEOMETRY = { imageSize: 64, bankSize: 300 };
+
+let shaPromise: Promise<string> | null = null;
+/** SHA-256 of the embedded backbone model (part of the fit key). */
+function modelSha(): Promise<string> {
+  shaPromise ??= (async () => {
+    const bb = await loadBackbone("mobilenetv2", { inputSize: 64, grid: 8 });
+    try {
+      return bb.describe().modelSha256;
+    } finally {
+      await bb.release();
+    }
+  })();
+  return shaPromise;
+}
+
+async function fit(
+  data: string,
+  cacheDir: string,
+  extra: Partial<FitOptions> = {},
+): Promise<FitResult> {
+  return await fitHead({
+    data,
+    categories: ["hazelnut"],
+    ...GEOMETRY,
+    ...FIT,
+    cacheDir,
+    progress: false,
+    modelSha256: await modelSha(),
+    ...extra,
+  });
+}
+
+/** The tensors of a safetensors file as name → raw bytes (metadata, with wall times, left out). */
+async function tensorBytes(path: string): Promise<Map<string, Uint8Array>> {
+  const st = await readSafeTensors(path);
+  const out = new Map<string, Uint8Array>();
+  for (const [name, t] of st.tensors) {
+    out.set(name, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength).slice());
+  }
+  return out;
+}
+
+function sameTensors(a: Map<string, Uint8Array>, b: Map<string, Uint8Array>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [name, x] of a) {
+    const y = b.get(name);
+    if (!y || y.length !== x.length || x.some((v, i) => v !== y[i])) return false;
+  }
+  return true;
+}
+
+/** Data and the reference fit (seed 0), shared by the tests below. */
+let shared: Promise<{ data: string; cache: string; base: FitResult }> | null = null;
+function baseFit() {
+  shared ??= (async () => {
+    const data = await tinyDataset();
+    const cache = await tempDir("snarm_fit_cache_");
+    const base = await fit(data, cache);
+    return { data, cache, base };
+  })();
+  return shared;
+}
+
+/** Run `f` with console.warn captured; returns its result and the warnings. */
+async function captureWarnings<T>(f: () => Promise<T>): Promise<{ value: T; warnings: string[] }> {
+  const warnings: string[] = [];
+  const orig = console.warn;
+  console.warn = (...args: unknown[]) => {
+    warnings.push(args.map(String).join(" "));
+  };
+  try {
+    return { value: await f(), warnings };
+  } finally {
+    console.warn = orig;
+  }
+}
+
+Deno.test({
+  name: "fitHead: a fit is deterministic per seed (identical head tensors), another seed differs",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const { data, base } = await baseFit();
+    assert.equal(base.cached, false);
+    const head = await readSafeTensors(base.headPath);
+    assert.deepEqual(JSON.parse(head.metadata.categories), ["hazelnut"]);
+    assert.equal(head.metadata.image_size, "64");
+    assert.equal(head.metadata.resize, "73"); // round(64 · 448 / 392)
+    assert.ok(head.metadata.snarm_fit_key, "the fit key is recorded in the head");
+    assert.equal(typeof JSON.parse(head.metadata.snarm_train).bestStep, "number");
+
+    // Same settings and seed in another cache: same key, byte-identical weights.
+    const again = await fit(data, await tempDir("snarm_fit_cache_"));
+    assert.equal(again.cached, false);
+    assert.equal(again.dir.split("/").pop(), base.dir.split("/").pop());
+    const a = await tensorBytes(base.headPath);
+    assert.ok(a.size > 0);
+    assert.ok(sameTensors(a, await tensorBytes(again.headPath)), "same seed → same weights");
+    assert.deepEqual(again.bank.features, base.bank.features);
+
+    // Another seed: another key and other weights.
+    const other = await fit(data, await tempDir("snarm_fit_cache_"), { seed: 1 });
+    assert.equal(other.cached, false);
+    assert.notEqual(other.dir.split("/").pop(), base.dir.split("/").pop());
+    assert.ok(!sameTensors(a, await tensorBytes(other.headPath)), "another seed → other weights");
+  },
+});
+
+Deno.test({
+  name:
+    "fitHead: the cache is reused for the same settings and data, missed for other steps or data; train.json holds the validation",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const { data, cache, base } = await baseFit();
+    const headMtime = (await Deno.stat(base.headPath)).mtime;
+
+    const hit = await fit(data, cache);
+    assert.equal(hit.cached, true);
+    assert.equal(hit.headPath, base.headPath);
+    assert.equal(hit.dir, base.dir);
+    assert.ok(hit.seconds < 15, `a cache hit only loads (took ${hit.seconds.toFixed(1)} s)`);
+    assert.deepEqual((await Deno.stat(base.headPath)).mtime, headMtime, "head not rewritten");
+    assert.deepEqual(hit.bank.features, base.bank.features);
+
+    // The record: settings, a non-empty validation curve, the bank-only validation.
+    const rec = JSON.parse(await Deno.readTextFile(join(base.dir, "train.json")));
+    assert.deepEqual(hit.record, rec);
+    assert.ok(Array.isArray(rec.validation) && rec.validation.length > 0, "validation curve");
+    for (const v of rec.validation) {
+      assert.equal(typeof v.step, "number");
+      assert.equal(typeof v.score, "number");
+    }
+    assert.ok(rec.bankValidation && typeof rec.bankValidation === "object", "bankValidation");
+    assert.ok(rec.valSamples > 0);
+    assert.equal(rec.settings.steps, FIT.steps);
+    for (const f of ["head.safetensors", "bank.safetensors", "loss.csv", "key.json"]) {
+      await Deno.stat(join(base.dir, f));
+    }
+    const leftovers = [...Deno.readDirSync(cache)].filter((e) => e.name.includes("partial"));
+    assert.deepEqual(leftovers, []);
+
+    // Another setting: a miss, another folder.
+    const steps = await fit(data, cache, { steps: FIT.steps + 1 });
+    assert.equal(steps.cached, false);
+    assert.notEqual(steps.dir, base.dir);
+    assert.equal(steps.record.step, FIT.steps + 1);
+
+    // The same files under another root: the key hashes names and contents, so a hit.
+    const copy = await tinyDataset();
+    const copyHit = await fit(copy, cache);
+    assert.equal(copyHit.cached, true);
+    assert.equal(copyHit.dir, base.dir);
+
+    // Other data (one training image replaced by another's bytes): a miss, another folder.
+    await Deno.copyFile(
+      join(copy, "hazelnut/train/good/01.jpg"),
+      join(copy, "hazelnut/train/good/00.jpg"),
+    );
+    const changed = await fit(copy, cache);
+    assert.equal(changed.cached, false);
+    assert.notEqual(changed.dir, base.dir);
+    assert.notEqual(changed.dir, steps.dir);
+
+    // refit: true fits again into the same folder (the same weights: same seed).
+    const before = await tensorBytes(base.headPath);
+    const refit = await fit(data, cache, { refit: true });
+    assert.equal(refit.cached, false);
+    assert.equal(refit.dir, base.dir);
+    assert.ok(sameTensors(await tensorBytes(refit.headPath), before));
+  },
+});
+
+Deno.test({
+  name: "runEval with a head fitted on other categories warns naming them; a matching one does not",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const { data, base } = await baseFit();
+    const nut = await tinyDataset("nut");
+    const opts = { method: "snarm" as const, head: base.headPath, ...GEOMETRY, progress: false };
+    const foreign = await captureWarnings(() => runEval({ data: nut, ...opts }));
+    assert.deepEqual(foreign.value.categories.map((c) => c.category), ["nut"]);
+    assert.deepEqual(foreign.value.heads.map((h) => [h.fitted, h.path]), [[false, base.headPath]]);
+    const warned = foreign.warnings.filter((w) => /was fitted on/.test(w));
+    assert.equal(warned.length, 1, foreign.warnings.join("\n"));
+    assert.match(warned[0], /snarm: warning: head .* was fitted on \[hazelnut\], not on \[nut\]/);
+
+    const own = await captureWarnings(() => runEval({ data, ...opts }));
+    assert.deepEqual(own.value.categories.map((c) => c.category), ["hazelnut"]);
+    assert.deepEqual(own.warnings.filter((w) => /fitted on/.test(w)), []);
+    const m = own.value.categories[0].metrics;
+    assert.ok(m.image_auroc >= 0 && m.image_auroc <= 1);
+  },
+});
+
+Deno.test({
+  name: "a head or bank of another geometry (resize → crop) is refused",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const { data, base } = await baseFit();
+    await assert.rejects(
+      runEval({
+        data,
+        method: "snarm",
+        head: base.headPath,
+        ...GEOMETRY,
+        resize: 64, // no crop; the head was fitted at 73 → 64
+        progress: false,
+      }),
+      /was fitted with geometry resize 73 → crop 64, but this run uses resize 64 → crop 64/,
+    );
+    const bankPath = join(base.dir, "bank.safetensors");
+    const { meta } = await loadBank(bankPath);
+    assert.equal(meta.resize, 73);
+    const expect = { backbone: meta.backbone, taps: meta.taps, dim: meta.dim, inputSize: 64 };
+    await loadBank(bankPath, { ...expect, resize: 73 }); // the same geometry loads
+    await assert.rejects(
+      loadBank(bankPath, { ...expect, resize: 64 }),
+      /was built with geometry resize 73 → crop 64/,
+    );
+  },
+});
