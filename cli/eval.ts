@@ -1,12 +1,13 @@
 /**
- * `deno task eval`: SNARM evaluation on real images (the shipped SNARM head by default,
- * bank-only scoring with `--method bank`). Prints the metrics table and writes `results.csv`,
- * `results.json` and anomaly-map PNGs (heat map over the image) to `--out`.
- * Everything is written to a staging folder first and moved into `--out` only when the run
- * succeeds, so a failed run leaves nothing half-written there.
+ * `deno task eval`: SNARM evaluation on real images. By default one bank and one SNARM head are
+ * fitted on the training images of the evaluated categories (lib/eval/fit.ts, cached; the head's
+ * map blended with the bank map by a weight chosen on a validation split, lib/eval/blend.ts);
+ * `--head FILE` uses a given head, `--method bank` scores with the bank alone. Prints the metrics
+ * table and writes `results.csv`, `results.json` and anomaly-map PNGs (heat map over the image)
+ * to `--out`. Everything is written to a staging folder first and moved into `--out` only when
+ * the run succeeds, so a failed run leaves nothing half-written there.
  *
- * Options: --data --category --backbone --model --bank-size --bank-cap --image-size --out --seed
- * --per-category-bank --save-bank --load-bank --no-png --help
+ * Options: `deno task eval --help`.
  * @module
  */
 import { parseArgs } from "node:util";

@@ -8,6 +8,7 @@
  * The fits are shared between the tests of this file (one kernel compilation per process).
  */
 import assert from "node:assert/strict";
+import { BLEND_LAMBDAS, blendMaps } from "../lib/eval/blend.ts";
 import { join } from "node:path";
 import { gpuTest, requireGpu } from "./_gpu.ts";
 import { fitHead, type FitOptions, type FitResult } from "../lib/eval/fit.ts";
@@ -146,6 +147,10 @@ Deno.test({
     assert.equal(head.metadata.resize, "73"); // round(64 · 448 / 392)
     assert.ok(head.metadata.snarm_fit_key, "the fit key is recorded in the head");
     assert.equal(typeof JSON.parse(head.metadata.snarm_train).bestStep, "number");
+    // The head/bank blend chosen on validation is stored with the head.
+    const blend = JSON.parse(head.metadata.snarm_blend);
+    assert.ok(BLEND_LAMBDAS.includes(blend.lambda), `λ ${blend.lambda} is a candidate`);
+    assert.ok(blend.headStd > 0 && blend.bankStd > 0);
 
     // Same settings and seed in another cache: same key, byte-identical weights.
     const again = await fit(data, await tempDir("snarm_fit_cache_"));
@@ -191,6 +196,18 @@ Deno.test({
     }
     assert.ok(rec.bankValidation && typeof rec.bankValidation === "object", "bankValidation");
     assert.ok(rec.valSamples > 0);
+    // every candidate λ and bank-only (λ = 1) were scored on validation; the chosen one is best
+    const lambdas = rec.blend.table.map((t: { lambda: number }) => t.lambda);
+    assert.deepEqual(lambdas, [...BLEND_LAMBDAS, 1]);
+    const bestCand = Math.max(
+      ...rec.blend.table.filter((t: { lambda: number }) => t.lambda < 1).map((
+        t: { score: number },
+      ) => t.score),
+    );
+    const chosen = rec.blend.table.find((t: { lambda: number }) =>
+      t.lambda === rec.blend.blend.lambda
+    );
+    assert.equal(chosen.score, bestCand);
     assert.equal(rec.settings.steps, FIT.steps);
     for (const f of ["head.safetensors", "bank.safetensors", "loss.csv", "key.json"]) {
       await Deno.stat(join(base.dir, f));
@@ -279,4 +296,18 @@ Deno.test({
       /was built with geometry resize 73 → crop 64/,
     );
   },
+});
+
+Deno.test("blendMaps: z-scores each map with its clean statistics and mixes them with weight λ", () => {
+  const head = Float32Array.from([0.1, 0.3, 0.5]), bank = Float32Array.from([2, 4, 6]);
+  const b = { lambda: 0.25, headMean: 0.1, headStd: 0.2, bankMean: 2, bankStd: 4 };
+  const out = blendMaps(head, bank, b);
+  for (let i = 0; i < 3; i++) {
+    const want = 0.75 * (head[i] - 0.1) / 0.2 + 0.25 * (bank[i] - 2) / 4;
+    assert.ok(Math.abs(out[i] - want) < 1e-6, `pixel ${i}: ${out[i]} vs ${want}`);
+  }
+  // λ = 0: the head's map alone (up to the z-score), order preserved
+  const h0 = blendMaps(head, bank, { ...b, lambda: 0 });
+  assert.ok(h0[0] < h0[1] && h0[1] < h0[2]);
+  assert.throws(() => blendMaps(head, bank.subarray(0, 2), b), /head map 3 vs bank map 2/);
 });

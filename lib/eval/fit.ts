@@ -22,7 +22,10 @@ import { join } from "node:path";
 import type { Bank } from "../bank/bank.ts";
 import { loadBank, saveBank } from "../bank/bank.ts";
 import { loadSplit } from "../data/dataset.ts";
-import { loadHeadWeights } from "../model/weights.ts";
+import { loadHeadWeights, saveHeadWeights } from "../model/weights.ts";
+import { Head } from "../model/head.ts";
+import { readSafeTensors } from "../io/safetensors.ts";
+import { chooseBlend } from "./blend.ts";
 import { runTraining, TRAIN_PRESETS } from "../train/run.ts";
 import { DEFAULT_TEXTURE_DIR, listTextureFiles, type SynthSource } from "../train/synth.ts";
 
@@ -260,6 +263,32 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
     });
     const bank = r.set.banks?.[0] ?? o.bank;
     if (!bank) throw new Error("snarm fit: the training run kept no bank");
+    // λ of the head/bank map blend, chosen on the validation split (lib/eval/blend.ts).
+    const choice = await chooseBlend(
+      new Head(r.weights),
+      r.set.val,
+      r.set.C,
+      r.set.h,
+      r.set.w,
+      r.set.imageSize,
+    );
+    const stagedHead = join(stage, "head.safetensors");
+    const meta = (await readSafeTensors(stagedHead)).metadata;
+    const { config: _c, ...extra } = meta;
+    await saveHeadWeights(stagedHead, r.weights, {
+      ...extra,
+      snarm_blend: JSON.stringify(choice.blend),
+    });
+    const trainJson = JSON.parse(await Deno.readTextFile(join(stage, "train.json")));
+    trainJson.blend = choice;
+    await Deno.writeTextFile(join(stage, "train.json"), JSON.stringify(trainJson, null, 2) + "\n");
+    if (show) {
+      console.log(
+        `snarm fit: validation, mean of the 7 metrics: ${
+          choice.table.map((t) => `λ=${t.lambda} ${(100 * t.score).toFixed(2)}`).join(", ")
+        } → λ = ${choice.blend.lambda}`,
+      );
+    }
     await saveBank(join(stage, "bank.safetensors"), bank);
     await Deno.remove(join(stage, "checkpoint.safetensors")).catch(() => {});
     await Deno.writeTextFile(join(stage, "key.json"), JSON.stringify(what, null, 2) + "\n");

@@ -29,6 +29,7 @@ import { tryGetGpu } from "../gpu/mod.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";
 import { fitHead, type FitSettings } from "./fit.ts";
+import { blendScored, type MapBlend } from "./blend.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
 
 /** Options of {@link runEval}. Every field has the `deno task eval` default. */
@@ -126,6 +127,8 @@ export interface EvalResult {
       fitted: boolean;
       cached: boolean;
       seconds: number;
+      /** The head/bank map blend used (lib/eval/blend.ts; null or λ = 0: the head's map alone). */
+      blend: MapBlend | null;
       fit: Record<string, unknown> | null;
     }
   >;
@@ -205,8 +208,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           })`,
       );
     }
+    const meta = (await readSafeTensors(path)).metadata;
+    const blend: MapBlend | null = meta.snarm_blend ? JSON.parse(meta.snarm_blend) : null;
     if (!fitted) {
-      const meta = (await readSafeTensors(path)).metadata;
       const geo = headGeometry(meta);
       if (geo && (geo.crop !== size || geo.resize !== resize)) {
         throw new Error(
@@ -224,7 +228,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
         );
       }
     }
-    return h;
+    return { head: h, blend };
   };
   const config: Record<string, unknown> = {
     method,
@@ -259,7 +263,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       const scopeSplits = splits.filter((s) => scope.categories.includes(s.category));
       const tb = performance.now();
       let bank: Bank | null = null;
-      let head: Head | null = null;
+      let head: { head: Head; blend: MapBlend | null } | null = null;
       if (opts.loadBankPath) {
         const path = scopePath(opts.loadBankPath, scope);
         const loaded = await loadBank(path, {
@@ -312,6 +316,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           fitted: true,
           cached: fit.cached,
           seconds: fit.seconds,
+          blend: head.blend,
           fit: fit.record,
         });
       } else if (method === "snarm") {
@@ -322,6 +327,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           fitted: false,
           cached: false,
           seconds: 0,
+          blend: head.blend,
           fit: null,
         });
       }
@@ -428,8 +434,9 @@ async function scoreCategory(
   geometry: { resize: number; crop: number },
   k: number,
   show: boolean,
-  head: Head | null,
+  scorer: { head: Head; blend: MapBlend | null } | null,
 ): Promise<CategoryResult> {
+  const head = scorer?.head ?? null, blend = scorer?.blend ?? null;
   const size = geometry.crop;
   const n = split.test.length;
   const px = size * size;
@@ -456,6 +463,10 @@ async function scoreCategory(
       const out = await head.forward(X, 1, f.h, f.w, { outSize: [size, size] });
       map = out.smoothed;
       score = out.imageScores[0];
+      if (blend && blend.lambda > 0) {
+        const bank = scorePatchMap(residualNorms(residual), f.h, f.w, size);
+        ({ map, score } = blendScored(map, bank.map, blend, size));
+      }
     } else {
       ({ map, score } = scorePatchMap(residualNorms(residual), f.h, f.w, size));
     }
