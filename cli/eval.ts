@@ -64,6 +64,8 @@ from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript refere
   --init-head FILE|shipped  start the fit from this head (fine-tuning; shipped = data/snarm_head)
   --cache-dir DIR       fit cache (default $SNARM_CACHE or ~/.cache/snarm)
   --refit               fit again even when a cached fit exists
+  --no-blend            score with the head's map alone (the official SNARM output), not blended
+                        with the bank map by the weight λ chosen on the validation split
   --category NAME       evaluate only this category (repeatable; default: all)
   --backbone NAME       mobilenetv2 (embedded, default) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx     ONNX model for the backbone preset
@@ -126,6 +128,7 @@ async function main() {
       "init-head": { type: "string" },
       "cache-dir": { type: "string" },
       refit: { type: "boolean", default: false },
+      "no-blend": { type: "boolean", default: false },
       "per-category-bank": { type: "boolean", default: false },
       "save-bank": { type: "string" },
       "load-bank": { type: "string" },
@@ -276,6 +279,7 @@ async function main() {
       fit,
       cacheDir: values["cache-dir"] === undefined ? undefined : userPath(values["cache-dir"]),
       refit: values.refit,
+      blend: !values["no-blend"],
       unified: !values["per-category-bank"],
       loadBankPath: loadBank,
       saveBankPath: saveBank,

@@ -94,7 +94,8 @@ function checkPositiveInt(v: number, what: string): void {
  * tensors, freeing fixed spatial input dims when `inputSize` differs; see `prepareTapModel`),
  * create the onnxruntime-web session once and return an {@link Backbone}.
  *
- * Presets: `"mobilenetv2"` (embedded int8 MobileNetV2, the default), `"dinov2-vitb14-reg4"`
+ * Presets: `"mobilenetv2"` (embedded int8 MobileNetV2, the default), `"mobilenetv2-wide"` (same
+ * model, its wider expanded activations, 512-d features), `"dinov2-vitb14-reg4"`
  * (official SNARM recipe; needs `opts.modelPath` to your ONNX export, and `opts.taps` unless your
  * export uses the default block-output names, see `dinov2BlockTap`).
  *

@@ -5,6 +5,7 @@
  * ```ts
  * const bb = await loadBackbone("mobilenetv2");          // embedded int8 MobileNetV2, 392² → 49×49×256
  * const feats = await bb.embed(batch);                   // batch: (B, 3, 392, 392) f32, ImageNet-normalised
+ * const wide = await loadBackbone("mobilenetv2-wide");   // same model, expanded activations → 49×49×512
  * ```
  * @module
  */
@@ -22,6 +23,7 @@ export {
   getPreset,
   MOBILENETV2,
   MOBILENETV2_INT8_URL,
+  MOBILENETV2_WIDE,
   PRESETS,
 } from "./presets.ts";
 export {

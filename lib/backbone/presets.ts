@@ -51,6 +51,52 @@ export const MOBILENETV2: BackbonePreset = {
 };
 
 /**
+ * `mobilenetv2-wide`: the same embedded int8 model and preprocessing as {@link MOBILENETV2}, but
+ * tapping MobileNetV2's **expanded activations** (the ReLU6 outputs of the 1×1 expansion convs =
+ * the inputs of the depthwise 3×3 convs; in this QOperator graph the ReLU6 is fused into the
+ * expansion `QLinearConv`, output zero point 0), which are 6× wider than the block outputs —
+ * closer to PatchCore's wide layers (WideResNet-50 layer2/layer3: 512 + 1024 ch). At 392² input:
+ *
+ * - group A, stride 8 (49×49): mean of the three 192-ch expansions of the stride-8 stage,
+ *   `510_quantized` (`Conv_21_quant`, torchvision features[5]), `519_quantized` (`Conv_27_quant`,
+ *   features[6]) and `528_quantized` (`Conv_33_quant`, features[7]: the expansion of `365_quantized`,
+ *   i.e. the input of the stride-2 depthwise that starts the stride-16 stage, still at 49×49);
+ * - group B, stride 16 (25×25 → bilinear → 49×49): mean of the three 576-ch expansions of the
+ *   96-ch stage, `573_quantized` (`Conv_61_quant`, features[12]), `582_quantized`
+ *   (`Conv_67_quant`, features[13]) and `591_quantized` (`Conv_73_quant`, features[14]: the
+ *   expansion of `426_quantized`, input of the stride-2 depthwise, still at 25×25).
+ *
+ * Why these: each group holds taps of one channel count, so the group mean is the plain mean of
+ * the official recipe (no channel pooling across widths, unlike {@link MOBILENETV2}'s 64/96 group
+ * B); they are the widest maps at each stride (the 144-ch expansion of features[4] sits at
+ * stride 4, and the 384-ch ones of features[8..11] are narrower and shallower than the 576-ch
+ * ones); and they mirror {@link MOBILENETV2}'s choice of the last 32-ch (stride 8) and last 96-ch
+ * (stride 16) stages, like PatchCore's "last two mid-level stages". Three taps per group as in
+ * the official 4 + 4 ViT blocks (a multi-depth mean). Note: unlike ViT blocks, different blocks'
+ * expansions do not share a channel basis, so the mean superposes (sparse, non-negative ReLU6)
+ * features rather than averaging like channels; pass `taps: [["528_quantized"], ["591_quantized"]]`
+ * to {@link loadBackbone} for single-tap groups. `591_quantized` makes the session run one 1×1
+ * conv past {@link MOBILENETV2}'s last tap `426_quantized`.
+ *
+ * MeanMapper 512 per group, Aggregator 512 (256 dims per group; the Aggregator windows of 2 never
+ * straddle the groups). `targetDim` (and `pretrainDim`) can be overridden as for other presets.
+ */
+export const MOBILENETV2_WIDE: BackbonePreset = {
+  name: "mobilenetv2-wide",
+  modelPath: MOBILENETV2_INT8_URL,
+  taps: [
+    ["510_quantized", "519_quantized", "528_quantized"],
+    ["573_quantized", "582_quantized", "591_quantized"],
+  ],
+  kind: "cnn",
+  registers: 0,
+  inputSize: 392,
+  grid: 49,
+  pretrainDim: 512,
+  targetDim: 512,
+};
+
+/**
  * Default tap names of a DINOv2 ONNX export: the output of block i's second residual `Add`, as
  * named by `torch.onnx.export` (TorchScript exporter) for `blocks.{i}`: `/blocks.{i}/Add_1_output_0`.
  * Pass your own names via `loadBackbone(..., { taps })` when your export names them differently.
@@ -79,6 +125,7 @@ export const DINOV2_VITB14_REG4: BackbonePreset = {
 /** All named presets. */
 export const PRESETS: Readonly<Record<string, BackbonePreset>> = {
   [MOBILENETV2.name]: MOBILENETV2,
+  [MOBILENETV2_WIDE.name]: MOBILENETV2_WIDE,
   [DINOV2_VITB14_REG4.name]: DINOV2_VITB14_REG4,
 };
 

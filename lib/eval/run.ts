@@ -55,6 +55,11 @@ export interface EvalOptions {
   cacheDir?: string;
   /** Refit even when a cached fit exists. */
   refit?: boolean;
+  /**
+   * Apply a head's stored head/bank map blend (`snarm_blend`, lib/eval/blend.ts; default true).
+   * false: the head's own map (the official SNARM output).
+   */
+  blend?: boolean;
   /** Categories to evaluate (default: all found under `data`). */
   categories?: string[];
   /** Backbone preset name (default `"mobilenetv2"`). */
@@ -209,7 +214,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       );
     }
     const meta = (await readSafeTensors(path)).metadata;
-    const blend: MapBlend | null = meta.snarm_blend ? JSON.parse(meta.snarm_blend) : null;
+    const blend: MapBlend | null = meta.snarm_blend && opts.blend !== false
+      ? JSON.parse(meta.snarm_blend)
+      : null;
     if (!fitted) {
       const geo = headGeometry(meta);
       if (geo && (geo.crop !== size || geo.resize !== resize)) {
@@ -250,7 +257,12 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     sigma: 4,
     scoring: method === "bank"
       ? "inter-residual L2 norm → bilinear (align_corners) → Gaussian σ=4 → max of 16×16 avg pool, stride 2"
-      : "SNARM head on [r ‖ f]: mean of sigmoid(bilinear(logits)) → Gaussian σ=4 → max of 16×16 avg pool, stride 2",
+      : "SNARM head on [r ‖ f]: mean of sigmoid(bilinear(logits)) → Gaussian σ=4" +
+        (opts.blend === false
+          ? ""
+          : " (blended with the bank map by the head's validation-chosen λ, if it has one)") +
+        " → max of 16×16 avg pool, stride 2",
+    blend: opts.blend !== false,
     loadBank: opts.loadBankPath ?? null,
     fit: method === "snarm" && !opts.head ? opts.fit ?? {} : null,
   };

@@ -73,6 +73,8 @@ export interface PrepareOptions {
   seed?: number;
   /** Synthetic anomalies per training image (2, official `false_ng` ×2). */
   synthPerImage?: number;
+  /** Synthetic anomalies per validation image (default 4: more anomalies, steadier scores). */
+  valSynthPerImage?: number;
   /** At most this many training images per category get samples (default: all). */
   maxImages?: number;
   /** Optional DTD-style texture folder for the texture anomaly source. */
@@ -228,6 +230,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
     throw new Error(`--val-fraction must be in [0, 1), got ${opts.valFraction}`);
   }
   const seed = opts.seed ?? 0, synthPer = opts.synthPerImage ?? 2, k = opts.topk ?? 3;
+  const valSynth = opts.valSynthPerImage ?? 4;
   const show = opts.progress ?? true;
   // Resolve every root first so a wrong path fails before any work.
   const plans = opts.roots.map((root) => {
@@ -307,7 +310,12 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
         textureDir: opts.textureDir ?? null,
         ...(opts.sources ? { sources: opts.sources } : {}),
         ...(valFraction
-          ? { valFraction, valSources: opts.valSources ?? null, maxVal: opts.maxValImages ?? 10 }
+          ? {
+            valFraction,
+            valSources: opts.valSources ?? null,
+            maxVal: opts.maxValImages ?? 10,
+            valSynth,
+          }
           : {}),
       };
       const name = plan.root.replace(/\/+$/, "").split("/").pop() || "root";
@@ -392,7 +400,10 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
       const chosen = [...selected, ...val].sort((a, b) => a - b);
       const samples: TrainSample[] = [];
       const ps = show
-        ? startProgress(`training samples (${name})`, chosen.length * (1 + synthPer))
+        ? startProgress(
+          `training samples (${name})`,
+          selected.length * (1 + synthPer) + val.length * (1 + valSynth),
+        )
         : noProgress;
       try {
         for (const i of chosen) {
@@ -414,9 +425,10 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
             target: new Float32Array(L),
           });
           ps.tick();
-          if (synthPer > 0) {
+          const nSynth = v ? valSynth : synthPer;
+          if (nSynth > 0) {
             const img = await loadSample(r, geometry);
-            for (let j = 0; j < synthPer; j++) {
+            for (let j = 0; j < nSynth; j++) {
               const syn = await synthesizeAnomaly(img.rgb, size, size, {
                 seed: (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b) ^ j) >>> 0,
                 textureDir: opts.textureDir,
