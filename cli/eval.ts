@@ -67,9 +67,10 @@ from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript refere
   --no-blend            score with the head's map alone (the official SNARM output), not blended
                         with the bank map by the weight λ chosen on the validation split
   --category NAME       evaluate only this category (repeatable; default: all)
-  --backbone NAME       mobilenetv2 (embedded, default) | dinov2-vitb14-reg4 (needs --model)
+  --backbone NAME       mobilenetv2 (embedded, default) | mobilenetv2-wide (same model, expanded
+                        activations, 512-d) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx     ONNX model for the backbone preset
-  --feature-dim D       patch feature dimension (Aggregator width; default the preset's, 256)
+  --feature-dim D       patch feature dimension (Aggregator width; default the preset's: 256, wide 512)
   --bank-size T         bank size after the coreset (default 10000; official 100000)
   --bank-cap N          random cap of training patches before the coreset (default 200000)
   --image-size S        centre-crop / backbone input size, multiple of 8 (default 392)

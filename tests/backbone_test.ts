@@ -1,7 +1,7 @@
 /**
  * Tests of lib/backbone: recipe parity with the official SNARM residual fixture, a ViT-shaped ONNX
- * graph built here with onnx-proto, the int8 MobileNetV2 with DequantizeLinear taps at 392², and
- * bad input.
+ * graph built here with onnx-proto, the int8 MobileNetV2 with DequantizeLinear taps at 392², its
+ * wide (expanded-activation) preset, and bad input.
  */
 import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
@@ -15,6 +15,7 @@ import {
   DINOV2_VITB14_REG4,
   loadBackbone,
   MOBILENETV2,
+  MOBILENETV2_WIDE,
   openTapSession,
   resizeMapsBilinear,
   snarmFeatures,
@@ -389,10 +390,10 @@ Deno.test({
 // ---------------------------------------------------------------------------------------------
 // (c) int8 MobileNetV2 at 392² with DequantizeLinear taps vs the float derivative
 
-/** A real photo, bilinearly resized to 392², ImageNet-normalised, (1, 3, 392, 392). */
-function hazelnut392(): Float32Array {
+/** A real photo, bilinearly resized to S², ImageNet-normalised, (1, 3, S, S). */
+function hazelnutAt(S: number): Float32Array {
   const im = jpeg.decode(Deno.readFileSync(HAZELNUT), { useTArray: true });
-  const S = 392, mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
+  const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
   const out = new Float32Array(3 * S * S);
   for (let y = 0; y < S; y++) {
     const sy = Math.max((y + 0.5) * (im.height / S) - 0.5, 0);
@@ -411,6 +412,11 @@ function hazelnut392(): Float32Array {
     }
   }
   return out;
+}
+
+/** {@link hazelnutAt} at the presets' 392². */
+function hazelnut392(): Float32Array {
+  return hazelnutAt(392);
 }
 
 function pearson(a: Float32Array, b: Float32Array): number {
@@ -494,6 +500,73 @@ Deno.test({
     } finally {
       await bb.release();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "mobilenetv2-wide: expanded-activation taps (192 ch s8, 576 ch s16) → (1, 16, 16, 512) at 128²",
+  ...ortTest,
+  async fn() {
+    const S = 128, grid = 16;
+    const x = hazelnutAt(S);
+    const bb = await loadBackbone("mobilenetv2-wide", { inputSize: S, grid });
+    try {
+      const d = bb.describe();
+      assert.equal(d.backbone, "mobilenetv2-wide");
+      assert.deepEqual(d.taps, MOBILENETV2_WIDE.taps);
+      assert.deepEqual(d.taps, [
+        ["510_quantized", "519_quantized", "528_quantized"],
+        ["573_quantized", "582_quantized", "591_quantized"],
+      ]);
+      assert.equal(d.featureDim, 512);
+      assert.equal(d.model, MOBILENETV2.modelPath, "same embedded model as mobilenetv2");
+      assert.equal(
+        d.modelSha256,
+        "83530ad811bc31d2b60a5599a21265a5057608c9b044b4ee758cc22f2309f54f",
+      );
+      const feats = await bb.embed(x);
+      assert.deepEqual([feats.n, feats.h, feats.w, feats.c], [1, grid, grid, 512]);
+      assert.ok(feats.data.every(Number.isFinite), "non-finite features");
+      let sq = 0;
+      for (const v of feats.data) sq += v * v;
+      assert.ok(sq > 0, "all-zero features");
+
+      // Taps: stride 8 (128/8 = 16) and stride 16 (8); ReLU6 outputs are non-negative.
+      const maps = await bb.tapMaps(x);
+      assert.deepEqual(maps.map((m) => m.dims), [
+        ...[0, 1, 2].map(() => [1, 192, 16, 16]),
+        ...[0, 1, 2].map(() => [1, 576, 8, 8]),
+      ]);
+      for (const m of maps) assert.ok(m.data.every((v) => v >= 0), `${m.name} has negatives`);
+      // embed = the recipe on those taps (plain group means: equal widths within each group).
+      const cf = (i: number): ChannelsFirstMap => {
+        const [b, c, h, w] = maps[i].dims;
+        return { data: maps[i].data, b, c, h, w };
+      };
+      const want = snarmFeatures([[0, 1, 2].map(cf), [3, 4, 5].map(cf)], {
+        gridH: grid,
+        gridW: grid,
+        pretrainDim: 512,
+        targetDim: 512,
+      });
+      assert.equal(maxAbsDiff(feats.data, want.data), 0);
+    } finally {
+      await bb.release();
+    }
+    // targetDim is overridable as for the other presets.
+    const bb256 = await loadBackbone("mobilenetv2-wide", { inputSize: S, grid, targetDim: 256 });
+    try {
+      const f = await bb256.embed(x);
+      assert.deepEqual([f.n, f.h, f.w, f.c], [1, grid, grid, 256]);
+      assert.equal(bb256.describe().featureDim, 256);
+    } finally {
+      await bb256.release();
+    }
+    await assert.rejects(
+      loadBackbone("mobilenetv2-wider"),
+      /unknown backbone preset 'mobilenetv2-wider'; known: .*\bmobilenetv2-wide\b/,
+    );
   },
 });
 
