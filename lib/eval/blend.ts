@@ -8,7 +8,9 @@
  * norm map (spec §7, bank-only), μ/σ the mean and standard deviation of each map over every pixel
  * of the *clean* validation images (the z-scores put both maps on one scale), and λ chosen from
  * {@link BLEND_LAMBDAS} by the mean of the seven metrics on the validation images (clean + synthetic
- * anomalies; the mask of a synthetic sample is its grid target ≥ 0.5, upsampled by blocks). The
+ * anomalies; the mask of a synthetic sample is its grid target ≥ 0.5, upsampled by blocks) with
+ * the one-standard-error rule: the largest λ whose score is within one bootstrap standard error of
+ * the best candidate's (synthetic validation defects favour the head, which learnt their kind). The
  * image score is the max of the 16×16 average pool of the blended map (spec §7). Both maps are
  * linear in the same way after smoothing, so blending smoothed maps equals smoothing the blend.
  * @module
@@ -19,6 +21,7 @@ import { computeMetrics, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "../train/samples.ts";
 import { metricsMean } from "../train/validate.ts";
 import { scorePatchMap } from "./bank_only.ts";
+import { mulberry32 } from "../train/grad/pointwise.ts";
 
 /** Candidate weights of the bank map (λ = 1, bank-only, is not a candidate: the head always counts). */
 export const BLEND_LAMBDAS: readonly number[] = [0, 0.25, 0.5, 0.75];
@@ -78,7 +81,14 @@ export interface BlendChoice {
   blend: MapBlend;
   /** Validation metrics of every candidate λ (and of bank-only, λ = 1, for reference). */
   table: Array<{ lambda: number; score: number; metrics: Metrics }>;
+  /** The candidate with the best validation score. */
+  best: number;
+  /** Bootstrap standard error of that score (the one-SE rule's margin). */
+  se: number;
 }
+
+/** Bootstrap resamples of the validation samples for the standard error. */
+const BOOTSTRAP = 30;
 
 /**
  * Choose λ on validation samples: the head's and the bank's full-resolution maps of each sample,
@@ -127,43 +137,67 @@ export async function chooseBlend(
       }
     }
   });
-  const table: BlendChoice["table"] = [];
-  let best: MapBlend | null = null, bestScore = -Infinity;
-  for (const lambda of [...BLEND_LAMBDAS, 1]) {
-    const b: MapBlend = {
-      lambda,
-      headMean: hs.mean,
-      headStd: hs.std,
-      bankMean: bs.mean,
-      bankStd: bs.std,
-    };
-    const maps = new Float32Array(val.length * px);
-    const scores = new Float32Array(val.length);
-    val.forEach((_, i) => {
+  const stats = (lambda: number): MapBlend => ({
+    lambda,
+    headMean: hs.mean,
+    headStd: hs.std,
+    bankMean: bs.mean,
+    bankStd: bs.std,
+  });
+  /** The seven metrics of blend λ over the samples `idx` (repeats allowed), every `step`-th pixel. */
+  const evaluate = (lambda: number, idx: readonly number[], step: number): Metrics => {
+    const b = stats(lambda), side = Math.ceil(size / step), q = side * side;
+    const maps = new Float32Array(idx.length * q), m = new Uint8Array(idx.length * q);
+    const scores = new Float32Array(idx.length), lab = new Uint8Array(idx.length);
+    idx.forEach((i, j) => {
       const r = blendScored(headMaps[i], bankMaps[i], b, size);
-      maps.set(r.map, i * px);
-      scores[i] = r.score;
+      scores[j] = r.score;
+      lab[j] = labels[i];
+      let o = j * q;
+      for (let y = 0; y < size; y += step) {
+        for (let x = 0; x < size; x += step, o++) {
+          maps[o] = r.map[y * size + x];
+          m[o] = masks[i * px + y * size + x];
+        }
+      }
     });
     const warn = console.warn;
     console.warn = () => {};
-    let metrics: Metrics;
     try {
-      metrics = computeMetrics({
+      return computeMetrics({
         imageScores: scores,
-        imageLabels: labels,
+        imageLabels: lab,
         pixelScores: maps,
-        pixelMasks: masks,
-        shape: [val.length, size, size],
+        pixelMasks: m,
+        shape: [idx.length, side, side],
       });
     } finally {
       console.warn = warn;
     }
-    const score = metricsMean(metrics);
-    table.push({ lambda, score, metrics });
-    if (lambda < 1 && score > bestScore) {
-      bestScore = score;
-      best = b;
-    }
+  };
+  const all = val.map((_, i) => i);
+  const table: BlendChoice["table"] = [...BLEND_LAMBDAS, 1].map((lambda) => {
+    const metrics = evaluate(lambda, all, 1);
+    return { lambda, score: metricsMean(metrics), metrics };
+  });
+  const cands = table.filter((t) => t.lambda < 1);
+  const top = cands.reduce((a, t) => (t.score > a.score ? t : a));
+  // One-standard-error rule (Breiman et al.): the standard error of the best candidate's score
+  // from a seeded bootstrap over the validation samples (every 4th pixel per side); then the
+  // candidate with the most bank weight whose score is within one SE of the best. Synthetic
+  // validation defects favour the head (it was trained on their kind), so ties go to the bank.
+  const rnd = mulberry32(0x5eed);
+  const boot: number[] = [];
+  for (let r = 0; r < BOOTSTRAP; r++) {
+    const idx = all.map(() => Math.floor(rnd() * all.length));
+    if (!idx.some((i) => labels[i]) || idx.every((i) => labels[i])) continue;
+    boot.push(metricsMean(evaluate(top.lambda, idx, 4)));
   }
-  return { blend: best!, table };
+  const mean = boot.reduce((a, b) => a + b, 0) / Math.max(boot.length, 1);
+  const se = boot.length > 1
+    ? Math.sqrt(boot.reduce((a, b) => a + (b - mean) ** 2, 0) / (boot.length - 1))
+    : 0;
+  const chosen = cands.filter((t) => t.score >= top.score - se)
+    .reduce((a, t) => (t.lambda > a.lambda ? t : a));
+  return { blend: stats(chosen.lambda), table, best: top.lambda, se };
 }

@@ -286,7 +286,9 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
       console.log(
         `snarm fit: validation, mean of the 7 metrics: ${
           choice.table.map((t) => `λ=${t.lambda} ${(100 * t.score).toFixed(2)}`).join(", ")
-        } → λ = ${choice.blend.lambda}`,
+        }; best λ = ${choice.best} ± ${
+          (100 * choice.se).toFixed(2)
+        } (bootstrap SE) → λ = ${choice.blend.lambda} (one-SE rule)`,
       );
     }
     await saveBank(join(stage, "bank.safetensors"), bank);
