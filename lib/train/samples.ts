@@ -38,6 +38,8 @@ export interface TrainSample {
   synthetic: boolean;
   /** True for a validation sample (a held-out training image; never trained on). */
   val?: boolean;
+  /** Anomaly source of a synthetic sample (lib/train/synth.ts `SynthSource`; not cached). */
+  source?: SynthSource;
   /** `(2C, h, w)` channels-first float16 model input [r ‖ f]. */
   X: Float16Array;
   /** `(h·w)` grid target in [0, 1]. */
@@ -444,6 +446,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
                 id: `${plan.root}/${r.category}/${r.id}#synth${j}`,
                 synthetic: true,
                 val: v,
+                source: syn.source,
                 X: new Float16Array(interModelInput(res.residual, fs)),
                 target: Float32Array.from(gridTarget(syn.mask, 1, size, size, grid, grid)),
               });
