@@ -342,13 +342,24 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
           continue;
         }
       }
-      // 1. Embed every training image once; build the bank from them.
-      const feats: Float32Array[] = [];
-      const pe = show ? startProgress(`embed train (${name})`, train.length) : noProgress;
-      for (const r of train) {
-        const s = await loadSample(r, geometry);
-        const f = await embedRgb(bb, s.rgb, size);
-        feats.push(f.data);
+      // 1. Embed every training image once (with a given bank: only the images that get
+      // samples); build the bank from them.
+      const split = splitImages(
+        plan.splits.map((s) => s.train.length),
+        opts.maxImages,
+        valFraction,
+        seed,
+        opts.maxValImages ?? 10,
+      );
+      const needed = opts.bank ? new Set([...split.selected, ...split.val]) : null;
+      const feats: Float32Array[] = new Array(train.length);
+      const pe = show
+        ? startProgress(`embed train (${name})`, needed ? needed.size : train.length)
+        : noProgress;
+      for (let i = 0; i < train.length; i++) {
+        if (needed && !needed.has(i)) continue;
+        const s = await loadSample(train[i], geometry);
+        feats[i] = (await embedRgb(bb, s.rgb, size)).data;
         pe.tick();
       }
       pe.stop();
@@ -391,13 +402,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
       out.banks?.push(bank);
       const index = await createBankIndex(gpu, bank.features, C, bank.imageIndex);
       // 2–3. Samples of the selected images (and of the held-out validation images).
-      const { selected, val } = splitImages(
-        plan.splits.map((s) => s.train.length),
-        opts.maxImages,
-        valFraction,
-        seed,
-        opts.maxValImages ?? 10,
-      );
+      const { selected, val } = split;
       const isVal = new Set(val);
       const chosen = [...selected, ...val].sort((a, b) => a - b);
       const samples: TrainSample[] = [];
