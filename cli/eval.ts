@@ -59,7 +59,7 @@ from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript refere
   --fit-steps N         training steps (default 120)        --fit-lr X   peak lr (default 2e-3)
   --fit-preset cpu|paper head size (default cpu)            --fit-images N  images/category (40)
   --synth LIST          anomaly sources, comma-separated: structure,texture,scratch,blob,edge,
-                        smear,stain (default: the fit's default mix)
+                        smear,stain (default: scratch,blob,edge,smear,stain, chosen by validation)
   --texture-dir DIR     texture images of the texture source (default data/textures)
   --init-head FILE|shipped  start the fit from this head (fine-tuning; shipped = data/snarm_head)
   --cache-dir DIR       fit cache (default $SNARM_CACHE or ~/.cache/snarm)
