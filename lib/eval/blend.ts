@@ -19,7 +19,7 @@ import type { Head } from "../model/head.ts";
 import { imageScore } from "../maps/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "../train/samples.ts";
-import { metricsMean } from "../train/validate.ts";
+import { metricsMean, quiet } from "../train/validate.ts";
 import { scorePatchMap } from "./bank_only.ts";
 import { mulberry32 } from "../train/grad/pointwise.ts";
 
@@ -161,19 +161,15 @@ export async function chooseBlend(
         }
       }
     });
-    const warn = console.warn;
-    console.warn = () => {};
-    try {
-      return computeMetrics({
+    return quiet(() =>
+      computeMetrics({
         imageScores: scores,
         imageLabels: lab,
         pixelScores: maps,
         pixelMasks: m,
         shape: [idx.length, side, side],
-      });
-    } finally {
-      console.warn = warn;
-    }
+      })
+    );
   };
   const all = val.map((_, i) => i);
   const table: BlendChoice["table"] = [...BLEND_LAMBDAS, 1].map((lambda) => {

@@ -46,7 +46,28 @@ function gridTruth(val: readonly TrainSample[], L: number) {
   return { masks, labels };
 }
 
-function quiet<T>(f: () => T): T {
+/** The seven metrics of `(N, h·w)` grid maps and N image scores against the samples' truth. */
+function gridMetrics(
+  val: readonly TrainSample[],
+  maps: Float32Array,
+  scores: Float32Array,
+  h: number,
+  w: number,
+): Metrics {
+  const { masks, labels } = gridTruth(val, h * w);
+  return quiet(() =>
+    computeMetrics({
+      imageScores: scores,
+      imageLabels: labels,
+      pixelScores: maps,
+      pixelMasks: masks,
+      shape: [val.length, h, w],
+    })
+  );
+}
+
+/** Run `f` with console.warn silenced (undefined-metric warnings of small validation sets). */
+export function quiet<T>(f: () => T): T {
   const warn = console.warn;
   console.warn = () => {};
   try {
@@ -83,16 +104,7 @@ export function validateBank(
     }
     scores[i] = mx;
   });
-  const { masks, labels } = gridTruth(val, L);
-  return quiet(() =>
-    computeMetrics({
-      imageScores: scores,
-      imageLabels: labels,
-      pixelScores: maps,
-      pixelMasks: masks,
-      shape: [val.length, h, w],
-    })
-  );
+  return gridMetrics(val, maps, scores, h, w);
 }
 
 /**
@@ -136,15 +148,6 @@ export async function validateHead(
       scores[i0 + b] = mx;
     }
   }
-  const { masks, labels } = gridTruth(val, L);
-  const snarm = quiet(() =>
-    computeMetrics({
-      imageScores: scores,
-      imageLabels: labels,
-      pixelScores: maps,
-      pixelMasks: masks,
-      shape: [val.length, h, w],
-    })
-  );
+  const snarm = gridMetrics(val, maps, scores, h, w);
   return { step, snarm, score: metricsMean(snarm) };
 }
