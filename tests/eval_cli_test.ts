@@ -17,7 +17,7 @@ async function runCli(args: string[]) {
     args: ["run", "-A", CLI, ...args],
     stdout: "piped",
     stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp" },
+    env: { XDG_RUNTIME_DIR: "/tmp", SNARM_CACHE: FIT_CACHE },
   }).output();
   const td = new TextDecoder();
   return { code: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
