@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { BLEND_LAMBDAS, blendMaps } from "../lib/eval/blend.ts";
+import { splitImages } from "../lib/train/samples.ts";
 import { join } from "node:path";
 import { gpuTest, requireGpu } from "./_gpu.ts";
 import { fitHead, type FitOptions, type FitResult } from "../lib/eval/fit.ts";
@@ -309,4 +310,21 @@ Deno.test("blendMaps: z-scores each map with its clean statistics and mixes them
   const h0 = blendMaps(head, bank, { ...b, lambda: 0 });
   assert.ok(h0[0] < h0[1] && h0[1] < h0[2]);
   assert.throws(() => blendMaps(head, bank.subarray(0, 2), b), /head map 3 vs bank map 2/);
+});
+
+Deno.test("splitImages: seeded, disjoint validation and training images per category, with caps", () => {
+  const a = splitImages([28, 10], 5, 0.2, 0, 10);
+  const b = splitImages([28, 10], 5, 0.2, 0, 10);
+  assert.deepEqual(a, b, "deterministic per seed");
+  assert.notDeepEqual(splitImages([28, 10], 5, 0.2, 1, 10), a, "another seed, another split");
+  const inCat = (xs: number[], lo: number, hi: number) => xs.filter((i) => i >= lo && i < hi);
+  assert.equal(inCat(a.val, 0, 28).length, 6); // round(28 · 0.2)
+  assert.equal(inCat(a.val, 28, 38).length, 2);
+  assert.equal(inCat(a.selected, 0, 28).length, 5); // maxImages
+  assert.equal(inCat(a.selected, 28, 38).length, 5);
+  assert.ok(a.val.every((i) => !a.selected.includes(i)), "validation images are never trained on");
+  assert.equal(splitImages([200], undefined, 0.2, 0, 10).val.length, 10, "at most maxVal");
+  assert.equal(splitImages([1], undefined, 0.2, 0, 10).val.length, 0, "one image: no validation");
+  // no validation split: the old selection (seeded subset) is unchanged
+  assert.deepEqual(splitImages([28], 5, 0, 3).val, []);
 });
