@@ -70,6 +70,7 @@ from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript refere
   --backbone NAME       mobilenetv2 (embedded, default) | mobilenetv2-wide (same model, expanded
                         activations, 512-d) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx     ONNX model for the backbone preset
+  --backbone-engine E   auto (default: ONNX Runtime's native CPU engine, else wasm) | native | wasm
   --feature-dim D       patch feature dimension (Aggregator width; default the preset's: 256, wide 512)
   --bank-size T         bank size after the coreset (default 10000; official 100000)
   --bank-cap N          random cap of training patches before the coreset (default 200000)
@@ -114,6 +115,7 @@ async function main() {
       category: { type: "string", multiple: true },
       backbone: { type: "string", default: "mobilenetv2" },
       model: { type: "string" },
+      "backbone-engine": { type: "string" },
       "bank-size": { type: "string" },
       "feature-dim": { type: "string" },
       "bank-cap": { type: "string" },
@@ -222,6 +224,10 @@ async function main() {
       );
     }
   }
+  const engine = values["backbone-engine"];
+  if (engine !== undefined && !["auto", "native", "wasm"].includes(engine)) {
+    throw new Error(`--backbone-engine must be auto, native or wasm, got "${engine}"`);
+  }
   const chosen = chooseMethod(values);
   if (chosen.head || chosen.method === "bank") {
     const ignored = [
@@ -275,6 +281,7 @@ async function main() {
       categories: values.category,
       backbone: values.backbone,
       model: values.model,
+      backboneEngine: engine as "native" | "wasm" | "auto" | undefined,
       ...numbers,
       resize,
       fit,

@@ -1,6 +1,6 @@
 /**
- * `loadBackbone`: an ONNX backbone (onnxruntime-web) + SNARM's patch-feature recipe
- * (snarm-method.md §1) → channels-last {@link FeatureGrid} patch features.
+ * `loadBackbone`: an ONNX backbone (ONNX Runtime: native CPU engine or onnxruntime-web) + SNARM's
+ * patch-feature recipe (snarm-method.md §1) → channels-last {@link FeatureGrid} patch features.
  * @module
  */
 
@@ -8,9 +8,12 @@ import type { FeatureGrid } from "../types.ts";
 import { type BackbonePreset, getPreset } from "./presets.ts";
 import { type ChannelsFirstMap, snarmFeatures, vitTokensToGrid } from "./recipe.ts";
 import {
+  type EngineChoice,
+  type EngineName,
   type ExecutionProviderName,
   openTapSession,
   readModelBytes,
+  resolveEngine,
   type TapMap,
   type TapSession,
 } from "./session.ts";
@@ -30,7 +33,18 @@ export interface LoadBackboneOptions {
   registers?: number;
   /** Images per onnxruntime run (default 1); `embed` splits larger batches. */
   batchSize?: number;
-  /** Execution provider (default `"wasm"`; `"webgpu"` imports the webgpu bundle lazily). */
+  /**
+   * ONNX Runtime engine: `"native"` (onnxruntime-node's CPU engine, `threads` intra-op threads),
+   * `"wasm"` (onnxruntime-web, 1 thread; the browser path) or `"auto"` (default: native when
+   * onnxruntime-node loads under Deno here, else wasm with a one-line notice).
+   */
+  engine?: EngineChoice;
+  /** Intra-op threads of the native engine (default `navigator.hardwareConcurrency`). */
+  threads?: number;
+  /**
+   * onnxruntime-web execution provider (default `"wasm"`; `"webgpu"` imports the webgpu bundle
+   * lazily and makes engine `"auto"` pick onnxruntime-web).
+   */
   executionProvider?: ExecutionProviderName;
   /** Image input name (default: the model's first input). */
   inputName?: string;
@@ -52,7 +66,12 @@ export interface BackboneDescription {
   targetDim: number;
   /** Feature dimension C of the output grid (= targetDim). */
   featureDim: number;
-  executionProvider: ExecutionProviderName;
+  /** ONNX Runtime engine the session runs on (`"auto"` resolved). */
+  engine: EngineName;
+  /** `"cpu"` for the native engine, else the onnxruntime-web EP. */
+  executionProvider: ExecutionProviderName | "cpu";
+  /** Intra-op threads (1 for onnxruntime-web). */
+  threads: number;
   /** Short statement of the recipe applied. */
   recipe: string;
 }
@@ -92,7 +111,8 @@ function checkPositiveInt(v: number, what: string): void {
 /**
  * Load a backbone: read the ONNX model, add the preset's taps as outputs (dequantising int8
  * tensors, freeing fixed spatial input dims when `inputSize` differs; see `prepareTapModel`),
- * create the onnxruntime-web session once and return an {@link Backbone}.
+ * create the ONNX Runtime session once (engine `opts.engine`, default `"auto"`: onnxruntime-node's
+ * native CPU engine when it loads, else onnxruntime-web's wasm EP) and return an {@link Backbone}.
  *
  * Presets: `"mobilenetv2"` (embedded int8 MobileNetV2, the default), `"mobilenetv2-wide"` (same
  * model, its wider expanded activations, 512-d features), `"dinov2-vitb14-reg4"`
@@ -100,7 +120,8 @@ function checkPositiveInt(v: number, what: string): void {
  * export uses the default block-output names, see `dinov2BlockTap`).
  *
  * @throws Error when the model file is missing (names it), a tap does not exist (names it), the
- *   preset is unknown, or a required modelPath is absent.
+ *   preset is unknown, a required modelPath is absent, the engine name is unknown, or engine
+ *   `"native"` is asked for where onnxruntime-node does not load.
  */
 export async function loadBackbone(
   preset: BackbonePreset | string = "mobilenetv2",
@@ -132,14 +153,17 @@ export async function loadBackbone(
   }
   const batchSize = opts.batchSize ?? 1;
   checkPositiveInt(batchSize, "batchSize");
-  const ep = opts.executionProvider ?? "wasm";
+  if (opts.threads !== undefined) checkPositiveInt(opts.threads, "threads");
+  const engine = await resolveEngine(opts.engine, opts.executionProvider);
   const bytes = model instanceof Uint8Array ? model : await readModelBytes(model);
   const what = model instanceof Uint8Array ? `${cfg.name} model (bytes)` : String(model);
   const flat = cfg.taps.flat();
   const session: TapSession = await openTapSession(bytes, flat, {
     inputSize: cfg.inputSize,
     batchSize,
-    executionProvider: ep,
+    executionProvider: opts.executionProvider,
+    engine,
+    threads: opts.threads,
     inputName: opts.inputName,
     what,
   });
@@ -261,7 +285,9 @@ export async function loadBackbone(
         pretrainDim: cfg.pretrainDim,
         targetDim: cfg.targetDim,
         featureDim: cfg.targetDim,
-        executionProvider: ep,
+        engine: session.engine,
+        executionProvider: session.executionProvider,
+        threads: session.threads,
         recipe: (cfg.kind === "vit" ? `drop 1+${cfg.registers} tokens; ` : "") +
           `group mean; bilinear(align_corners=False) to ${cfg.grid}x${cfg.grid}; ` +
           `MeanMapper ${cfg.pretrainDim}; Aggregator ${cfg.targetDim} (snarm-method.md §1)`,

@@ -1,11 +1,13 @@
 /**
- * snarm backbone module: ONNX feature taps (onnxruntime-web, wasm or webgpu EP) and SNARM's
+ * snarm backbone module: ONNX feature taps (ONNX Runtime: onnxruntime-node's native CPU engine
+ * under Deno by default, or onnxruntime-web's wasm/webgpu EP) and SNARM's
  * patch-feature recipe (snarm-method.md §1) producing channels-last `(N, h, w, C)` patch features.
  *
  * ```ts
  * const bb = await loadBackbone("mobilenetv2");          // embedded int8 MobileNetV2, 392² → 49×49×256
  * const feats = await bb.embed(batch);                   // batch: (B, 3, 392, 392) f32, ImageNet-normalised
  * const wide = await loadBackbone("mobilenetv2-wide");   // same model, expanded activations → 49×49×512
+ * const web = await loadBackbone("mobilenetv2", { engine: "wasm" }); // onnxruntime-web
  * ```
  * @module
  */
@@ -40,10 +42,14 @@ export {
   vitTokensToGrid,
 } from "./recipe.ts";
 export {
+  type EngineChoice,
+  type EngineName,
   type ExecutionProviderName,
   loadOrt,
+  loadOrtNative,
   openTapSession,
   readModelBytes,
+  resolveEngine,
   type TapMap,
   TapSession,
   type TapSessionOptions,

@@ -1,9 +1,19 @@
 /**
- * onnxruntime-web session that returns tapped intermediate tensors as float32 maps.
+ * ONNX Runtime session that returns tapped intermediate tensors as float32 maps.
  *
- * wasm EP (`npm:onnxruntime-web@1.30.0`, `ort.env.wasm.numThreads = 1`) by default; the webgpu
- * EP (`npm:onnxruntime-web@1.30.0/webgpu`, `executionProviders: ["webgpu"]`) is imported lazily
- * only when asked (see /work/shared/docs/environment.md §5).
+ * Two engines:
+ * - `"native"`: ONNX Runtime's native CPU engine, `npm:onnxruntime-node@1.30.0` (N-API; its CPU
+ *   binaries ship in the package, so no install script is needed under Deno), CPU EP with
+ *   `intraOpNumThreads` = `navigator.hardwareConcurrency` by default. Imported lazily, only
+ *   under Deno; the module stays importable where the package is absent.
+ * - `"wasm"`: `npm:onnxruntime-web@1.30.0`, wasm EP (`ort.env.wasm.numThreads = 1`) by default;
+ *   the webgpu EP (`npm:onnxruntime-web@1.30.0/webgpu`, `executionProviders: ["webgpu"]`) is
+ *   imported lazily only when asked (see /work/shared/docs/environment.md §5). The browser path
+ *   and the fallback.
+ *
+ * `"auto"` (the default) picks `"native"` when onnxruntime-node loads, else `"wasm"` with a
+ * one-line notice; an explicit `executionProvider: "webgpu"` makes `"auto"` pick `"wasm"`
+ * (onnxruntime-web).
  * @module
  */
 
@@ -12,7 +22,97 @@ import { BackboneModelError, prepareTapModel, type TapOutput } from "./onnx_grap
 /** Execution provider of the onnxruntime-web session. */
 export type ExecutionProviderName = "wasm" | "webgpu";
 
+/** The ONNX Runtime engine a session runs on: native CPU (onnxruntime-node) or onnxruntime-web. */
+export type EngineName = "native" | "wasm";
+
+/** Engine request: `"auto"` = `"native"` when onnxruntime-node loads here, else `"wasm"`. */
+export type EngineChoice = EngineName | "auto";
+
+const ENGINE_CHOICES: readonly string[] = ["native", "wasm", "auto"];
+
 type Ort = typeof import("npm:onnxruntime-web@1.30.0");
+type OrtNative = typeof import("npm:onnxruntime-node@1.30.0");
+
+let nativeCache: Promise<OrtNative | Error> | undefined;
+
+/**
+ * Lazily import onnxruntime-node (once per process). Resolves to the module, or to the Error that
+ * explains why it is unavailable (not running under Deno, package absent, or its native binary
+ * does not load on this platform). Never rejects.
+ */
+export function loadOrtNative(): Promise<OrtNative | Error> {
+  if (!nativeCache) {
+    nativeCache = (async () => {
+      if (!("Deno" in globalThis)) {
+        return new Error("onnxruntime-node is only used under Deno");
+      }
+      try {
+        // Full npm: specifier, as for onnxruntime-web (project rule).
+        // deno-lint-ignore no-import-prefix
+        const ort: OrtNative = await import("npm:onnxruntime-node@1.30.0");
+        if (!ort.listSupportedBackends().some((b) => b.name === "cpu")) {
+          return new Error("onnxruntime-node has no cpu backend on this platform");
+        }
+        return ort;
+      } catch (e) {
+        return e instanceof Error ? e : new Error(String(e));
+      }
+    })();
+  }
+  return nativeCache;
+}
+
+let fallbackNoticeShown = false;
+
+/**
+ * Validate an engine request and resolve `"auto"`: `"native"` when onnxruntime-node loads (and no
+ * webgpu EP was asked for), else `"wasm"` with a one-line notice (once per process).
+ * @throws Error on an unknown engine name, on `"native"` with the webgpu EP, or on `"native"`
+ *   when onnxruntime-node cannot be loaded (the message gives the reason).
+ */
+export async function resolveEngine(
+  engine: EngineChoice = "auto",
+  executionProvider?: ExecutionProviderName,
+): Promise<EngineName> {
+  if (!ENGINE_CHOICES.includes(engine)) {
+    throw new Error(
+      `backbone: unknown engine '${engine}'; use "native" (onnxruntime-node), "wasm" ` +
+        `(onnxruntime-web) or "auto"`,
+    );
+  }
+  if (
+    executionProvider !== undefined && executionProvider !== "wasm" &&
+    executionProvider !== "webgpu"
+  ) {
+    throw new Error(
+      `backbone: unknown executionProvider '${executionProvider}'; use "wasm" or "webgpu"`,
+    );
+  }
+  if (engine === "wasm") return "wasm";
+  if (executionProvider === "webgpu") {
+    if (engine === "native") {
+      throw new Error(
+        `backbone: engine "native" runs ONNX Runtime's CPU EP; the webgpu EP needs engine ` +
+          `"wasm" (onnxruntime-web) or "auto"`,
+      );
+    }
+    return "wasm";
+  }
+  const ort = await loadOrtNative();
+  if (!(ort instanceof Error)) return "native";
+  if (engine === "native") {
+    throw new Error(`backbone: engine "native" unavailable: onnxruntime-node: ${ort.message}`);
+  }
+  if (!fallbackNoticeShown) {
+    fallbackNoticeShown = true;
+    console.warn(
+      `snarm backbone: onnxruntime-node unavailable (${
+        ort.message.split("\n")[0]
+      }); using onnxruntime-web (wasm)`,
+    );
+  }
+  return "wasm";
+}
 
 const ortCache = new Map<ExecutionProviderName, Promise<Ort>>();
 
@@ -72,24 +172,43 @@ export interface TapSessionOptions {
   batchSize?: number;
   /** Image input name (default: first non-initializer graph input). */
   inputName?: string;
-  /** Execution provider (default `"wasm"`). */
+  /**
+   * onnxruntime-web execution provider (engine `"wasm"`; default `"wasm"`). `"webgpu"` makes
+   * engine `"auto"` resolve to `"wasm"`.
+   */
   executionProvider?: ExecutionProviderName;
+  /** Engine (default `"auto"`: native when onnxruntime-node loads, else wasm). */
+  engine?: EngineChoice;
+  /**
+   * Intra-op threads of the native engine (default `navigator.hardwareConcurrency`). The wasm
+   * engine always uses 1 thread.
+   */
+  threads?: number;
   /** Prune nodes the taps do not need (default true). */
   prune?: boolean;
   /** Label used in error messages (default: the path, or "ONNX model (bytes)"). */
   what?: string;
 }
 
-/** An onnxruntime-web session returning the requested taps; create with {@link openTapSession}. */
+type AnySession =
+  | import("npm:onnxruntime-web@1.30.0").InferenceSession
+  | import("npm:onnxruntime-node@1.30.0").InferenceSession;
+
+/** An ONNX Runtime session returning the requested taps; create with {@link openTapSession}. */
 export class TapSession {
   private constructor(
-    private readonly session: import("npm:onnxruntime-web@1.30.0").InferenceSession,
-    private readonly ort: Ort,
+    private readonly session: AnySession,
+    private readonly ort: Ort | OrtNative,
     readonly inputName: string,
     readonly inputDims: (number | string)[],
     readonly taps: TapOutput[],
     readonly what: string,
-    readonly executionProvider: ExecutionProviderName,
+    /** Engine the session runs on. */
+    readonly engine: EngineName,
+    /** `"cpu"` for the native engine, else the onnxruntime-web EP. */
+    readonly executionProvider: ExecutionProviderName | "cpu",
+    /** Intra-op threads (1 for onnxruntime-web). */
+    readonly threads: number,
   ) {}
 
   /** @internal use {@link openTapSession}. */
@@ -99,6 +218,11 @@ export class TapSession {
     opts: TapSessionOptions = {},
   ): Promise<TapSession> {
     const what = opts.what ?? (model instanceof Uint8Array ? "ONNX model (bytes)" : String(model));
+    const engine = await resolveEngine(opts.engine, opts.executionProvider);
+    const threads = opts.threads ?? navigator.hardwareConcurrency ?? 1;
+    if (!Number.isInteger(threads) || threads <= 0) {
+      throw new Error(`backbone: threads must be a positive integer, got ${threads}`);
+    }
     const bytes = model instanceof Uint8Array ? model : await readModelBytes(model);
     const prep = prepareTapModel(bytes, taps, {
       inputName: opts.inputName,
@@ -107,6 +231,32 @@ export class TapSession {
       prune: opts.prune,
       what,
     });
+    if (engine === "native") {
+      const ort = await loadOrtNative();
+      if (ort instanceof Error) throw ort; // resolveEngine checked it loads
+      let session;
+      try {
+        session = await ort.InferenceSession.create(prep.bytes, {
+          executionProviders: ["cpu"],
+          intraOpNumThreads: threads,
+        });
+      } catch (e) {
+        throw new BackboneModelError(
+          `${what}: onnxruntime-node (cpu) could not create a session: ${(e as Error).message}`,
+        );
+      }
+      return new TapSession(
+        session,
+        ort,
+        prep.inputName,
+        prep.inputDims,
+        prep.taps,
+        what,
+        "native",
+        "cpu",
+        threads,
+      );
+    }
     const ep = opts.executionProvider ?? "wasm";
     const ort = await loadOrt(ep);
     let session;
@@ -117,7 +267,17 @@ export class TapSession {
         `${what}: onnxruntime-web (${ep}) could not create a session: ${(e as Error).message}`,
       );
     }
-    return new TapSession(session, ort, prep.inputName, prep.inputDims, prep.taps, what, ep);
+    return new TapSession(
+      session,
+      ort,
+      prep.inputName,
+      prep.inputDims,
+      prep.taps,
+      what,
+      "wasm",
+      ep,
+      1,
+    );
   }
 
   /**
@@ -169,7 +329,7 @@ export class TapSession {
     return out;
   }
 
-  /** Release the onnxruntime session. */
+  /** Release the onnxruntime session (native or web). */
   async release(): Promise<void> {
     await this.session.release();
   }
@@ -177,9 +337,11 @@ export class TapSession {
 
 /**
  * Load an ONNX model (path, URL or bytes), add `taps` as float32 outputs (dequantising quantised
- * tensors, see {@link prepareTapModel}) and create an onnxruntime-web session from the re-encoded
- * bytes. Created once; run it many times.
- * @throws Error naming the file when it is missing, BackboneModelError for unknown taps.
+ * tensors, see {@link prepareTapModel}) and create an ONNX Runtime session from the re-encoded
+ * bytes on `opts.engine` (default `"auto"`: onnxruntime-node's CPU engine when it loads, else
+ * onnxruntime-web). Created once; run it many times.
+ * @throws Error naming the file when it is missing, BackboneModelError for unknown taps, Error on
+ *   an unknown engine name or an unavailable `"native"` engine.
  */
 export function openTapSession(
   model: string | URL | Uint8Array,

@@ -73,6 +73,8 @@ export interface FitOptions extends FitSettings {
   categories: string[];
   backbone?: string;
   model?: string;
+  /** ONNX Runtime engine of the backbone (features are identical; speed differs). */
+  backboneEngine?: "native" | "wasm" | "auto";
   featureDim?: number;
   imageSize?: number;
   resize?: number;
@@ -259,6 +261,7 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
       init,
       backbone: o.backbone,
       model: o.model,
+      backboneEngine: o.backboneEngine,
       featureDim: o.featureDim,
       imageSize: o.imageSize,
       resize: o.resize,

@@ -66,6 +66,8 @@ export interface EvalOptions {
   backbone?: string;
   /** ONNX model path for presets without an embedded model (e.g. `dinov2-vitb14-reg4`). */
   model?: string;
+  /** ONNX Runtime engine of the backbone (default "auto": native CPU engine, else wasm). */
+  backboneEngine?: "native" | "wasm" | "auto";
   /** Feature dimension (the recipe's Aggregator width, spec §1); default the preset's. */
   featureDim?: number;
   /** Bank size T (default 10 000; official 10^5, spec §2). */
@@ -196,6 +198,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     inputSize: size,
     grid,
     targetDim: opts.featureDim,
+    engine: opts.backboneEngine,
   });
   const desc = bb.describe();
   const method = opts.method ?? "bank";
@@ -301,6 +304,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           categories: scope.categories,
           backbone: opts.backbone,
           model: opts.model,
+          backboneEngine: opts.backboneEngine,
           featureDim: opts.featureDim,
           imageSize: size,
           resize,

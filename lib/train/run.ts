@@ -73,6 +73,8 @@ export interface TrainOptions {
   model?: string;
   featureDim?: number;
   imageSize?: number;
+  /** ONNX Runtime engine of the backbone (default "auto"). */
+  backboneEngine?: "native" | "wasm" | "auto";
   /** Resize side before the centre crop (default round(imageSize·448/392); = imageSize: no crop). */
   resize?: number;
   /** Categories to train on (default: all of each root). */
@@ -250,6 +252,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     model: o.model,
     featureDim: o.featureDim,
     imageSize: o.imageSize,
+    backboneEngine: o.backboneEngine,
     resize: o.resize,
     categories: o.categories,
     bankSize: o.bankSize,

@@ -59,6 +59,8 @@ export interface PrepareOptions {
   backbone?: string;
   model?: string;
   featureDim?: number;
+  /** ONNX Runtime engine of the backbone (default "auto": native CPU engine, else wasm). */
+  backboneEngine?: "native" | "wasm" | "auto";
   /** Input size = centre-crop side in px (default 392; grid = size / 8). */
   imageSize?: number;
   /**
@@ -271,6 +273,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
     inputSize: size,
     grid,
     targetDim: opts.featureDim,
+    engine: opts.backboneEngine,
   });
   const desc = bb.describe();
   const C = desc.featureDim;
