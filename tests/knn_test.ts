@@ -248,10 +248,10 @@ Deno.test({
     const bank = rand(1000 * d, 61), queries = rand(50 * d, 62);
     const index = await createBankIndex(gpu, bank, d);
     try {
-      await prepareBankSearch(index, 3, { q: 50 });
+      await prepareBankSearch(index, 3, { q: 50, variant: "webgpu" });
       const before = pipelineCount(gpu);
-      const a = await searchTopK(queries, index, 3);
-      const b = await searchTopK(queries, index, 3);
+      const a = await searchTopK(queries, index, 3, { variant: "webgpu" });
+      const b = await searchTopK(queries, index, 3, { variant: "webgpu" });
       assert.equal(pipelineCount(gpu), before);
       assert.deepEqual(a.indices, b.indices);
     } finally {
@@ -320,7 +320,7 @@ async function checkFixture(bank: Float32Array | BankIndex, variant: SearchVaria
   assertClose(toChannelsFirst(again), fx.residual, 1e-5, "interResidual(official indices)");
 }
 
-for (const variant of ["auto", "broadcast", "tiled"] as SearchVariant[]) {
+for (const variant of ["auto", "webgpu", "broadcast", "tiled"] as SearchVariant[]) {
   Deno.test({
     name:
       `knn fixture (official residual): ${variant} kernel, GPU-resident bank, full and restricted ids`,
@@ -338,9 +338,9 @@ for (const variant of ["auto", "broadcast", "tiled"] as SearchVariant[]) {
   });
 }
 
-Deno.test("knn fixture (official residual): TypeScript fallback (no adapter) and reference variant", async () => {
+Deno.test("knn fixture (official residual): no adapter (native engine / reference) and reference variant", async () => {
   const fx = await loadFixture();
-  await checkFixture(fx.bank, "auto", null); // plain array + gpu: null → warnFallback + reference
+  await checkFixture(fx.bank, "auto", null); // plain array + gpu: null → native (or reference)
   const index = await createBankIndex(null, fx.bank, 32, fx.imageIdx); // host-only index
   await checkFixture(index, "auto");
   await checkFixture(fx.bank, "reference");

@@ -20,7 +20,10 @@ export interface BankIndex {
   readonly data: Float32Array;
   /** `(N,)` source image id per entry (`sample_image_indices`), when given. */
   readonly entryImageIds?: Int32Array;
-  /** The device holding the bank, or `null` (then every search runs the TypeScript reference). */
+  /**
+   * The device holding the bank, or `null` (host-only: searches run the `"native"` ONNX Runtime
+   * CPU variant when onnxruntime-node loads, else the TypeScript reference).
+   */
   readonly gpu: Gpu | null;
   /** Free the GPU buffers. The index must not be used afterwards. */
   destroy(): void;
@@ -95,8 +98,9 @@ export function checkFinite(a: Float32Array, what: string): void {
 }
 
 /**
- * Upload a bank once and precompute |b|². With `gpu = null` the index only holds the host copy and
- * every search runs the TypeScript reference (after {@link warnFallback}).
+ * Upload a bank once and precompute |b|². With `gpu = null` the index only holds the host copy;
+ * searches then run the `"native"` variant (ONNX Runtime CPU, lib/bank/search_native.ts) when
+ * onnxruntime-node loads, else the TypeScript reference (after {@link warnFallback}).
  * @param bank `(N, D)` row-major f32 bank features (kept by reference, do not mutate).
  * @param d feature size D.
  * @param entryImageIds optional `(N,)` source image id per entry, for `allowedImageIds`.

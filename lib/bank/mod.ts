@@ -1,7 +1,7 @@
 /**
  * Memory bank (spec §2–3): random cap + PatchCore greedy k-centre coreset on the GPU, bank files
- * (safetensors with provenance metadata), exact L2 top-k bank search (WGSL) and the signed
- * inter-residual.
+ * (safetensors with provenance metadata), exact L2 top-k bank search (WGSL, or ONNX Runtime's
+ * native CPU engine on CPU adapters / without an adapter) and the signed inter-residual.
  *
  * ```ts
  * const bank = await buildBank(trainFeatures, { size: 10_000, backbone, taps, inputSize: 392 });

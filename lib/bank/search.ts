@@ -15,6 +15,15 @@
  *   binding limit); no loops, so lavapipe's 65535 loop back-edge limit never applies.
  * - `"tiled"` (real GPUs): `wgsl/knn_tiled.wgsl` (shared-memory bank tiles, register-blocked
  *   accumulators, bank split into segments and storage-binding chunks) + `wgsl/knn_merge.wgsl`.
+ * - `"native"` (CPU adapters, or no adapter): ONNX Runtime's native CPU engine
+ *   (onnxruntime-node; lib/bank/search_native.ts): Gemm + TopK over bank chunks of ≈ 16 k rows,
+ *   k + 6 candidates per chunk, exact f64 re-rank with a proven acceptance bound (identical to the
+ *   reference; queries near ties are searched again with more candidates, then by the reference).
+ *
+ * `"auto"` picks `"native"` when the adapter is a CPU (`gpu.info.isCpu`) or absent and
+ * onnxruntime-node loads, else the WGSL kernel of the adapter (`"webgpu"`: broadcast on CPU
+ * adapters, tiled on GPUs), else the reference. The environment variable
+ * `SNARM_SEARCH=native|webgpu|reference` overrides what `"auto"` picks (explicit variants win).
  *
  * @example
  * ```ts
@@ -46,6 +55,13 @@ import {
   type TopK,
 } from "./search_ref.ts";
 import { searchTiled, tiledPipelines } from "./search_tiled.ts";
+import {
+  nativeSearchAvailable,
+  type NativeSearchOptions,
+  prepareNative,
+  requireNative,
+  searchNative,
+} from "./search_native.ts";
 
 export type { TopK } from "./search_ref.ts";
 export { allowedMaskFromImageIds, neighbourDistances, searchTopKRef } from "./search_ref.ts";
@@ -54,9 +70,55 @@ export { createBankIndex } from "./bank_index.ts";
 export type { BroadcastPlan } from "./search_broadcast.ts";
 export { broadcastPlanFor, broadcastWgsl } from "./search_broadcast.ts";
 export { mergeWgsl, tiledWgsl } from "./search_tiled.ts";
+export type { NativeSearchOptions, NativeSearchStats } from "./search_native.ts";
+export { lastNativeStats, nativeKnnModel, nativeSearchAvailable } from "./search_native.ts";
 
-/** Which implementation runs the search. `"auto"` picks by adapter (see module doc). */
-export type SearchVariant = "auto" | "broadcast" | "tiled" | "reference";
+/**
+ * Which implementation runs the search. `"auto"` picks by adapter (see module doc); `"webgpu"` is
+ * the WGSL kernel `"auto"` would pick for the adapter (broadcast on CPU adapters, else tiled).
+ */
+export type SearchVariant =
+  | "auto"
+  | "broadcast"
+  | "tiled"
+  | "webgpu"
+  | "native"
+  | "reference";
+
+const ENV_VARIANTS = ["native", "webgpu", "reference"];
+
+/** `SNARM_SEARCH` (native | webgpu | reference), or undefined when unset or unreadable. */
+function envVariant(): SearchVariant | undefined {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("SNARM_SEARCH");
+  } catch {
+    return undefined;
+  }
+  if (!v) return undefined;
+  if (!ENV_VARIANTS.includes(v)) {
+    throw new Error(`SNARM_SEARCH='${v}': use one of ${ENV_VARIANTS.join(", ")}`);
+  }
+  return v as SearchVariant;
+}
+
+/**
+ * Resolve the variant's first level: `"native"` (ORT CPU), `"reference"`, or a WGSL choice
+ * (`"auto"`/`"webgpu"`/`"broadcast"`/`"tiled"`, resolved later by {@link pickVariant}).
+ * @throws Error on `"native"` requested explicitly when onnxruntime-node does not load.
+ */
+async function resolveVariant(
+  v: SearchVariant,
+  gpu: Gpu | null | undefined,
+): Promise<SearchVariant> {
+  if (v === "auto") v = envVariant() ?? "auto";
+  if (v === "native") {
+    await requireNative(); // throws with the reason
+    return "native";
+  }
+  if (v === "auto" && (!gpu || gpu.info.isCpu) && (await nativeSearchAvailable())) return "native";
+  return v;
+}
 
 /** Allowed-entry restriction and implementation choice for {@link searchTopK}. */
 export interface SearchOptions {
@@ -77,6 +139,8 @@ export interface SearchOptions {
   gpu?: Gpu | null;
   /** Tuning override of the broadcast kernel's plan (bench/tests only). */
   plan?: Partial<BroadcastPlan>;
+  /** Tuning of the `"native"` variant (bench/tests only). */
+  native?: NativeSearchOptions;
 }
 
 /**
@@ -134,9 +198,15 @@ export async function searchTopK(
   checkShapes(qdata, bankData, d, k, allowed);
   checkFinite(qdata, "queries");
 
-  const variant = opts.variant ?? "auto";
+  let variant = opts.variant ?? "auto";
+  if (variant === "auto") variant = envVariant() ?? "auto";
   if (variant === "reference") return searchTopKRef(qdata, bankData, d, k, allowed);
   const gpu = given ? given.gpu : (opts.gpu !== undefined ? opts.gpu : await tryGetGpu());
+  variant = await resolveVariant(variant, gpu);
+  if (variant === "native") {
+    const index = given ?? asImpl(await createBankIndex(null, bankData, d), "searchTopK");
+    return await searchNative(index, qdata, k, allowed, opts.native);
+  }
   if (!gpu) {
     warnFallback("bank search");
     return searchTopKRef(qdata, bankData, d, k, allowed);
@@ -153,7 +223,7 @@ export async function searchTopK(
   }
 }
 
-/** The kernel a search runs: broadcast on CPU adapters (when a plan fits D), tiled otherwise. */
+/** The WGSL kernel a search runs: broadcast on CPU adapters (when a plan fits D), else tiled. */
 function pickVariant(gpu: Gpu, dp: number, v: SearchVariant): "broadcast" | "tiled" {
   if (v === "broadcast" || v === "tiled") return v;
   return gpu.info.isCpu && broadcastPlanFor(gpu, dp) ? "broadcast" : "tiled";
@@ -167,6 +237,8 @@ export interface PrepareOptions {
   variant?: SearchVariant;
   /** Tuning override of the broadcast plan (bench/tests only). */
   plan?: Partial<BroadcastPlan>;
+  /** Tuning of the `"native"` variant (bench/tests only). */
+  native?: NativeSearchOptions;
 }
 
 /**
@@ -174,6 +246,7 @@ export interface PrepareOptions {
  * queries per call) will use, so that the first {@link searchTopK} call does not pay for them.
  * On lavapipe pipeline creation of the unrolled broadcast kernel takes seconds; its LLVM JIT
  * still happens at the first dispatch (and is cached on disk by Mesa for later processes).
+ * For the `"native"` variant this creates the ONNX Runtime session and the bank chunk tensors.
  */
 export async function prepareBankSearch(
   index: BankIndex,
@@ -182,7 +255,8 @@ export async function prepareBankSearch(
 ): Promise<void> {
   const idx = asImpl(index, "prepareBankSearch");
   const gpu = idx.gpu;
-  const variant = opts.variant ?? "auto";
+  const variant = await resolveVariant(opts.variant ?? "auto", gpu);
+  if (variant === "native") return await prepareNative(idx, opts.native);
   if (!gpu || variant === "reference") return;
   if (pickVariant(gpu, idx.dp, variant) === "broadcast") {
     const p = resolvePlan(gpu, idx.dp, opts.q, opts.plan);

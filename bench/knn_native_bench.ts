@@ -1,0 +1,124 @@
+/**
+ * Exact top-3 bank search speed on ONNX Runtime's native CPU engine (variant `"native"`) and on the
+ * WGSL kernel of the adapter (variant `"webgpu"`: broadcast on lavapipe), same run.
+ *
+ * Sizes (shared/docs/webgpu-on-lavapipe.md): small = 2401 queries × 10 000 bank rows × D=128,
+ * big = 2401 × 100 000 × 512. GFLOP/s = 2·Q·N·D / t, t = median wall time of one complete
+ * `searchTopK` call on a prepared index (native: all Gemm + TopK runs, the host merge of the
+ * chunks' candidates and the exact f64 re-rank; webgpu: upload, dispatches, readback, exact
+ * distances). Session / pipeline creation and the first call (lavapipe JIT) are excluded. Both are
+ * checked against the TypeScript reference on the first 24 queries.
+ *
+ * Prints `knn <size> <variant>: X GFLOP/s` lines. Env: `SNARM_KNN_BENCH=small,big` (sizes of the
+ * native runs, default both), `SNARM_KNN_BENCH_WEBGPU=small,big` (sizes of the WGSL runs, default
+ * small: the big size takes minutes on lavapipe).
+ * Run: `deno run -A bench/knn_native_bench.ts` (or `deno bench -A bench/knn_native_bench.ts`).
+ * @module
+ */
+import { loadavg } from "node:os";
+import { tryGetGpu } from "../lib/gpu/device.ts";
+import {
+  type BankIndex,
+  createBankIndex,
+  lastNativeStats,
+  nativeSearchAvailable,
+  prepareBankSearch,
+  searchTopK,
+  searchTopKRef,
+  type SearchVariant,
+} from "../lib/bank/search.ts";
+
+interface Size {
+  name: string;
+  q: number;
+  n: number;
+  d: number;
+}
+const ALL: Size[] = [
+  { name: "small", q: 2401, n: 10_000, d: 128 },
+  { name: "big", q: 2401, n: 100_000, d: 512 },
+];
+const K = 3;
+const pick = (env: string, def: string) => (Deno.env.get(env) ?? def).split(",");
+const nativeSizes = pick("SNARM_KNN_BENCH", "small,big");
+const webgpuSizes = pick("SNARM_KNN_BENCH_WEBGPU", "small");
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 32 - 0.5;
+  }
+  return a;
+}
+
+const la = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const gpu = await tryGetGpu();
+const native = await nativeSearchAvailable();
+console.log(
+  `knn native bench: adapter ${
+    gpu ? `"${gpu.info.description}" (isCpu ${gpu.info.isCpu})` : "none"
+  }, onnxruntime-node ${native ? "loads" : "unavailable"}, ` +
+    `${navigator.hardwareConcurrency} cores, load average ${la()}`,
+);
+
+const indices: BankIndex[] = [];
+const benches: Array<{ name: string; fn: () => Promise<unknown> }> = [];
+
+for (const size of ALL) {
+  const variants: SearchVariant[] = [];
+  if (native && nativeSizes.includes(size.name)) variants.push("native");
+  if (gpu && webgpuSizes.includes(size.name)) variants.push("webgpu");
+  if (!variants.length) continue;
+  const queries = rand(size.q * size.d, 1);
+  const bank = rand(size.n * size.d, 2);
+  const refQ = 24;
+  const ref = searchTopKRef(queries.subarray(0, refQ * size.d), bank, size.d, K);
+  for (const variant of variants) {
+    const index = await createBankIndex(variant === "webgpu" ? gpu : null, bank, size.d);
+    indices.push(index);
+    let t = performance.now();
+    await prepareBankSearch(index, K, { q: size.q, variant });
+    const tPrep = performance.now() - t;
+    t = performance.now();
+    const first = await searchTopK(queries, index, K, { variant });
+    const tFirst = performance.now() - t;
+    for (let i = 0; i < ref.indices.length; i++) {
+      if (first.indices[i] !== ref.indices[i]) {
+        throw new Error(`${size.name} ${variant}: disagrees with the reference at ${i}`);
+      }
+    }
+    const runs = size.name === "big" ? (variant === "native" ? 3 : 1) : 5;
+    const times: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      t = performance.now();
+      await searchTopK(queries, index, K, { variant });
+      times.push(performance.now() - t);
+    }
+    const med = median(times);
+    const gf = (ms: number) => ((2 * size.q * size.n * size.d) / (ms * 1e6)).toFixed(1);
+    console.log(`knn ${size.name} ${variant}: ${gf(med)} GFLOP/s`);
+    console.log(
+      `  ${size.q}×${size.n}×${size.d} k=${K}: median ${med.toFixed(0)} ms of ${runs} ` +
+        `(best ${gf(Math.min(...times))} GFLOP/s); prepare ${tPrep.toFixed(0)} ms, first call ` +
+        `${tFirst.toFixed(0)} ms` +
+        (variant === "native" ? `; rounds accepted ${JSON.stringify(lastNativeStats)}` : "") +
+        `; load average ${la()}`,
+    );
+    benches.push({
+      name: `knn ${size.name} ${variant}`,
+      fn: () => searchTopK(queries, index, K, { variant }),
+    });
+  }
+}
+console.log(`load average after: ${la()}`);
+
+for (const b of benches) {
+  Deno.bench({ name: b.name, n: 1, warmup: 0, fn: async () => void (await b.fn()) });
+}
+
+globalThis.addEventListener("unload", () => {
+  for (const i of indices) i.destroy();
+});
