@@ -30,7 +30,7 @@ import { runTraining, TRAIN_PRESETS } from "../train/run.ts";
 import { DEFAULT_TEXTURE_DIR, listTextureFiles, type SynthSource } from "../train/synth.ts";
 
 /** Bump when a change of the fitting code changes fitted heads (invalidates cached fits). */
-const FIT_VERSION = 1;
+const FIT_VERSION = 2;
 
 /**
  * Default anomaly sources of a fit: the defect-shaped generators (lib/train/defects.ts). Chosen by
