@@ -21,7 +21,12 @@ import {
   SafeTensorsError,
   writeSafeTensors,
 } from "../io/safetensors.ts";
-import { approximateGreedyCoreset, createRng } from "./coreset.ts";
+import {
+  approximateGreedyCoreset,
+  type CoresetImpl,
+  createRng,
+  resolveCoresetImpl,
+} from "./coreset.ts";
 
 /**
  * Default bank size T on a CPU adapter: 10,000 entries. The official bank holds T = 10^5
@@ -255,6 +260,12 @@ export interface BuildBankOptions {
   createdAt?: string;
   /** Run the coreset with the TypeScript reference instead of the GPU. */
   reference?: boolean;
+  /**
+   * Coreset implementation (identical selection with each): default `SNARM_CORESET` or `"auto"`
+   * = WGSL on a real GPU, the CPU kernel (`coreset_cpu.ts`) on a CPU adapter or none (see
+   * `resolveCoresetImpl`). `reference: true` wins.
+   */
+  coreset?: CoresetImpl | "auto";
   onProgress?: (p: BankProgress) => void;
 }
 
@@ -301,7 +312,7 @@ export async function buildBank(features: FeatureSource, opts: BuildBankOptions)
       seed: (seed ^ 0x9e3779b9) >>> 0,
       projDim,
       numStarts: opts.numStarts,
-      reference: opts.reference,
+      impl: opts.reference ? "reference" : await resolveCoresetImpl(opts.coreset),
       onProjectProgress: (done, total) => opts.onProgress?.({ stage: "project", done, total }),
       onProgress: (done, total) => opts.onProgress?.({ stage: "coreset", done, total }),
     });

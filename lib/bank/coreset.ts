@@ -46,6 +46,7 @@ import {
   warnFallback,
   withErrorScope,
 } from "../gpu/mod.ts";
+import { greedyCoresetCpu } from "./coreset_cpu.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Seeded PRNG
@@ -560,6 +561,47 @@ export async function greedyCoreset(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Implementation choice
+
+/**
+ * Implementation of the greedy iterations: `"webgpu"` ({@link greedyCoresetGpu}, or the reference
+ * after `warnFallback` when no adapter exists), `"cpu"` (`greedyCoresetCpu` in `coreset_cpu.ts`:
+ * WebAssembly SIMD with exact pruning) or `"reference"` ({@link greedyCoresetReference}). All
+ * three give the identical selection.
+ */
+export type CoresetImpl = "webgpu" | "cpu" | "reference";
+
+const CORESET_IMPLS: readonly string[] = ["webgpu", "cpu", "reference", "auto"];
+
+/**
+ * Resolve a coreset implementation request: `requested`, else the `SNARM_CORESET` environment
+ * variable (`webgpu|cpu|reference|auto`), else `"auto"`. `"auto"` is `"webgpu"` on a real GPU and
+ * `"cpu"` when the adapter is a CPU (`gpu.info.isCpu`: lavapipe, SwiftShader) or absent.
+ * @throws {RangeError} for an unknown name (naming it and where it came from).
+ */
+export async function resolveCoresetImpl(
+  requested?: CoresetImpl | "auto",
+): Promise<CoresetImpl> {
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("SNARM_CORESET");
+  } catch {
+    env = undefined;
+  }
+  const v = requested ?? (env === "" ? undefined : env) ?? "auto";
+  if (!CORESET_IMPLS.includes(v)) {
+    throw new RangeError(
+      `coreset: unknown implementation "${v}"${
+        requested === undefined ? " (SNARM_CORESET)" : ""
+      }; use webgpu, cpu, reference or auto`,
+    );
+  }
+  if (v !== "auto") return v as CoresetImpl;
+  const gpu = await tryGetGpu();
+  return gpu && !gpu.info.isCpu ? "webgpu" : "cpu";
+}
+
+// ---------------------------------------------------------------------------------------------
 // The whole sampler
 
 /** Options of {@link approximateGreedyCoreset}. */
@@ -572,6 +614,12 @@ export interface ApproximateCoresetOptions extends CoresetGpuOptions {
   numStarts?: number;
   /** Use the TypeScript reference even when an adapter exists. */
   reference?: boolean;
+  /**
+   * Implementation of the greedy iterations (see {@link CoresetImpl}); overrides `reference`.
+   * Default: `reference` ? `"reference"` : `"webgpu"` (with the reference as the no-adapter
+   * fallback). `buildBank` passes {@link resolveCoresetImpl}'s choice.
+   */
+  impl?: CoresetImpl;
   /** Called during the projection with (done, total) rows. */
   onProjectProgress?: (done: number, total: number) => void;
 }
@@ -613,8 +661,11 @@ export async function approximateGreedyCoreset(
   const q = quantizeCoresetPoints(pts.subarray(0, n * d), d);
   const starts = sampleWithoutReplacement(n, Math.min(opts.numStarts ?? 10, n), rng);
   const init = coresetInitDistances(q.codes, n, d, starts);
-  const sel = opts.reference
+  const impl = opts.impl ?? (opts.reference ? "reference" : "webgpu");
+  const sel = impl === "reference"
     ? greedyCoresetReference(q.codes, n, d, size, init, opts.onProgress)
+    : impl === "cpu"
+    ? greedyCoresetCpu(q.codes, n, d, size, init, { onProgress: opts.onProgress })
     : await greedyCoreset(q.codes, n, d, size, init, opts);
   return { ...sel, scale: q.scale };
 }
