@@ -34,10 +34,10 @@ const FIT_VERSION = 2;
 
 /**
  * Default anomaly sources of a fit: the defect-shaped generators (lib/train/defects.ts). Chosen by
- * validation: on hazelnut_toy's validation split (clean + anomalies of all seven sources,
- * `scripts/compare_heads.ts`) the head trained on them scored 87.1 (mean of the 7 metrics, %)
- * against 77.3 for all seven sources, 76.5 for MemSeg's structure + texture, 69.8 for bank-only
- * (README "Study").
+ * validation (mean of the 7 metrics on the fits' validation splits, README "Study"): on
+ * hazelnut_toy (one common split, `scripts/compare_heads.ts`) 87.1 against 77.3 for all seven
+ * sources and 76.5 for MemSeg's structure + texture; on grid 86.4 against 88.9 for all seven; mean
+ * over the two 86.7 against 83.1.
  */
 export const FIT_SOURCES: readonly SynthSource[] = ["scratch", "blob", "edge", "smear", "stain"];
 
