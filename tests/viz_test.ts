@@ -352,6 +352,7 @@ function syntheticResult(): EvalResult {
       seconds: 0.1,
       meta: { numPatches: 100 } as EvalResult["banks"][number]["meta"],
     }],
+    heads: [],
     adapter: "test",
     seconds: 1,
   };
