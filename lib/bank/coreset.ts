@@ -33,6 +33,8 @@
  * codes (n·256 bytes: 256 MB at n = 10^6) — the 128 MiB storage-binding limit does not apply.
  * @module
  */
+import { checkCoresetArgs, maxCode } from "./coreset_args.ts";
+export { maxCode } from "./coreset_args.ts";
 import {
   createStorage,
   createUniform,
@@ -201,14 +203,6 @@ export interface CoresetCodes {
 }
 
 /**
- * Largest |code| for d dims such that a squared distance Σ (a − b)² ≤ d·(2·max)² fits in an i32:
- * floor(sqrt((2³¹ − 1)/d)/2), at most 32767 (2047 for d = 128, 1023 for d = 512).
- */
-export function maxCode(d: number): number {
-  return Math.min(32767, Math.floor(Math.sqrt(2147483647 / d) / 2));
-}
-
-/**
  * Quantise coreset points to fixed-point i16 codes, as {@link greedyCoresetGpu} stores them:
  * code = round(x · scale) with scale = maxCode(d) / max |x|. Distances between codes are then exact
  * integers (identical on every GPU and in the reference, in any summation order). The resolution
@@ -268,31 +262,6 @@ function distanceCodes(codes: Int16Array, d: number, i: number, j: number): numb
 /** Progress callback of the greedy iterations: `done` of `total` centres selected. */
 export type CoresetProgress = (done: number, total: number) => void;
 
-function checkArgs(codes: Int16Array, n: number, d: number, t: number, init: Int32Array) {
-  if (!Number.isInteger(n) || n < 1 || !Number.isInteger(d) || d < 1) {
-    throw new RangeError(`coreset: n and d must be positive integers, got n=${n} d=${d}`);
-  }
-  if (codes.length !== n * d) {
-    throw new RangeError(`coreset: codes must be (${n}, ${d}) = ${n * d} i16, got ${codes.length}`);
-  }
-  const mc = maxCode(d);
-  for (let i = 0; i < codes.length; i++) {
-    if (codes[i] > mc || codes[i] < -mc) {
-      throw new RangeError(
-        `coreset: code ${
-          codes[i]
-        } at flat index ${i} exceeds ±${mc} for d=${d} (use quantizeCoresetPoints)`,
-      );
-    }
-  }
-  if (init.length !== n) {
-    throw new RangeError(`coreset: init must have ${n} values, got ${init.length}`);
-  }
-  if (!Number.isInteger(t) || t < 0 || t > n) {
-    throw new RangeError(`coreset: T must be an integer in [0, ${n}], got ${t}`);
-  }
-}
-
 /**
  * TypeScript reference of the greedy iterations (identical to {@link greedyCoresetGpu}: integer
  * distances, ties to the lowest index). Cost O(T·n·d).
@@ -309,7 +278,7 @@ export function greedyCoresetReference(
   init: Int32Array,
   onProgress?: CoresetProgress,
 ): CoresetSelection {
-  checkArgs(codes, n, d, t, init);
+  checkCoresetArgs(codes, n, d, t, init);
   const mind = init.slice();
   const indices = new Int32Array(t);
   const minDist = new Int32Array(t);
@@ -409,7 +378,7 @@ export async function greedyCoresetGpu(
   init: Int32Array,
   opts: CoresetGpuOptions = {},
 ): Promise<CoresetSelection> {
-  checkArgs(codes, n, d, t, init);
+  checkCoresetArgs(codes, n, d, t, init);
   if (t === 0) return { indices: new Int32Array(0), minDist: new Int32Array(0) };
   const dev = gpu.device;
   const dp8 = Math.ceil(d / 8);

@@ -43,6 +43,7 @@
  * on 2 loaded cores vs ≈ 570 s for the WGSL kernel on lavapipe.
  * @module
  */
+import { checkCoresetArgs } from "./coreset_args.ts";
 import type { CoresetProgress, CoresetSelection } from "./coreset.ts";
 
 /** Options of {@link greedyCoresetCpu}. */
@@ -55,36 +56,6 @@ export interface CoresetCpuOptions {
   kernel?: "auto" | "wasm" | "js";
   /** Called once with the kernel used (`"wasm-simd"` or `"js"`). */
   onKernel?: (name: string) => void;
-}
-
-/** Largest |code| for d dims (same as `maxCode` in coreset.ts; duplicated to avoid an import cycle). */
-function maxCodeFor(d: number): number {
-  return Math.min(32767, Math.floor(Math.sqrt(2147483647 / d) / 2));
-}
-
-function check(codes: Int16Array, n: number, d: number, t: number, init: Int32Array) {
-  if (!Number.isInteger(n) || n < 1 || !Number.isInteger(d) || d < 1) {
-    throw new RangeError(`coreset: n and d must be positive integers, got n=${n} d=${d}`);
-  }
-  if (codes.length !== n * d) {
-    throw new RangeError(`coreset: codes must be (${n}, ${d}) = ${n * d} i16, got ${codes.length}`);
-  }
-  const mc = maxCodeFor(d);
-  for (let i = 0; i < codes.length; i++) {
-    if (codes[i] > mc || codes[i] < -mc) {
-      throw new RangeError(
-        `coreset: code ${
-          codes[i]
-        } at flat index ${i} exceeds ±${mc} for d=${d} (use quantizeCoresetPoints)`,
-      );
-    }
-  }
-  if (init.length !== n) {
-    throw new RangeError(`coreset: init must have ${n} values, got ${init.length}`);
-  }
-  if (!Number.isInteger(t) || t < 0 || t > n) {
-    throw new RangeError(`coreset: T must be an integer in [0, ${n}], got ${t}`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,7 +387,7 @@ export function greedyCoresetCpu(
   init: Int32Array,
   opts: CoresetCpuOptions = {},
 ): CoresetSelection {
-  check(codes, n, d, t, init);
+  checkCoresetArgs(codes, n, d, t, init);
   const indices = new Int32Array(t);
   const minDist = new Int32Array(t);
   if (t === 0) return { indices, minDist };
