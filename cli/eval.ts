@@ -56,7 +56,7 @@ from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript refere
 
  Fitting (SNARM without --head: one bank + one head fitted on the training images of the
  evaluated categories, the official unified protocol; cached, a re-run reuses the fit):
-  --fit-steps N         training steps (default 120)        --fit-lr X   peak lr (default 2e-3)
+  --fit-steps N         training steps (default 240)        --fit-lr X   peak lr (default 2e-3)
   --fit-preset cpu|paper head size (default cpu)            --fit-images N  images/category (40)
   --synth LIST          anomaly sources, comma-separated: structure,texture,scratch,blob,edge,
                         smear,stain (default: scratch,blob,edge,smear,stain, chosen by validation)
