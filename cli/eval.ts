@@ -45,9 +45,12 @@ function chooseMethod(
 const HELP = `deno task eval [options]
 
 SNARM evaluation: backbone patch features → memory bank (coreset, built on the fly) → exact
-top-3 bank search (WebGPU) → inter-residual → anomaly maps (bank-only: residual norm; --method
-snarm: the SNARM head) → Gaussian σ=4 → image score → the 7 metrics. Relative paths are resolved
-from the folder you run the task in. SNARM_NO_GPU=1 forces the TypeScript reference path.
+top-3 bank search → inter-residual → anomaly maps (SNARM, default: a head fitted on the data's
+training images, its map blended with the bank map by a validation-chosen λ; --method bank: the
+residual norm) → Gaussian σ=4 → image score → the 7 metrics. On a CPU adapter (lavapipe) or
+without one, backbone, search and coreset run on CPU engines (ONNX Runtime, WebAssembly); the head
+runs on WebGPU. Relative paths are resolved from the folder you run the task in. SNARM_NO_GPU=1
+forces the TypeScript reference path.
 
   --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
   --method snarm|bank   SNARM (default) or bank-only scoring
