@@ -49,8 +49,9 @@ top-3 bank search → inter-residual → anomaly maps (SNARM, default: a head fi
 training images, its map blended with the bank map by a validation-chosen λ; --method bank: the
 residual norm) → Gaussian σ=4 → image score → the 7 metrics. On a CPU adapter (lavapipe) or
 without one, backbone, search and coreset run on CPU engines (ONNX Runtime, WebAssembly); the head
-runs on WebGPU. Relative paths are resolved from the folder you run the task in. SNARM_NO_GPU=1
-forces the TypeScript reference path.
+runs on WebGPU (fitting needs an adapter; without one the default falls back to bank-only, said
+so). Relative paths are resolved from the folder you run the task in. SNARM_NO_GPU=1 hides the
+adapter (CPU engines, else TypeScript references).
 
   --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
   --method snarm|bank   SNARM (default) or bank-only scoring
@@ -253,6 +254,15 @@ async function main() {
     }
   }
   const gpu = await tryGetGpu();
+  if (chosen.method === "snarm" && !chosen.head && !gpu) {
+    // Fitting trains on WebGPU: without an adapter, say so and score with the bank alone (or fail
+    // when SNARM was asked for explicitly).
+    const why = "fitting the SNARM head needs a WebGPU adapter and none was found (on a machine " +
+      "without a GPU: apt-get install -y mesa-vulkan-drivers libvulkan1)";
+    if (values.method === "snarm") throw new Error(`--method snarm: ${why}; or pass --head`);
+    console.error(`snarm eval: bank-only scoring: ${why}; pass --head W.safetensors for SNARM`);
+    chosen.method = "bank";
+  }
   console.error(
     `snarm eval: data ${data}; ${
       chosen.method === "bank"
@@ -260,7 +270,7 @@ async function main() {
         : chosen.head
         ? `SNARM head ${chosen.head}`
         : "SNARM, head fitted on the data's training images"
-    }; adapter: ${gpu ? gpu.info.description : "none (TypeScript reference)"}`,
+    }; adapter: ${gpu ? gpu.info.description : "none (CPU engines / TypeScript reference)"}`,
   );
 
   // Stage every output next to --out; move into place only on success.

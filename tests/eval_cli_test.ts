@@ -12,12 +12,12 @@ import { gpuTest } from "./_gpu.ts";
 const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
 const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
 
-async function runCli(args: string[]) {
+async function runCli(args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
     stdout: "piped",
     stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp", SNARM_CACHE: FIT_CACHE },
+    env: { XDG_RUNTIME_DIR: "/tmp", SNARM_CACHE: FIT_CACHE, ...env },
   }).output();
   const td = new TextDecoder();
   return { code: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
@@ -384,4 +384,31 @@ Deno.test("eval cli: --out naming an existing file fails before any work", async
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /exists and is not a folder/);
   await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("eval cli: without a WebGPU adapter the default says why and scores bank-only; --method snarm fails clearly", async () => {
+  const root = await smallDataset();
+  try {
+    const out = join(root, "out");
+    const noGpu = { SNARM_NO_GPU: "1" };
+    const r = await runCli(["--data", root, "--out", out, ...SMALL], noGpu);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /bank-only scoring: fitting the SNARM head needs a WebGPU adapter/);
+    const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+    assert.equal(json.config.method, "bank");
+    const s = await runCli([
+      "--data",
+      root,
+      "--out",
+      join(root, "o2"),
+      "--method",
+      "snarm",
+      ...SMALL,
+    ], noGpu);
+    assert.notEqual(s.code, 0);
+    assert.match(s.stderr, /--method snarm: fitting the SNARM head needs a WebGPU adapter/);
+    assert.throws(() => Deno.statSync(join(root, "o2")));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
