@@ -12,6 +12,8 @@
  */
 import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
+import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
+import { hitFault } from "../lib/util/fault.ts";
 import { runEval } from "../lib/eval/run.ts";
 import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
 import { formatTable, metricsTable } from "../lib/metrics/mod.ts";
@@ -273,19 +275,20 @@ async function main() {
     }; adapter: ${gpu ? gpu.info.description : "none (CPU engines / TypeScript reference)"}`,
   );
 
-  // Stage every output next to --out; move into place only on success.
-  await Deno.mkdir(dirname(out), { recursive: true });
-  const staging = `${out}.partial-${Deno.pid}`;
-  await Deno.mkdir(staging, { recursive: true });
+  // One run per --out (lock beside it); finish or roll back what a killed run left; build every
+  // output in a stage folder beside --out and swap it in only when complete (lib/io/commit.ts).
+  const lock = await acquireLock(out, { what: `--out ${out}` });
+  await recoverOutput(out);
+  const staging = await stageFolder(out);
   const onSigint = () => {
     try {
       Deno.removeSync(staging, { recursive: true });
     } catch { /* already gone */ }
+    lock.release();
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", onSigint);
   Deno.addSignalListener("SIGTERM", onSigint);
-  const staged: string[] = [];
   try {
     const result = await runEval({
       data,
@@ -323,55 +326,64 @@ async function main() {
           const name = c.ids[i].replace(/^test\//, "").replaceAll("/", "_") + ".png";
           await Deno.writeFile(join(dir, name), png);
         }
-        staged.push(join("maps", c.category));
       },
     });
     const rows = result.categories.map((c) => ({ category: c.category, ...c.metrics }));
     const table = metricsTable(rows);
     console.log(formatTable(table));
+    // results.json: what the run computed — byte-identical for the same inputs and seed. Timings
+    // and cache hits (which differ between runs) go to run.json beside it.
+    const TIMING_KEYS = new Set(["prepSeconds", "trainSeconds", "valSeconds", "seconds"]);
     const json = {
       config: result.config,
       adapter: result.adapter,
-      seconds: Number(result.seconds.toFixed(2)),
       banks: result.banks.map((b) => ({
         name: b.name,
         T: b.T,
-        seconds: Number(b.seconds.toFixed(2)),
         numPatches: b.meta.numPatches,
         numCandidates: b.meta.numCandidates,
       })),
-      heads: result.heads,
+      heads: result.heads.map(({ cached: _c, seconds: _s, fit, ...h }) => ({
+        ...h,
+        fit: fit && Object.fromEntries(Object.entries(fit).filter(([k]) => !TIMING_KEYS.has(k))),
+      })),
       categories: Object.fromEntries(result.categories.map((c) => [c.category, {
         ...Object.fromEntries(METRIC_KEYS.map((k) => [k, finiteOrNull(c.metrics[k])])),
         n_test: c.ids.length,
         n_defect: c.labels.reduce((a, b) => a + b, 0),
         has_masks: c.hasMasks,
-        seconds: c.seconds,
       }])),
       mean: Object.fromEntries(METRIC_KEYS.map((k) => {
         const i = table.numRows() - 1;
         return [k, finiteOrNull(table.get(k, i) as number)];
       })),
     };
+    const run = {
+      seconds: Number(result.seconds.toFixed(2)),
+      banks: result.banks.map((b) => ({ name: b.name, seconds: Number(b.seconds.toFixed(2)) })),
+      heads: result.heads.map((h) => ({
+        scope: h.scope,
+        cached: h.cached,
+        seconds: Number(h.seconds.toFixed(2)),
+        ...Object.fromEntries(
+          Object.entries(h.fit ?? {}).filter(([k]) => TIMING_KEYS.has(k) && k !== "seconds"),
+        ),
+      })),
+      categories: Object.fromEntries(result.categories.map((c) => [c.category, c.seconds])),
+    };
     await Deno.writeTextFile(join(staging, "results.json"), JSON.stringify(json, null, 2) + "\n");
     await Deno.writeTextFile(join(staging, "results.csv"), table.toCSV() + "\n");
-    staged.push("results.json", "results.csv");
+    await Deno.writeTextFile(join(staging, "run.json"), JSON.stringify(run, null, 2) + "\n");
     if (values.report) {
       const rep = await writeReport(join(staging, "report"), result, { png: !values["no-png"] });
-      staged.push("report");
       console.error(`snarm eval: report/report.html, ${rep.pngs.length} PNGs`);
     }
-    // Commit: replace this tool's outputs in --out (results, maps, report) by the staged ones.
-    await Deno.mkdir(out, { recursive: true });
-    for (const rel of ["results.json", "results.csv", "maps", "report"]) {
-      await Deno.remove(join(out, rel), { recursive: true }).catch(() => {});
-    }
-    for (const rel of staged) {
-      const dst = join(out, rel);
-      await Deno.mkdir(dirname(dst), { recursive: true });
-      await Deno.remove(dst, { recursive: true }).catch(() => {});
-      await Deno.rename(join(staging, rel), dst);
-    }
+    // Commit: this tool's outputs in --out (results, maps, report) are replaced by the staged
+    // ones; anything else in --out is kept.
+    await hitFault("before-commit");
+    await commitFolder(staging, out, {
+      replace: ["results.json", "results.csv", "run.json", "maps", "report"],
+    });
     console.error(
       `snarm eval: ${result.categories.length} ${
         result.categories.length === 1 ? "category" : "categories"
@@ -383,6 +395,7 @@ async function main() {
     Deno.removeSignalListener("SIGINT", onSigint);
     Deno.removeSignalListener("SIGTERM", onSigint);
     await Deno.remove(staging, { recursive: true }).catch(() => {});
+    lock.release();
   }
 }
 

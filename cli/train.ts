@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
 import { DEFAULT_TEXTURE_DIR, parseSynthSources } from "../lib/train/synth.ts";
 import { loadHeadWeights } from "../lib/model/weights.ts";
+import { acquireLock } from "../lib/io/commit.ts";
 
 const HELP = `deno task train --data DIR [--data DIR …] [options]
 
@@ -119,6 +120,8 @@ async function main(): Promise<void> {
   const init = values["init-head"]
     ? await loadHeadWeights(userPath(values["init-head"]))
     : undefined;
+  // One run per --out: a second refuses at once, naming this process (lib/io/commit.ts).
+  const lock = await acquireLock(out, { what: `--out ${out}` });
   const r = await runTraining({
     data: values.data.map(userPath),
     out,
@@ -157,7 +160,7 @@ async function main(): Promise<void> {
       : values["cache-dir"] === undefined
       ? undefined
       : userPath(values["cache-dir"]),
-  });
+  }).finally(() => lock.release());
   const n = Math.max(1, Math.floor(r.losses.length / 10));
   const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
   const first = r.losses.length ? mean(r.losses.slice(0, n)) : undefined;

@@ -78,8 +78,8 @@ export interface BankMeta {
   categories: string[];
   /** Id of every source image; `imageIndex` indexes this list. */
   sourceImageIds: string[];
-  /** ISO-8601 creation time. */
-  createdAt: string;
+  /** ISO-8601 creation time; only when the builder was given one (files carry no clock). */
+  createdAt?: string;
   /** Random cap applied before the coreset. */
   cap: number;
   /** Coreset projection dimension. */
@@ -256,7 +256,7 @@ export interface BuildBankOptions {
   /** One bank for all categories (default false). */
   unified?: boolean;
   categories?: string[];
-  /** Creation time to record (default now). */
+  /** Creation time to record in the metadata (default: none, so the bytes are reproducible). */
   createdAt?: string;
   /** Run the coreset with the TypeScript reference instead of the GPU. */
   reference?: boolean;
@@ -344,7 +344,7 @@ export async function buildBank(features: FeatureSource, opts: BuildBankOptions)
       unified: opts.unified ?? false,
       categories: opts.categories ?? [],
       sourceImageIds,
-      createdAt: opts.createdAt ?? new Date().toISOString(),
+      ...(opts.createdAt !== undefined ? { createdAt: opts.createdAt } : {}),
       cap,
       projDim,
       numPatches: capped.numPatches,
@@ -390,7 +390,6 @@ const META_KEYS: Array<keyof BankMeta> = [
   "unified",
   "categories",
   "sourceImageIds",
-  "createdAt",
   "cap",
   "projDim",
   "numPatches",
@@ -441,13 +440,21 @@ export async function saveBank(path: string, bank: Bank): Promise<void> {
     metadata[k] = STRING_KEYS.has(k) ? String(v) : JSON.stringify(v);
   }
   if (bank.meta.resize !== undefined) metadata.resize = JSON.stringify(bank.meta.resize);
+  // Written only when the caller set it: no clock in the file, so the same inputs and seed give
+  // the same bytes.
+  if (bank.meta.createdAt !== undefined) metadata.createdAt = bank.meta.createdAt;
   const { T, dim } = bank.meta;
   try {
-    await writeSafeTensors(path, {
-      features: { dtype: "F32", shape: [T, dim], data: bank.features },
-      image_index: { dtype: "I32", shape: [T], data: bank.imageIndex },
-      position: { dtype: "I32", shape: [T], data: bank.position },
-    }, metadata);
+    await writeSafeTensors(
+      path,
+      {
+        features: { dtype: "F32", shape: [T, dim], data: bank.features },
+        image_index: { dtype: "I32", shape: [T], data: bank.imageIndex },
+        position: { dtype: "I32", shape: [T], data: bank.position },
+      },
+      metadata,
+      { fault: "bank-write" },
+    );
   } catch (e) {
     throw new BankError(`cannot write bank ${path}: ${(e as Error).message}`, { cause: e });
   }
@@ -490,6 +497,7 @@ function parseMeta(st: SafeTensors, path: string): BankMeta {
       }
     }
   }
+  if (md.createdAt !== undefined) out.createdAt = md.createdAt;
   if (md.resize !== undefined) {
     const r = Number(md.resize);
     if (!Number.isInteger(r) || r <= 0) {
@@ -523,8 +531,8 @@ function parseMeta(st: SafeTensors, path: string): BankMeta {
  * Read and validate a bank written by {@link saveBank}. With `expect`, refuse a bank built with
  * another backbone, taps or dim, naming both.
  * @throws {BankError} naming the path: unreadable, truncated or corrupt file; missing tensor or
- * tensor of the wrong dtype/shape (named); missing or invalid metadata key (named); out-of-range
- * image_index/position; mismatch with `expect`.
+ * tensor of the wrong dtype/shape (named); missing or invalid metadata key (named); a non-finite
+ * feature (row and column named); out-of-range image_index/position; mismatch with `expect`.
  */
 export async function loadBank(path: string, expect?: BankExpectation): Promise<Bank> {
   let st: SafeTensors;
@@ -543,6 +551,16 @@ export async function loadBank(path: string, expect?: BankExpectation): Promise<
   } catch (e) {
     if (e instanceof SafeTensorsError) throw new BankError(e.message, { cause: e });
     throw e;
+  }
+  for (let i = 0; i < features.length; i++) {
+    const v = features[i];
+    if (!Number.isFinite(v)) {
+      throw new BankError(
+        `bank ${path}: tensor features has a non-finite value (${v}) at row ${
+          Math.floor(i / meta.dim)
+        }, column ${i % meta.dim}; expected finite f32 features (rebuild the bank)`,
+      );
+    }
   }
   const bank: Bank = { features, imageIndex, position, meta };
   checkBank(bank, `bank ${path}`);

@@ -141,7 +141,18 @@ function listEntries(dir: string, what: (e: Deno.DirEntry) => boolean): string[]
 }
 
 function listImages(dir: string): string[] {
-  return listEntries(dir, (e) => e.isFile && IMAGE_EXT.test(e.name));
+  return listEntries(dir, (e) => {
+    if (!IMAGE_EXT.test(e.name)) return false;
+    if (!e.isFile && !e.isDirectory) {
+      // A FIFO, socket or device named like an image: reading it could block or fail.
+      console.warn(
+        `snarm: warning: skipping ${
+          join(dir, e.name)
+        }: not a regular file (FIFO, socket or device)`,
+      );
+    }
+    return e.isFile;
+  });
 }
 
 function listDirs(dir: string): string[] {

@@ -35,6 +35,24 @@ export interface Sample {
   grayscale: boolean;
 }
 
+/** Smallest image side used without a warning (px). */
+export const MIN_IMAGE_SIDE = 32;
+const warnedTiny = new Set<string>();
+
+/**
+ * Warn once per file when an image is so small (a side under {@link MIN_IMAGE_SIDE} px, or
+ * upscaled more than 8× to the crop) that its features carry little of the object.
+ */
+function warnTinyImage(path: string, w: number, h: number, crop: number): void {
+  const side = Math.min(w, h);
+  if ((side >= MIN_IMAGE_SIDE && crop / side <= 8) || warnedTiny.has(path)) return;
+  warnedTiny.add(path);
+  console.warn(
+    `snarm: warning: ${path} is ${w}×${h} px; upscaled to ${crop}×${crop} it carries little ` +
+      `detail (images under ${MIN_IMAGE_SIDE} px or upscaled over 8× are used, but check the data)`,
+  );
+}
+
 /**
  * Decode and preprocess a record's image and mask.
  * @param opts geometry `{ resize = 448, crop = 392 }`.
@@ -48,6 +66,7 @@ export async function loadSample(
 ): Promise<Sample> {
   const { crop } = resolveGeometry(opts);
   const img = await readImage(record.path);
+  warnTinyImage(record.path, img.width, img.height, crop);
   const { image, rgb } = preprocessImage(img, opts);
   let mask: Uint8Array | null = null;
   if (record.maskPath) {

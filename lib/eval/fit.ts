@@ -25,6 +25,7 @@ import { loadSplit } from "../data/dataset.ts";
 import { loadHeadWeights, saveHeadWeights } from "../model/weights.ts";
 import { Head } from "../model/head.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
+import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../io/commit.ts";
 import { chooseBlend } from "./blend.ts";
 import { runTraining, TRAIN_PRESETS } from "../train/run.ts";
 import { DEFAULT_TEXTURE_DIR, listTextureFiles, type SynthSource } from "../train/synth.ts";
@@ -209,6 +210,31 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
   const headPath = join(dir, "head.safetensors");
   const bankPath = join(dir, "bank.safetensors");
   const show = o.progress ?? true;
+  // One process fills a cache entry at a time (a second one waits, then finds it filled);
+  // a fit killed half-way is cleaned up or finished here (lib/io/commit.ts).
+  await Deno.mkdir(root, { recursive: true });
+  const lock = await acquireLock(dir, { what: `fit cache ${dir}`, wait: true });
+  try {
+    await recoverOutput(dir);
+    return await fitLocked(o, { t0, key, what, dir, headPath, bankPath, show });
+  } finally {
+    lock.release();
+  }
+}
+
+async function fitLocked(
+  o: FitOptions & { modelSha256: string },
+  c: {
+    t0: number;
+    key: string;
+    what: unknown;
+    dir: string;
+    headPath: string;
+    bankPath: string;
+    show: boolean;
+  },
+): Promise<FitResult> {
+  const { t0, key, what, dir, headPath, bankPath, show } = c;
   if (!o.refit) {
     try {
       await Deno.stat(headPath);
@@ -231,9 +257,7 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
     }
   }
   const f = fitDefaults(o);
-  const stage = `${dir}.partial-${Deno.pid}`;
-  await Deno.remove(stage, { recursive: true }).catch(() => {});
-  await Deno.mkdir(stage, { recursive: true });
+  const stage = await stageFolder(dir);
   try {
     const init = o.init ? await loadHeadWeights(o.init) : undefined;
     if (show) {
@@ -306,8 +330,7 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
     await saveBank(join(stage, "bank.safetensors"), bank);
     await Deno.remove(join(stage, "checkpoint.safetensors")).catch(() => {});
     await Deno.writeTextFile(join(stage, "key.json"), JSON.stringify(what, null, 2) + "\n");
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    await Deno.rename(stage, dir);
+    await commitFolder(stage, dir, { replace: "all" });
     const record = JSON.parse(await Deno.readTextFile(join(dir, "train.json")));
     return {
       headPath,

@@ -26,6 +26,7 @@ import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
+import { hitFault } from "../util/fault.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";
 import { fitHead, type FitSettings } from "./fit.ts";
@@ -440,6 +441,7 @@ async function* embedRecords(
     const s = await loadSample(r, geometry);
     yield await embedSample(bb, s);
     progress.tick();
+    await hitFault("bank-build");
   }
 }
 

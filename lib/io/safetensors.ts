@@ -3,9 +3,10 @@
  *
  * No maintained safetensors package exists on the npm registry (the `safetensors` package is a
  * 0.0.1 placeholder), so this small module implements the published format. Files are written
- * atomically: to `<path>.tmp-<pid>` first, then renamed.
+ * atomically: to `<path>.tmp-<pid>-<rand>` first, flushed, then renamed (`commit.ts`).
  * @module
  */
+import { writeFileAtomic } from "./commit.ts";
 
 /** Supported element types. */
 export type DType = "F32" | "F16" | "I32" | "I64" | "U8" | "U32";
@@ -36,45 +37,156 @@ export class SafeTensorsError extends Error {
 
 const SIZES: Record<DType, number> = { F32: 4, F16: 2, I32: 4, I64: 8, U8: 1, U32: 4 };
 
+/** Largest header accepted (bytes), as in the reference implementation (100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
 /**
- * Parse safetensors bytes. `what` names the source in error messages.
- * @throws {SafeTensorsError} on a truncated or malformed file or an unsupported dtype.
+ * Top-level keys of a JSON object text, in order, duplicates included (JSON.parse keeps only the
+ * last of duplicate keys, so they are found on the raw text).
+ */
+function topLevelKeys(json: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const ch = json[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < json.length && json[j] !== '"') j += json[j] === "\\" ? 2 : 1;
+      if (depth === 1) {
+        let k = j + 1;
+        while (k < json.length && /\s/.test(json[k])) k++;
+        if (json[k] === ":") keys.push(JSON.parse(json.slice(i, j + 1)));
+      }
+      i = j;
+    } else if (ch === "{" || ch === "[") depth++;
+    else if (ch === "}" || ch === "]") depth--;
+  }
+  return keys;
+}
+
+/**
+ * Parse safetensors bytes. `what` names the source in error messages. Checked to the letter of
+ * the format: header length ≤ {@link MAX_HEADER_BYTES} and within the file; the header a JSON
+ * object without duplicate names; `__metadata__` a string → string map; per tensor a known dtype,
+ * a shape of non-negative integers and `data_offsets` `[begin, end]` with end − begin = dtype size
+ * × element count; the tensors' byte ranges disjoint and, in offset order, covering the data
+ * buffer exactly (no gap, no overlap, no trailing bytes).
+ * @throws {SafeTensorsError} naming `what` and the tensor on any violation or an unsupported
+ * dtype.
  */
 export function parseSafeTensors(bytes: Uint8Array, what = "safetensors"): SafeTensors {
   if (bytes.byteLength < 8) throw new SafeTensorsError(`${what}: file shorter than 8 bytes`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(dv.getBigUint64(0, true));
+  const n64 = dv.getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER_BYTES)) {
+    throw new SafeTensorsError(
+      `${what}: header length ${n64} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`,
+    );
+  }
+  const n = Number(n64);
   if (n <= 0 || 8 + n > bytes.byteLength) {
     throw new SafeTensorsError(
       `${what}: header length ${n} does not fit a ${bytes.byteLength}-byte file`,
     );
   }
+  const text = new TextDecoder().decode(bytes.subarray(8, 8 + n));
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(text);
   } catch (e) {
     throw new SafeTensorsError(`${what}: header is not JSON (${(e as Error).message})`);
   }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new SafeTensorsError(`${what}: header is not a JSON object`);
+  }
+  const seen = new Set<string>();
+  for (const k of topLevelKeys(text)) {
+    if (seen.has(k)) throw new SafeTensorsError(`${what}: tensor name "${k}" appears twice`);
+    seen.add(k);
+  }
   const base = 8 + n;
+  const dataLength = bytes.byteLength - base;
   const tensors = new Map<string, Tensor>();
+  const ranges: Array<{ name: string; s: number; e: number }> = [];
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(header)) {
     if (name === "__metadata__") {
-      metadata = (v ?? {}) as Record<string, string>;
+      if (v === null || typeof v !== "object" || Array.isArray(v)) {
+        throw new SafeTensorsError(`${what}: __metadata__ is not an object`);
+      }
+      for (const [k, x] of Object.entries(v)) {
+        if (typeof x !== "string") {
+          throw new SafeTensorsError(`${what}: __metadata__ value of "${k}" is not a string`);
+        }
+      }
+      metadata = v as Record<string, string>;
       continue;
     }
-    const info = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (info === null || typeof info !== "object") {
+      throw new SafeTensorsError(`${what}: tensor ${name}: header entry is not an object`);
+    }
     const dtype = info.dtype as DType;
-    if (!(dtype in SIZES)) {
+    if (typeof dtype !== "string" || !(dtype in SIZES)) {
       throw new SafeTensorsError(`${what}: tensor ${name} has unsupported dtype ${info.dtype}`);
     }
-    const [s, e] = info.data_offsets;
-    const count = info.shape.reduce((a, b) => a * b, 1);
-    if (e - s !== count * SIZES[dtype] || base + e > bytes.byteLength) {
+    const shape = info.shape;
+    if (
+      !Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+    ) {
       throw new SafeTensorsError(
-        `${what}: tensor ${name} (${dtype} [${info.shape}]) data_offsets [${s}, ${e}] do not match its size or the file is truncated`,
+        `${what}: tensor ${name}: shape ${JSON.stringify(shape)} is not a list of sizes`,
       );
     }
+    const off = info.data_offsets;
+    if (
+      !Array.isArray(off) || off.length !== 2 ||
+      !off.every((x) => Number.isSafeInteger(x) && x >= 0) || off[1] < off[0]
+    ) {
+      throw new SafeTensorsError(
+        `${what}: tensor ${name}: data_offsets ${JSON.stringify(off)} is not [begin, end]`,
+      );
+    }
+    const [s, e] = off as [number, number];
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (e - s !== count * SIZES[dtype]) {
+      throw new SafeTensorsError(
+        `${what}: tensor ${name} (${dtype} [${shape}]) needs ${
+          count * SIZES[dtype]
+        } bytes, data_offsets [${s}, ${e}] give ${e - s}`,
+      );
+    }
+    if (e > dataLength) {
+      throw new SafeTensorsError(
+        `${what}: tensor ${name} data_offsets [${s}, ${e}] reach past the ${dataLength}-byte data buffer (file truncated?)`,
+      );
+    }
+    ranges.push({ name, s, e });
+  }
+  ranges.sort((a, b) => a.s - b.s || a.e - b.e);
+  let at = 0;
+  for (const r of ranges) {
+    if (r.s < at) {
+      const prev = ranges[ranges.indexOf(r) - 1];
+      throw new SafeTensorsError(
+        `${what}: tensor ${r.name} data_offsets [${r.s}, ${r.e}] overlap tensor ${prev.name} [${prev.s}, ${prev.e}]`,
+      );
+    }
+    if (r.s > at) {
+      throw new SafeTensorsError(
+        `${what}: tensor ${r.name} begins at byte ${r.s} of the data buffer, leaving a gap [${at}, ${r.s}) no tensor covers`,
+      );
+    }
+    at = r.e;
+  }
+  if (at !== dataLength) {
+    throw new SafeTensorsError(
+      `${what}: the tensors cover ${at} bytes but the data buffer has ${dataLength} (trailing bytes)`,
+    );
+  }
+  for (const { name, s, e } of ranges) {
+    const info = header[name] as { dtype: DType; shape: number[] };
+    const dtype = info.dtype;
     const raw = bytes.slice(base + s, base + e).buffer;
     let data: Tensor["data"];
     switch (dtype) {
@@ -98,7 +210,13 @@ export function parseSafeTensors(bytes: Uint8Array, what = "safetensors"): SafeT
     }
     tensors.set(name, { dtype, shape: info.shape, data });
   }
-  return { tensors, metadata };
+  // Keep the header's order (callers may rely on insertion order).
+  const ordered = new Map<string, Tensor>();
+  for (const name of Object.keys(header)) {
+    const t = tensors.get(name);
+    if (t) ordered.set(name, t);
+  }
+  return { tensors: ordered, metadata };
 }
 
 /**
@@ -148,26 +266,19 @@ export function encodeSafeTensors(
   return out;
 }
 
-/** Write `bytes` to `path` atomically (temp file in the same folder, then rename). */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  try {
-    if (typeof bytes === "string") await Deno.writeTextFile(tmp, bytes);
-    else await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
+export { writeFileAtomic } from "./commit.ts";
 
-/** Encode and atomically write a safetensors file. */
+/**
+ * Encode and atomically write a safetensors file ({@link writeFileAtomic}: temp file, flushed,
+ * renamed; stale temp files of dead processes removed). `fault` names a test fault point.
+ */
 export async function writeSafeTensors(
   path: string,
   tensors: Map<string, Tensor> | Record<string, Tensor>,
   metadata: Record<string, string> = {},
+  opts: { fault?: string } = {},
 ): Promise<void> {
-  await writeFileAtomic(path, encodeSafeTensors(tensors, metadata));
+  await writeFileAtomic(path, encodeSafeTensors(tensors, metadata), opts);
 }
 
 /**

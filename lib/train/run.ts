@@ -459,7 +459,8 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const valJson = validation.map((v) => ({ step: v.step, score: v.score, ...v.snarm }));
   if (finished) {
     await saveHeadWeights(headPath, final, {
-      snarm_train: JSON.stringify({ ...settings, trainSeconds, prepSeconds, bestStep }),
+      // No timings here: the same inputs and seed give the same head bytes (they are in train.json).
+      snarm_train: JSON.stringify({ ...settings, bestStep }),
       backbone: set.backbone,
       feature_dim: String(set.C),
       image_size: String(set.imageSize),

@@ -227,7 +227,9 @@ export async function writeReport(
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>${STYLE}</style><script src="${plotlySrc}"></script></head><body>
 <h1>${esc(title)}</h1>
-<p>Generated ${new Date().toISOString()}. Bank-only SNARM scoring (see configuration below).</p>
+<p>${
+    result.config.method === "bank" ? "Bank-only scoring" : "SNARM scoring"
+  } (see configuration below).</p>
 ${evalResultHtml(result)}
 ${sections.join("\n")}
 </body></html>`;
