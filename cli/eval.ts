@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
 import { hitFault } from "../lib/util/fault.ts";
+import { MAX_IMAGE_SIZE } from "../lib/eval/memory.ts";
 import { runEval } from "../lib/eval/run.ts";
 import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
 import { formatTable, metricsTable } from "../lib/metrics/mod.ts";
@@ -80,7 +81,8 @@ adapter (CPU engines, else TypeScript references).
   --feature-dim D       patch feature dimension (Aggregator width; default the preset's: 256, wide 512)
   --bank-size T         bank size after the coreset (default 10000; official 100000)
   --bank-cap N          random cap of training patches before the coreset (default 200000)
-  --image-size S        centre-crop / backbone input size, multiple of 8 (default 392)
+  --image-size S        centre-crop / backbone input size, multiple of 8 in [32, 4096] (default
+                        392); a run whose memory estimate exceeds the machine's is refused
   --resize R            resize side before the centre crop (default round(S·448/392) = 448)
   --no-crop             resize straight to S (no crop: for data whose defects reach the border)
   --per-category-bank   one bank per category instead of one unified bank
@@ -94,14 +96,23 @@ adapter (CPU engines, else TypeScript references).
   -h, --help            this text
 `;
 
-function intOpt(v: string | undefined, name: string, def: number, min = 0): number {
+function intOpt(
+  v: string | undefined,
+  name: string,
+  def: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (v === undefined) return def;
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) {
     throw new Error(
-      `--${name} expects ${min > 0 ? "a positive" : "a non-negative"} integer, got "${v}"`,
+      min > 1
+        ? `--${name} expects an integer in [${min}, ${max}], got "${v}"`
+        : `--${name} expects ${min > 0 ? "a positive" : "a non-negative"} integer, got "${v}"`,
     );
   }
+  if (n > max) throw new Error(`--${name} expects an integer in [${min}, ${max}], got "${v}"`);
   return n;
 }
 
@@ -164,7 +175,7 @@ async function main() {
       : intOpt(values["feature-dim"], "feature-dim", 0, 1),
     bankSize: intOpt(values["bank-size"], "bank-size", 10_000, 1),
     bankCap: intOpt(values["bank-cap"], "bank-cap", 200_000, 1),
-    imageSize: intOpt(values["image-size"], "image-size", 392, 1),
+    imageSize: intOpt(values["image-size"], "image-size", 392, 32, MAX_IMAGE_SIZE),
     seed: intOpt(values.seed, "seed", 0),
   };
   if (values["no-crop"] && values.resize !== undefined) {

@@ -161,6 +161,14 @@ Deno.test({
     assert.ok(a.size > 0);
     assert.ok(sameTensors(a, await tensorBytes(again.headPath)), "same seed → same weights");
     assert.deepEqual(again.bank.features, base.bank.features);
+    // Whole files, metadata included: no clock or timing in a head or bank file.
+    for (const f of ["head.safetensors", "bank.safetensors"]) {
+      assert.deepEqual(
+        await Deno.readFile(join(again.dir, f)),
+        await Deno.readFile(join(base.dir, f)),
+        `${f} bytes differ between two fits with the same seed`,
+      );
+    }
 
     // Another seed: another key and other weights.
     const other = await fit(data, await tempDir("snarm_fit_cache_"), { seed: 1 });
@@ -212,7 +220,9 @@ Deno.test({
     for (const f of ["head.safetensors", "bank.safetensors", "loss.csv", "key.json"]) {
       await Deno.stat(join(base.dir, f));
     }
-    const leftovers = [...Deno.readDirSync(cache)].filter((e) => e.name.includes("partial"));
+    const leftovers = [...Deno.readDirSync(cache)].filter((e) =>
+      /\.(partial|stage|old|lock)/.test(e.name)
+    );
     assert.deepEqual(leftovers, []);
 
     // Another setting: a miss, another folder.

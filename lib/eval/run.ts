@@ -27,6 +27,8 @@ import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
 import { hitFault } from "../util/fault.ts";
+import { PRESETS } from "../backbone/presets.ts";
+import { checkEvalMemory, MAX_IMAGE_SIZE } from "./memory.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";
 import { fitHead, type FitSettings } from "./fit.ts";
@@ -179,8 +181,10 @@ async function embedSample(bb: Backbone, s: Sample) {
 export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const t0 = performance.now();
   const size = opts.imageSize ?? 392;
-  if (!Number.isInteger(size) || size < 32 || size % 8 !== 0) {
-    throw new Error(`--image-size must be a multiple of 8 and at least 32, got ${opts.imageSize}`);
+  if (!Number.isInteger(size) || size < 32 || size % 8 !== 0 || size > MAX_IMAGE_SIZE) {
+    throw new Error(
+      `--image-size must be a multiple of 8 in [32, ${MAX_IMAGE_SIZE}], got ${opts.imageSize}`,
+    );
   }
   const resize = opts.resize ?? Math.round((size * 448) / 392);
   if (!Number.isInteger(resize) || resize < size) {
@@ -193,6 +197,20 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const unified = opts.unified ?? true;
   const show = opts.progress ?? true;
   const splits = resolveSplits(opts);
+  // Before any work: refuse a run that cannot fit in memory, warn about a large one.
+  const trainCounts = splits.map((s) => s.train.length);
+  checkEvalMemory({
+    trainImages: unified ? trainCounts.reduce((a, b) => a + b, 0) : Math.max(...trainCounts),
+    testImagesMax: Math.max(...splits.map((s) => s.test.length)),
+    imageSize: size,
+    grid,
+    featureDim: opts.featureDim ?? PRESETS[opts.backbone ?? "mobilenetv2"]?.targetDim ?? 512,
+    bankSize: opts.bankSize ?? 10_000,
+    bankCap: opts.bankCap ?? 200_000,
+    fitImages: (opts.method ?? "bank") === "snarm" && !opts.head
+      ? splits.reduce((a, s) => a + Math.min(s.train.length, 50), 0)
+      : 0,
+  });
   const gpu = await tryGetGpu();
   const bb = await loadBackbone(opts.backbone ?? "mobilenetv2", {
     modelPath: opts.model,
