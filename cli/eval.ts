@@ -363,6 +363,8 @@ async function main() {
         n_test: c.ids.length,
         n_defect: c.labels.reduce((a, b) => a + b, 0),
         has_masks: c.hasMasks,
+        mask_conventions: c.maskConventions,
+        empty_masks: c.emptyMasks,
       }])),
       mean: Object.fromEntries(METRIC_KEYS.map((k) => {
         const i = table.numRows() - 1;

@@ -19,6 +19,7 @@ import {
   loadSplit,
   naturalCompare,
   preprocessImage,
+  detectMaskConvention,
   preprocessMask,
   preprocessRgb,
   readImage,
@@ -369,17 +370,32 @@ Deno.test("data: preprocess shape, crop offset, value range, ImageNet normalisat
   assert.throws(() => preprocessImage(img, { resize: 100, crop: 120 }), RangeError);
 });
 
-Deno.test("data: mask threshold > 127 and label-map rule", () => {
+Deno.test("data: mask threshold >= 127 (official), conventions detected per file", () => {
   const w = 30;
   const h = 20;
-  const m127 = preprocessMask(new Uint8Array(w * h).fill(127), w, h, { resize: 16, crop: 12 });
-  const m128 = preprocessMask(new Uint8Array(w * h).fill(128), w, h, { resize: 16, crop: 12 });
+  const g = { resize: 16, crop: 12 };
+  const m126 = preprocessMask(new Uint8Array(w * h).fill(126), w, h, g, "ge127");
+  const m127 = preprocessMask(new Uint8Array(w * h).fill(127), w, h, g, "ge127");
   assert.equal(m127.length, 144);
-  assert.ok(m127.every((v) => v === 0));
-  assert.ok(m128.every((v) => v === 1));
+  assert.ok(m126.every((v) => v === 0));
+  assert.ok(m127.every((v) => v === 1), "127 is foreground (official >= 127)");
+  // A 0/255 mask with a pixel at exactly 127 after geometry: auto = ge127.
+  const edge = new Uint8Array(w * h);
+  edge[0] = 255;
+  edge[1] = 127;
+  assert.equal(detectMaskConvention(edge), "0/255");
+  assert.deepEqual(preprocessMask(edge, w, h, g), preprocessMask(edge, w, h, g, "ge127"));
   const ids = new Uint8Array(w * h).fill(2); // VisA-style label map value
-  assert.ok(preprocessMask(ids, w, h, { resize: 16, crop: 12 }).every((v) => v === 0));
-  assert.ok(preprocessMask(ids, w, h, { resize: 16, crop: 12 }, "nonzero").every((v) => v === 1));
+  assert.equal(detectMaskConvention(ids), "labels");
+  assert.ok(preprocessMask(ids, w, h, g, "ge127").every((v) => v === 0));
+  assert.ok(preprocessMask(ids, w, h, g, "nonzero").every((v) => v === 1));
+  assert.ok(preprocessMask(ids, w, h, g).every((v) => v === 1), "auto: label map → nonzero");
+  // 0/1 masks (lab datasets) are not read as empty.
+  const ones = new Uint8Array(w * h).map((_, i) => (i % w < w / 2 ? 1 : 0));
+  assert.equal(detectMaskConvention(ones), "0/1");
+  const half255 = ones.map((v) => v * 255);
+  assert.deepEqual(preprocessMask(ones, w, h, g), preprocessMask(half255, w, h, g));
+  assert.equal(detectMaskConvention(new Uint8Array(4)), "empty");
   // Left half set: after geometry, left part 1, right part 0, boundary near the middle.
   const half = new Uint8Array(w * h).map((_, i) => (i % w < w / 2 ? 255 : 0));
   const r = preprocessMask(half, w, h, { resize: 40, crop: 40 });

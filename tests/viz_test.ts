@@ -329,6 +329,8 @@ function syntheticCategory(): CategoryResult {
       shape: [n, size, size],
     }),
     hasMasks: true,
+    maskConventions: { "0/255": 3 },
+    emptyMasks: [],
     ids: ["test/good/0", "test/good/1", "test/good/2", "test/cut/0", "test/cut/1", "test/cut/2"],
     labels,
     defectTypes: ["good", "good", "good", "cut", "cut", "cut"],

@@ -140,6 +140,30 @@ function listEntries(dir: string, what: (e: Deno.DirEntry) => boolean): string[]
   return out.sort(naturalCompare);
 }
 
+/**
+ * The mask file of image `stem` in `dir`: `<stem>_mask.<ext>` or else `<stem>.<ext>`, `ext` any
+ * image extension, matched case-insensitively (`00_mask.PNG`); null when none.
+ */
+function findMask(
+  dir: string,
+  stem: string,
+  maskIndex: Map<string, Map<string, string>>,
+): string | null {
+  let index = maskIndex.get(dir);
+  if (!index) {
+    index = new Map();
+    for (const n of isDir(dir) ? listImages(dir) : []) {
+      const lower = n.toLowerCase();
+      const key = lower.slice(0, lower.lastIndexOf("."));
+      if (!index.has(key) || n.endsWith(".png")) index.set(key, n);
+    }
+    maskIndex.set(dir, index);
+  }
+  const s = stem.toLowerCase();
+  const hit = index.get(`${s}_mask`) ?? index.get(s);
+  return hit ? join(dir, hit) : null;
+}
+
 function listImages(dir: string): string[] {
   return listEntries(dir, (e) => {
     if (!IMAGE_EXT.test(e.name)) return false;
@@ -241,7 +265,7 @@ function loadMvtecSplit(root: string, category: string): DatasetSplit {
     defectType: "good",
     label: 0,
     maskPath: null,
-    maskRule: "gt127",
+    maskRule: "auto",
     id: `train/good/${stemOf(n)}`,
   }));
 
@@ -249,6 +273,7 @@ function loadMvtecSplit(root: string, category: string): DatasetSplit {
   const hasGt = isDir(gtDir);
   const testDir = join(dir, "test");
   const test: ImageRecord[] = [];
+  const maskIndex = new Map<string, Map<string, string>>(); // folder → lower-case stem → name
   if (isDir(testDir)) {
     for (const type of listDirs(testDir)) {
       const label = type === "good" ? 0 : 1;
@@ -257,8 +282,7 @@ function loadMvtecSplit(root: string, category: string): DatasetSplit {
         let maskPath: string | null = null;
         if (label === 1 && hasGt) {
           const a = join(gtDir, type, `${stem}_mask.png`);
-          const b = join(gtDir, type, `${stem}.png`);
-          maskPath = isFile(a) ? a : isFile(b) ? b : null;
+          maskPath = findMask(join(gtDir, type), stem, maskIndex);
           if (!maskPath) {
             throw new DatasetError(
               `${a}: missing ground-truth mask for defect image ${join(testDir, type, n)}; ` +
@@ -274,7 +298,7 @@ function loadMvtecSplit(root: string, category: string): DatasetSplit {
           defectType: type,
           label,
           maskPath,
-          maskRule: "gt127",
+          maskRule: "auto",
           id: `test/${type}/${stem}`,
         });
       }

@@ -24,6 +24,8 @@ export {
   centerCropOffset,
   IMAGENET_MEAN,
   IMAGENET_STD,
+  detectMaskConvention,
+  type MaskConvention,
   type MaskRule,
   normalizeImageNet,
   preprocessImage,

@@ -6,8 +6,9 @@
  *    `CenterCrop` (Python `round`, half to even; 28 for the defaults).
  * 3. Image: `ToTensor` (`v / 255` in f32) then `Normalize` with ImageNet mean (0.485, 0.456, 0.406)
  *    and std (0.229, 0.224, 0.225), each step rounded to f32 as torch does.
- * 4. Mask: gray u8 through the same resize and crop, then `> 127` → 1 else 0 (cv2.threshold 127;
- *    the evaluator's later `> 0.5` after ToTensor gives the same set).
+ * 4. Mask: gray u8 through the same resize and crop, then `>= 127` → 1 else 0 (the official
+ *    preprocessing scripts' rule for 0/255 masks). Masks in another convention (0/1, label maps)
+ *    are detected per file ({@link detectMaskConvention}) and binarised by "nonzero" first.
  *
  * Grayscale sources are already replicated to RGB by the decoder (`lib/io/image.ts`).
  * @module
@@ -26,10 +27,27 @@ export interface PreprocessOptions {
 
 /** How a ground-truth mask file is binarised before the geometry is applied. */
 export type MaskRule =
-  /** Values already 0/255 (MVTec AD, magnetic tile): resize, then `> 127`. */
-  | "gt127"
-  /** Label maps (raw VisA masks: 0 background, small positive ids): `!= 0` → 255 first. */
+  /** Detect per file ({@link detectMaskConvention}): 0/255 → `"ge127"`, else `"nonzero"`. */
+  | "auto"
+  /** Values 0/255 (MVTec AD, magnetic tile): resize, then the official `>= 127`. */
+  | "ge127"
+  /** Label maps or 0/1 masks (raw VisA: 0 background, small positive ids): `!= 0` → 255 first. */
   | "nonzero";
+
+/**
+ * A mask file's convention, from its largest value: `"0/255"` (max ≥ 127: the official
+ * `>= 127` after resizing applies), `"0/1"` (max 1), `"labels"` (max in 2..126: a label map),
+ * `"empty"` (all zero). With max < 127 the official threshold would erase every defect pixel, so
+ * such masks are binarised by "nonzero".
+ */
+export type MaskConvention = "0/255" | "0/1" | "labels" | "empty";
+
+/** The convention of a gray mask (see {@link MaskConvention}). */
+export function detectMaskConvention(gray: Uint8Array): MaskConvention {
+  let max = 0;
+  for (let i = 0; i < gray.length; i++) if (gray[i] > max) max = gray[i];
+  return max === 0 ? "empty" : max === 1 ? "0/1" : max < 127 ? "labels" : "0/255";
+}
 
 /** ImageNet normalisation constants (torchvision `Normalize`, spec §1). */
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
@@ -134,8 +152,9 @@ export function preprocessImage(
 }
 
 /**
- * Ground-truth mask preprocessing: optional label-map binarisation (`rule`), cv2 bilinear resize
- * of the gray values 0..255, centre crop, then `> 127` → 1.
+ * Ground-truth mask preprocessing: binarisation by `rule` (`"auto"`: by the file's convention,
+ * {@link detectMaskConvention}), cv2 bilinear resize of the gray values 0..255, centre crop, then
+ * the official `>= 127` → 1.
  * @param gray `(H, W)` row-major u8 gray mask.
  * @returns `(crop, crop)` row-major u8 with values 0/1.
  * @throws {RangeError} when `gray.length !== width * height`.
@@ -145,14 +164,16 @@ export function preprocessMask(
   width: number,
   height: number,
   opts: PreprocessOptions = {},
-  rule: MaskRule = "gt127",
+  rule: MaskRule = "auto",
 ): Uint8Array {
   const { resize, crop } = resolveGeometry(opts);
   if (gray.length !== width * height) {
     throw new RangeError(`mask: ${gray.length} bytes; expected ${height}x${width}`);
   }
-  const src = rule === "nonzero" ? gray.map((v) => (v !== 0 ? 255 : 0)) : gray;
+  const nonzero = rule === "nonzero" ||
+    (rule === "auto" && detectMaskConvention(gray) !== "0/255");
+  const src = nonzero ? gray.map((v) => (v !== 0 ? 255 : 0)) : gray;
   const r = centerCrop(resizeLinearU8(src, width, height, 1, resize, resize), resize, 1, crop);
-  for (let i = 0; i < r.length; i++) r[i] = r[i] > 127 ? 1 : 0;
+  for (let i = 0; i < r.length; i++) r[i] = r[i] >= 127 ? 1 : 0;
   return r;
 }

@@ -8,6 +8,8 @@ import { readImage, toGray } from "../io/image.ts";
 import type { ImageRecord } from "./dataset.ts";
 import { DatasetError } from "./dataset.ts";
 import {
+  detectMaskConvention,
+  type MaskConvention,
   preprocessImage,
   preprocessMask,
   type PreprocessOptions,
@@ -27,6 +29,8 @@ export interface Sample {
    * image of a dataset shipped without masks (`DatasetSplit.hasMasks === false`).
    */
   mask: Uint8Array | null;
+  /** Convention detected in the mask file (null without a mask file). */
+  maskConvention: MaskConvention | null;
   /** Original (decoded) image width in px, before resize. */
   width: number;
   /** Original image height in px. */
@@ -69,6 +73,7 @@ export async function loadSample(
   warnTinyImage(record.path, img.width, img.height, crop);
   const { image, rgb } = preprocessImage(img, opts);
   let mask: Uint8Array | null = null;
+  let maskConvention: MaskConvention | null = null;
   if (record.maskPath) {
     const m = await readImage(record.maskPath);
     if (m.width !== img.width || m.height !== img.height) {
@@ -77,7 +82,9 @@ export async function loadSample(
           `${img.width}x${img.height}; expected the same size`,
       );
     }
-    mask = preprocessMask(toGray(m), m.width, m.height, opts, record.maskRule);
+    const gray = toGray(m);
+    maskConvention = detectMaskConvention(gray);
+    mask = preprocessMask(gray, m.width, m.height, opts, record.maskRule);
   } else if (record.label === 0) {
     mask = new Uint8Array(crop * crop);
   }
@@ -86,6 +93,7 @@ export async function loadSample(
     image,
     rgb,
     mask,
+    maskConvention,
     width: img.width,
     height: img.height,
     grayscale: img.grayscale,

@@ -107,6 +107,10 @@ export interface EvalOptions {
 export interface CategoryResult {
   category: string;
   metrics: Metrics;
+  /** Mask files per detected convention (`lib/data/preprocess.ts` MaskConvention). */
+  maskConventions: Record<string, number>;
+  /** Mask files of defect images that are empty after thresholding and geometry. */
+  emptyMasks: string[];
   /** True when the category has ground-truth masks (pixel metrics defined). */
   hasMasks: boolean;
   /** Test image ids (`test/<type>/<stem>`) in map order. */
@@ -482,6 +486,8 @@ async function scoreCategory(
   const scores = new Float32Array(n);
   const labels = new Uint8Array(n);
   const seconds = { embedTest: 0, search: 0, maps: 0 };
+  const maskConventions: Record<string, number> = {};
+  const emptyMasks: string[] = [];
   const p = show ? startProgress(`score test (${split.category})`, n) : noProgress;
   for (let i = 0; i < n; i++) {
     const rec = split.test[i];
@@ -509,6 +515,10 @@ async function scoreCategory(
     seconds.maps += (performance.now() - t) / 1000;
     maps.set(map, i * px);
     if (s.mask) masks.set(s.mask, i * px);
+    if (s.maskConvention) {
+      maskConventions[s.maskConvention] = (maskConventions[s.maskConvention] ?? 0) + 1;
+    }
+    if (rec.label === 1 && s.mask && !s.mask.includes(1)) emptyMasks.push(rec.maskPath!);
     rgb.set(s.rgb, i * px * 3);
     scores[i] = score;
     labels[i] = rec.label;
@@ -522,6 +532,23 @@ async function scoreCategory(
       ? { pixelScores: maps, pixelMasks: masks, shape: [n, size, size] as const }
       : {}),
   });
+  const conv = Object.keys(maskConventions);
+  if (conv.length > 1) {
+    console.warn(
+      `snarm: warning: ${split.category}: masks in mixed conventions ${
+        conv.map((c) => `${c} × ${maskConventions[c]}`).join(", ")
+      }; each is binarised by its own (0/255: official >= 127; 0/1 and label maps: nonzero)`,
+    );
+  }
+  if (emptyMasks.length) {
+    console.warn(
+      `snarm: warning: ${split.category}: ${emptyMasks.length} defect image mask(s) empty after ` +
+        `thresholding and geometry (the defect lies outside the crop, or the mask is blank; ` +
+        `pixel metrics count these images as all-normal): ${emptyMasks.slice(0, 5).join(", ")}${
+          emptyMasks.length > 5 ? ", …" : ""
+        }`,
+    );
+  }
   if (!split.hasMasks) {
     console.warn(
       `snarm: ${split.root}/${split.category} has no ground_truth folder: evaluated at image level only, pixel metrics undefined`,
@@ -540,5 +567,7 @@ async function scoreCategory(
     rgb,
     size,
     seconds,
+    maskConventions,
+    emptyMasks,
   };
 }

@@ -1,0 +1,97 @@
+/**
+ * Mask conventions end to end (issue #12 item 2): a 0/1 mask among 0/255 ones is binarised by its
+ * own convention (not read as empty) and reported in results.json; a mask named `*_mask.PNG` is
+ * found; a defect image whose mask is blank is warned about by name.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { decodeImage, toGray } from "../lib/io/image.ts";
+import { encodePng } from "../lib/io/heatmap.ts";
+
+const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
+const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
+
+async function evalRun(root: string, out: string) {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--data", root, "--out", out, "--method", "bank"].concat(
+      ["--image-size", "64", "--bank-size", "300", "--no-png"],
+    ),
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: "/tmp" },
+  }).output();
+  const stderr = new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 0, stderr);
+  return { stderr, json: JSON.parse(await Deno.readTextFile(join(out, "results.json"))) };
+}
+
+/** A copy of hazelnut_toy with 6 train images and the colour defects (masks as given). */
+async function copyHazel(): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "snarm_masks_" });
+  const cat = join(root, "hazelnut");
+  for (const d of ["train/good", "test/good", "test/colour", "ground_truth/colour"]) {
+    await Deno.mkdir(join(cat, d), { recursive: true });
+  }
+  for (const f of ["00", "01", "02", "03", "06", "07"]) {
+    await Deno.copyFile(join(HAZEL, `train/good/${f}.jpg`), join(cat, `train/good/${f}.jpg`));
+  }
+  for (const f of ["04", "05"]) {
+    await Deno.copyFile(join(HAZEL, `test/good/${f}.jpg`), join(cat, `test/good/${f}.jpg`));
+  }
+  for (const f of ["00", "01", "02"]) {
+    await Deno.copyFile(join(HAZEL, `test/colour/${f}.jpg`), join(cat, `test/colour/${f}.jpg`));
+    await Deno.copyFile(
+      join(HAZEL, `ground_truth/colour/${f}_mask.png`),
+      join(cat, `ground_truth/colour/${f}_mask.png`),
+    );
+  }
+  return root;
+}
+
+/** Rewrite a mask file as gray values `f(v)` (PNG, RGB-replicated). */
+async function rewriteMask(path: string, dst: string, f: (v: number) => number) {
+  const img = decodeImage(await Deno.readFile(path), path);
+  const g = toGray(img);
+  const rgb = new Uint8Array(g.length * 3);
+  for (let i = 0; i < g.length; i++) rgb.fill(f(g[i]), 3 * i, 3 * i + 3);
+  await Deno.writeFile(dst, encodePng(rgb, img.width, img.height));
+}
+
+Deno.test("masks: a 0/1 mask among 0/255 ones counts (not empty), conventions reported; *_mask.PNG found", async () => {
+  const root = await copyHazel();
+  const gt = join(root, "hazelnut", "ground_truth", "colour");
+  const base = await evalRun(root, join(root, "out0"));
+  const b = base.json.categories.hazelnut;
+  assert.deepEqual(b.mask_conventions, { "0/255": 3 });
+  assert.deepEqual(b.empty_masks, []);
+
+  // One mask as 0/1 (a lab convention), another renamed with an upper-case extension.
+  await rewriteMask(join(gt, "01_mask.png"), join(gt, "01_mask.png"), (v) => (v >= 127 ? 1 : 0));
+  await Deno.rename(join(gt, "02_mask.png"), join(gt, "02_mask.PNG"));
+  const mixed = await evalRun(root, join(root, "out1"));
+  const m = mixed.json.categories.hazelnut;
+  assert.deepEqual(m.mask_conventions, { "0/255": 2, "0/1": 1 });
+  assert.match(mixed.stderr, /masks in mixed conventions 0\/255 × 2, 0\/1 × 1/);
+  // Same defect pixels up to the pre-/post-resize threshold order at the mask edges.
+  assert.ok(
+    Math.abs(m.pixel_ap - b.pixel_ap) < 0.01,
+    `P-AP ${m.pixel_ap} vs ${b.pixel_ap} with the 0/255 mask`,
+  );
+  assert.ok(Math.abs(m.pixel_auroc - b.pixel_auroc) < 0.005);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("masks: a defect image with a blank mask is warned about by file", async () => {
+  const root = await copyHazel();
+  const gt = join(root, "hazelnut", "ground_truth", "colour");
+  await rewriteMask(join(gt, "00_mask.png"), join(gt, "00_mask.png"), () => 0);
+  const r = await evalRun(root, join(root, "out"));
+  const c = r.json.categories.hazelnut;
+  assert.deepEqual(c.empty_masks, [join(gt, "00_mask.png")]);
+  assert.deepEqual(c.mask_conventions, { "0/255": 2, "empty": 1 });
+  assert.match(
+    r.stderr,
+    /1 defect image mask\(s\) empty after thresholding and geometry.*00_mask\.png/,
+  );
+  await Deno.remove(root, { recursive: true });
+});
