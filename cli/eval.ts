@@ -14,6 +14,8 @@ import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
 import { hitFault } from "../lib/util/fault.ts";
+import { writeSafeTensors } from "../lib/io/safetensors.ts";
+import * as aq from "npm:arquero@8.0.3";
 import { MAX_IMAGE_SIZE } from "../lib/eval/memory.ts";
 import { runEval } from "../lib/eval/run.ts";
 import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
@@ -91,6 +93,9 @@ adapter (CPU engines, else TypeScript references).
   --out DIR             output folder (default results/)
   --seed N              seed of the random cap and coreset (default 0)
   --no-png              skip the anomaly-map PNGs
+  --save-maps           also write the raw f32 anomaly maps, masks, scores and labels per category
+                        to --out/raw_maps/<category>.safetensors (maps (N, S, S); ids, paths in
+                        the metadata). images.csv always lists every test image's score
   --report              also write report/: report.html (interactive plots, metrics table,
                         per-image overlays), plotly.min.js, figures/*.png (PNGs need Chromium)
   -h, --help            this text
@@ -155,6 +160,7 @@ async function main() {
       out: { type: "string", default: "results" },
       seed: { type: "string" },
       "no-png": { type: "boolean", default: false },
+      "save-maps": { type: "boolean", default: false },
       report: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -300,6 +306,7 @@ async function main() {
   };
   Deno.addSignalListener("SIGINT", onSigint);
   Deno.addSignalListener("SIGTERM", onSigint);
+  const imageRows: Array<Record<string, string | number>> = [];
   try {
     const result = await runEval({
       data,
@@ -319,6 +326,27 @@ async function main() {
       loadBankPath: loadBank,
       saveBankPath: saveBank,
       onCategory: async (c) => {
+        for (let i = 0; i < c.ids.length; i++) {
+          imageRows.push({
+            category: c.category,
+            id: c.ids[i],
+            path: c.paths[i],
+            label: c.labels[i],
+            defect_type: c.defectTypes[i],
+            score: c.imageScores[i],
+          });
+        }
+        if (values["save-maps"]) {
+          // Raw anomaly maps for users' own analysis: f32, exact values the metrics used.
+          await Deno.mkdir(join(staging, "raw_maps"), { recursive: true });
+          const n = c.ids.length, s = c.size;
+          await writeSafeTensors(join(staging, "raw_maps", `${c.category}.safetensors`), {
+            maps: { dtype: "F32", shape: [n, s, s], data: c.maps },
+            masks: { dtype: "U8", shape: [n, s, s], data: c.masks },
+            scores: { dtype: "F32", shape: [n], data: c.imageScores },
+            labels: { dtype: "U8", shape: [n], data: c.labels },
+          }, { ids: JSON.stringify(c.ids), paths: JSON.stringify(c.paths) });
+        }
         if (values["no-png"]) return;
         let lo = Infinity, hi = -Infinity;
         for (const v of c.maps) {
@@ -339,6 +367,8 @@ async function main() {
         }
       },
     });
+    // Per-image results: every test image's path, label, defect type and image score.
+    await Deno.writeTextFile(join(staging, "images.csv"), aq.from(imageRows).toCSV() + "\n");
     const rows = result.categories.map((c) => ({ category: c.category, ...c.metrics }));
     const table = metricsTable(rows);
     console.log(formatTable(table));
@@ -395,7 +425,15 @@ async function main() {
     // ones; anything else in --out is kept.
     await hitFault("before-commit");
     await commitFolder(staging, out, {
-      replace: ["results.json", "results.csv", "run.json", "maps", "report"],
+      replace: [
+        "results.json",
+        "results.csv",
+        "run.json",
+        "images.csv",
+        "maps",
+        "raw_maps",
+        "report",
+      ],
     });
     console.error(
       `snarm eval: ${result.categories.length} ${

@@ -1,12 +1,16 @@
 /**
  * Mask conventions end to end (issue #12 item 2): a 0/1 mask among 0/255 ones is binarised by its
  * own convention (not read as empty) and reported in results.json; a mask named `*_mask.PNG` is
- * found; a defect image whose mask is blank is warned about by name.
+ * found; a defect image whose mask is blank is warned about by name. Per-image results and raw
+ * maps (item 5).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { decodeImage, toGray } from "../lib/io/image.ts";
 import { encodePng } from "../lib/io/heatmap.ts";
+import { readSafeTensors, requireTensor } from "../lib/io/safetensors.ts";
+import { computeMetrics } from "../lib/metrics/compute.ts";
+import { checkFeaturesFinite } from "../lib/eval/run.ts";
 
 const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
 const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
@@ -92,6 +96,78 @@ Deno.test("masks: a defect image with a blank mask is warned about by file", asy
   assert.match(
     r.stderr,
     /1 defect image mask\(s\) empty after thresholding and geometry.*00_mask\.png/,
+  );
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("per-image results: images.csv lists every test image; --save-maps writes the raw maps the metrics came from", async () => {
+  const root = await copyHazel();
+  const out = join(root, "out");
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--data", root, "--out", out, "--method", "bank", "--image-size"]
+      .concat(["64", "--bank-size", "300", "--no-png", "--save-maps"]),
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: "/tmp" },
+  }).output();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const csv = (await Deno.readTextFile(join(out, "images.csv"))).trim().split("\n");
+  assert.equal(csv[0], "category,id,path,label,defect_type,score");
+  assert.equal(csv.length, 1 + 5);
+  const rows = csv.slice(1).map((l) => l.split(","));
+  assert.deepEqual(rows.map((x) => x[1]), [
+    "test/colour/00",
+    "test/colour/01",
+    "test/colour/02",
+    "test/good/04",
+    "test/good/05",
+  ]);
+  assert.deepEqual(rows.map((x) => x[3]), ["1", "1", "1", "0", "0"]);
+  assert.ok(rows[0][2].endsWith("hazelnut/test/colour/00.jpg"));
+  const st = await readSafeTensors(join(out, "raw_maps", "hazelnut.safetensors"));
+  const maps = requireTensor(st, "maps", "F32", [5, 64, 64]).data as Float32Array;
+  const masks = requireTensor(st, "masks", "U8", [5, 64, 64]).data as Uint8Array;
+  const scores = requireTensor(st, "scores", "F32", [5]).data as Float32Array;
+  const labels = requireTensor(st, "labels", "U8", [5]).data as Uint8Array;
+  assert.deepEqual(JSON.parse(st.metadata.ids), rows.map((x) => x[1]));
+  assert.deepEqual([...scores].map((v) => Math.fround(v)), rows.map((x) => Math.fround(+x[5])));
+  // The metrics recomputed from the saved maps are the run's metrics.
+  const m = computeMetrics({
+    imageScores: scores,
+    imageLabels: labels,
+    pixelScores: maps,
+    pixelMasks: masks,
+    shape: [5, 64, 64],
+  });
+  const json = JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+  for (const k of ["image_auroc", "pixel_auroc", "pixel_ap", "aupro"] as const) {
+    assert.equal(m[k], json.categories.hazelnut[k], k);
+  }
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("smaller: non-finite backbone features name the image and the patch; --bank-size above the patches says so", async () => {
+  const f = { data: new Float32Array(2 * 3 * 4), n: 1, h: 2, w: 3, c: 4 };
+  checkFeaturesFinite(f, "a.png");
+  f.data[(1 * 3 + 2) * 4 + 1] = NaN;
+  assert.throws(
+    () => checkFeaturesFinite(f, "/d/a.png"),
+    /backbone features of \/d\/a\.png have a non-finite value \(NaN\) at patch \(1, 2\), channel 1/,
+  );
+  const root = await copyHazel();
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--data", root, "--out", join(root, "o"), "--method", "bank"]
+      .concat(["--image-size", "64", "--bank-size", "100000", "--no-png"]),
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: "/tmp" },
+  }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 0, err);
+  // 6 training images × 8 × 8 patches at 64².
+  assert.match(
+    err,
+    /--bank-size 100000 exceeds the 384 patches of the training images \(unified\): the bank keeps all of them \(T = 384\)/,
   );
   await Deno.remove(root, { recursive: true });
 });

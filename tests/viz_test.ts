@@ -334,6 +334,7 @@ function syntheticCategory(): CategoryResult {
     ids: ["test/good/0", "test/good/1", "test/good/2", "test/cut/0", "test/cut/1", "test/cut/2"],
     labels,
     defectTypes: ["good", "good", "good", "cut", "cut", "cut"],
+    paths: ["g0.png", "g1.png", "g2.png", "c0.png", "c1.png", "c2.png"],
     imageScores,
     maps,
     masks,
@@ -343,10 +344,10 @@ function syntheticCategory(): CategoryResult {
   };
 }
 
-function syntheticResult(): EvalResult {
+function syntheticResult(method = "bank"): EvalResult {
   const c = syntheticCategory();
   return {
-    config: { data: "synthetic", imageSize: c.size },
+    config: { data: "synthetic", imageSize: c.size, method },
     categories: [c],
     banks: [{
       name: "unified",
@@ -473,6 +474,25 @@ Deno.test({
         assert.ok(img.width >= 600 && img.height >= 450, `${p}: ${img.width}×${img.height}`);
       }
       assert.deepEqual(files.warnings, []);
+      assert.match(html, /Bank-only scoring \(inter-residual norm\)/);
+      // A SNARM run states the method and the head used, not "bank-only".
+      const snarm = syntheticResult("snarm");
+      snarm.heads = [{
+        scope: "unified",
+        path: "/cache/fit-x/head.safetensors",
+        fitted: true,
+        cached: false,
+        seconds: 1,
+        blend: { lambda: 0.5, headMean: 0, headStd: 1, bankMean: 0, bankStd: 1 },
+        fit: null,
+      }];
+      const f2 = await writeReport(join(dir, "snarm"), snarm, { overlays: 0, png: false });
+      const h2 = await Deno.readTextFile(f2.html);
+      assert.doesNotMatch(h2, /Bank-only/);
+      assert.match(
+        h2,
+        /SNARM scoring, head unified: \/cache\/fit-x\/head\.safetensors \(fitted on this data(&#39;|')s training images, blended with the bank map, λ = 0\.5\)/,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -22,9 +22,9 @@ export {
 } from "./dataset.ts";
 export {
   centerCropOffset,
+  detectMaskConvention,
   IMAGENET_MEAN,
   IMAGENET_STD,
-  detectMaskConvention,
   type MaskConvention,
   type MaskRule,
   normalizeImageNet,

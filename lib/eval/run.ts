@@ -26,6 +26,7 @@ import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
+import type { FeatureGrid } from "../types.ts";
 import { hitFault } from "../util/fault.ts";
 import { PRESETS } from "../backbone/presets.ts";
 import { checkEvalMemory, MAX_IMAGE_SIZE } from "./memory.ts";
@@ -115,6 +116,8 @@ export interface CategoryResult {
   hasMasks: boolean;
   /** Test image ids (`test/<type>/<stem>`) in map order. */
   ids: string[];
+  /** Test image file paths in map order. */
+  paths: string[];
   labels: Uint8Array;
   defectTypes: string[];
   imageScores: Float32Array;
@@ -168,13 +171,31 @@ function resolveSplits(opts: EvalOptions): DatasetSplit[] {
   });
 }
 
+/** Embed one sample, its features checked ({@link checkFeaturesFinite}). */
 async function embedSample(bb: Backbone, s: Sample) {
-  return await bb.embed(s.image, [
-    1,
-    3,
-    Math.sqrt(s.image.length / 3),
-    Math.sqrt(s.image.length / 3),
-  ]);
+  const side = Math.sqrt(s.image.length / 3);
+  const f = await bb.embed(s.image, [1, 3, side, side]);
+  checkFeaturesFinite(f, s.record.path);
+  return f;
+}
+
+/**
+ * Report non-finite backbone features (a broken export, an extreme input) at the stage
+ * boundary, naming the image, before they reach the bank or the search.
+ * @param f `(1, h, w, C)` channels-last features of one image.
+ * @throws {Error} naming `path`, the value and its position.
+ */
+export function checkFeaturesFinite(f: FeatureGrid, path: string): void {
+  for (let i = 0; i < f.data.length; i++) {
+    if (!Number.isFinite(f.data[i])) {
+      const p = Math.floor(i / f.c);
+      throw new Error(
+        `backbone features of ${path} have a non-finite value (${f.data[i]}) at patch (${
+          Math.floor(p / f.w) % f.h
+        }, ${p % f.w}), channel ${i % f.c}; check the ONNX export (--model) and the image`,
+      );
+    }
+  }
 }
 
 /**
@@ -398,6 +419,13 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
         });
         pe.stop();
         pc.stop();
+        const asked = opts.bankSize ?? 10_000;
+        if (bank.meta.T < asked) {
+          console.warn(
+            `snarm: --bank-size ${asked} exceeds the ${bank.meta.numCandidates} patches of the ` +
+              `training images (${scope.name}): the bank keeps all of them (T = ${bank.meta.T})`,
+          );
+        }
       }
       if (opts.saveBankPath && !opts.loadBankPath) {
         await saveBank(scopePath(opts.saveBankPath, scope), bank);
@@ -559,6 +587,7 @@ async function scoreCategory(
     metrics,
     hasMasks: split.hasMasks,
     ids: split.test.map((r) => r.id),
+    paths: split.test.map((r) => r.path),
     labels,
     defectTypes: split.test.map((r) => r.defectType),
     imageScores: scores,

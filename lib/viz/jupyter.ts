@@ -197,6 +197,20 @@ function configHtml(config: Record<string, unknown>): string {
 }
 
 /** HTML summary of an evaluation result: metrics table, banks, timings and configuration. */
+/**
+ * One line saying how a run scored: bank-only, or SNARM with which head (fitted on the data or
+ * given with --head) and the head/bank blend λ.
+ */
+export function scoringSummary(result: EvalResult): string {
+  if (result.config.method !== "snarm") return "Bank-only scoring (inter-residual norm)";
+  const heads = result.heads.map((h) =>
+    `${h.scope}: ${h.path} (${
+      h.fitted ? "fitted on this data's training images" : "given with --head"
+    }${h.blend ? `, blended with the bank map, λ = ${h.blend.lambda}` : ""})`
+  );
+  return `SNARM scoring, head ${heads.join("; ")}`;
+}
+
 export function evalResultHtml(result: EvalResult): string {
   const banks = result.banks.map((b) =>
     `<li>${escapeHtml(b.name)}: T = ${b.T} entries from ${b.meta.numPatches} patches (${
@@ -211,6 +225,7 @@ export function evalResultHtml(result: EvalResult): string {
   return `<div class="snarm-result"><b>snarm evaluation</b> — ${result.categories.length} categories in ${
     result.seconds.toFixed(1)
   } s on ${escapeHtml(result.adapter)}
+<p>${escapeHtml(scoringSummary(result))}</p>
 ${tableHtml(resultTable(result))}
 <ul>${cats}</ul><b>banks</b><ul>${banks}</ul>
 <details><summary>configuration</summary>${configHtml(result.config)}</details></div>`;

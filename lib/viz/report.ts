@@ -12,7 +12,7 @@ import { prCurve, proCurve, rocCurve } from "../metrics/curves.ts";
 import { writeFileAtomic } from "../io/safetensors.ts";
 import type { PlotlyFigure } from "./figure.ts";
 import { finiteRange } from "./figure.ts";
-import { evalResultHtml, figureHtml } from "./jupyter.ts";
+import { evalResultHtml, figureHtml, scoringSummary } from "./jupyter.ts";
 import { categoryOverlayFigure } from "./maps.ts";
 import { prFigure, proFigure, rocFigure, scoreHistogramFigure } from "./charts.ts";
 import { type ExportTools, findPlotlyJs, saveFigures } from "./export.ts";
@@ -227,9 +227,7 @@ export async function writeReport(
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>${STYLE}</style><script src="${plotlySrc}"></script></head><body>
 <h1>${esc(title)}</h1>
-<p>${
-    result.config.method === "bank" ? "Bank-only scoring" : "SNARM scoring"
-  } (see configuration below).</p>
+<p>${esc(scoringSummary(result))} (see configuration below).</p>
 ${evalResultHtml(result)}
 ${sections.join("\n")}
 </body></html>`;
