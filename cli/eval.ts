@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
 import { hitFault } from "../lib/util/fault.ts";
+import type { DatasetOptions } from "../lib/data/dataset.ts";
 import { writeSafeTensors } from "../lib/io/safetensors.ts";
 import * as aq from "npm:arquero@8.0.3";
 import { MAX_IMAGE_SIZE } from "../lib/eval/memory.ts";
@@ -58,7 +59,16 @@ runs on WebGPU (fitting needs an adapter; without one the default falls back to 
 so). Relative paths are resolved from the folder you run the task in. SNARM_NO_GPU=1 hides the
 adapter (CPU engines, else TypeScript references).
 
-  --data DIR            dataset root in MVTec AD layout (default: embedded data/hazelnut_toy)
+  --data DIR            dataset root (default: embedded data/hazelnut_toy). Layouts, detected:
+                        MVTec AD (<cat>/train/good, test/<type>, ground_truth/<type>), MVTec
+                        3D-AD RGB (<cat>/train/good/rgb, test/<type>/{rgb,gt}), VisA
+                        (split_csv/1cls.csv), Folder (good/ + anomalous folders [+ mask/])
+  --normal-dir DIR      Folder dataset given explicitly: the normal images (split into train
+                        and test by --split-ratio, seeded by --seed)
+  --abnormal-dir DIR    ... anomalous images (repeatable; the folder name is the defect type)
+  --mask-dir DIR        ... masks, <stem>_mask.* or <stem>.* (flat or one sub-folder per type)
+  --split-ratio F       fraction of the normal images held out for testing (default 0.2)
+  --validation-as-train MVTec 3D-AD: also train on validation/good/rgb
   --method snarm|bank   SNARM (default) or bank-only scoring
   --head W.safetensors  use this SNARM head instead of fitting one (warns when it was fitted on
                         other categories), e.g. results/train/head.safetensors from deno task train
@@ -135,6 +145,11 @@ async function main() {
       method: { type: "string" },
       head: { type: "string" },
       category: { type: "string", multiple: true },
+      "normal-dir": { type: "string" },
+      "abnormal-dir": { type: "string", multiple: true },
+      "mask-dir": { type: "string" },
+      "split-ratio": { type: "string" },
+      "validation-as-train": { type: "boolean", default: false },
       backbone: { type: "string", default: "mobilenetv2" },
       model: { type: "string" },
       "backbone-engine": { type: "string" },
@@ -171,7 +186,9 @@ async function main() {
     return;
   }
   const out = userPath(values.out!);
-  const data = values.data === undefined ? DEFAULT_DATA : userPath(values.data);
+  let data = values.data === undefined ? DEFAULT_DATA : userPath(values.data);
+  const dataset = datasetOptions(values);
+  if (dataset.folder && values.data === undefined) data = dirname(dataset.folder.normalDir);
   const saveBank = values["save-bank"] === undefined ? undefined : userPath(values["save-bank"]);
   const loadBank = values["load-bank"] === undefined ? undefined : userPath(values["load-bank"]);
   // Parse every number before any work, so a bad value fails at once with the flag's name.
@@ -313,6 +330,7 @@ async function main() {
       method: chosen.method,
       head: chosen.head,
       categories: values.category,
+      dataset,
       backbone: values.backbone,
       model: values.model,
       backboneEngine: engine as "native" | "wasm" | "auto" | undefined,
@@ -448,6 +466,39 @@ async function main() {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
     lock.release();
   }
+}
+
+/** Dataset options from the layout flags (a Folder dataset given explicitly, MVTec 3D-AD). */
+function datasetOptions(values: {
+  "normal-dir"?: string;
+  "abnormal-dir"?: string[];
+  "mask-dir"?: string;
+  "split-ratio"?: string;
+  "validation-as-train"?: boolean;
+  seed?: string;
+}): DatasetOptions {
+  const opts: DatasetOptions = { validationAsTrain: values["validation-as-train"] ?? false };
+  const folderFlags = ["abnormal-dir", "mask-dir", "split-ratio"] as const;
+  if (values["normal-dir"] === undefined) {
+    const stray = folderFlags.filter((f) => values[f] !== undefined);
+    if (stray.length) throw new Error(`--${stray[0]} needs --normal-dir (a Folder dataset)`);
+    return opts;
+  }
+  if (!values["abnormal-dir"]?.length) {
+    throw new Error("--normal-dir needs at least one --abnormal-dir (the anomalous images)");
+  }
+  const ratio = values["split-ratio"] === undefined ? 0.2 : Number(values["split-ratio"]);
+  if (!(ratio > 0 && ratio < 1)) {
+    throw new Error(`--split-ratio must be in (0, 1), got "${values["split-ratio"]}"`);
+  }
+  opts.folder = {
+    normalDir: userPath(values["normal-dir"]),
+    abnormalDirs: values["abnormal-dir"].map(userPath),
+    maskDir: values["mask-dir"] === undefined ? null : userPath(values["mask-dir"]),
+    splitRatio: ratio,
+    seed: values.seed === undefined ? 0 : Number(values.seed),
+  };
+  return opts;
 }
 
 function finiteOrNull(v: number): number | null {

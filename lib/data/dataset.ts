@@ -1,5 +1,6 @@
 /**
- * Dataset enumeration for the two layouts SNARM's preprocessors read (spec §11):
+ * Dataset enumeration for the layouts SNARM's preprocessors read (spec §11) and two more that
+ * users' data comes in (MVTec 3D-AD RGB, Folder):
  *
  * **MVTec AD layout** (also MVTec-style copies such as `magnetic_tile`, `hazelnut_toy`):
  * ```
@@ -15,6 +16,13 @@
  * `opts.csv`): header `object,split,label,image,mask`; `label` is `normal` / `anomaly`; `image` and
  * `mask` are paths relative to `<root>`. Raw VisA masks are label maps (0 = background), so these
  * records use mask rule `"nonzero"`. Anomalous records get `defectType: "anomaly"`.
+ *
+ * **MVTec 3D-AD** (detected by `<category>/train/good/rgb/`): RGB images only, masks in
+ * `test/<type>/gt/`; `validation/good/rgb` used as extra normals with `validationAsTrain`.
+ *
+ * **Folder** (anomalib's format; detected when the root holds one `good`/`normal`/`ok` folder,
+ * other image folders (anomalous) and at most one `mask`/`masks`/`ground_truth`/`gt` folder, or
+ * given as {@link FolderSpec}): normals split into train/test, seeded.
  *
  * Image files are those with an image extension (png, jpg, jpeg, bmp, tif, tiff, webp, gif, any
  * case; hidden files skipped). Their content format is checked only when decoded, so e.g. a BMP
@@ -58,7 +66,7 @@ export interface DatasetSplit {
   /** Category name. */
   category: string;
   /** Layout the records were read from. */
-  layout: "mvtec" | "visa-csv";
+  layout: "mvtec" | "mvtec3d" | "visa-csv" | "folder";
   /** Normal training images (train/good), sorted. */
   train: ImageRecord[];
   /** Test images of all types, sorted by type then name. */
@@ -71,6 +79,54 @@ export interface DatasetSplit {
 export interface DatasetOptions {
   /** Path of a VisA-style split CSV (`object,split,label,image,mask`). */
   csv?: string;
+  /** MVTec 3D-AD: also use `validation/good/rgb` as normal training images (default false). */
+  validationAsTrain?: boolean;
+  /** Folder layout given explicitly (else detected under the root, see {@link FolderSpec}). */
+  folder?: FolderSpec;
+}
+
+/**
+ * A Folder dataset (anomalib's "Folder" format): a folder of normal images, folders of anomalous
+ * ones, optionally a mask folder (masks matched by file stem, `<stem>_mask.*` or `<stem>.*`).
+ * The normal images are split into train and test, seeded: `splitRatio` of them (default 0.2,
+ * at least one) go to the test set.
+ */
+export interface FolderSpec {
+  normalDir: string;
+  abnormalDirs: string[];
+  maskDir?: string | null;
+  /** Fraction of the normal images held out for testing (default 0.2). */
+  splitRatio?: number;
+  /** Seed of the normal split (default 0). */
+  seed?: number;
+  /** Category name (default: the name of the folder holding `normalDir`). */
+  category?: string;
+}
+
+const NORMAL_NAMES = ["good", "normal", "ok"];
+const MASK_NAMES = ["mask", "masks", "ground_truth", "gt"];
+
+/**
+ * The Folder layout of `root`, when unambiguous: no MVTec-style category, one normal folder
+ * (`good`, `normal` or `ok`), at least one other image folder (anomalous), and optionally one
+ * mask folder (`mask`, `masks`, `ground_truth` or `gt`). Null otherwise.
+ */
+export function detectFolderLayout(root: string): FolderSpec | null {
+  if (!isDir(root)) return null;
+  const dirs = listDirs(root);
+  if (dirs.some((d) => isDir(join(root, d, "train")) || isDir(join(root, d, "test")))) return null;
+  if (dirs.includes("train") || dirs.includes("test")) return null;
+  const normal = dirs.filter((d) => NORMAL_NAMES.includes(d.toLowerCase()));
+  const masks = dirs.filter((d) => MASK_NAMES.includes(d.toLowerCase()));
+  const abnormal = dirs.filter((d) =>
+    !normal.includes(d) && !masks.includes(d) && listImages(join(root, d)).length > 0
+  );
+  if (normal.length !== 1 || masks.length > 1 || abnormal.length === 0) return null;
+  return {
+    normalDir: join(root, normal[0]),
+    abnormalDirs: abnormal.map((d) => join(root, d)),
+    maskDir: masks.length ? join(root, masks[0]) : null,
+  };
 }
 
 const IMAGE_EXT = /\.(png|jpe?g|bmp|tiff?|webp|gif)$/i;
@@ -210,6 +266,8 @@ function csvFor(root: string, opts: DatasetOptions): string | null {
  * @throws {DatasetError} naming `root` when it does not exist, is not a folder, or has no category.
  */
 export function listCategories(root: string, opts: DatasetOptions = {}): string[] {
+  const folder = opts.folder ?? (statOrNull(root)?.isDirectory ? detectFolderLayout(root) : null);
+  if (folder) return [folderCategory(folder)];
   checkRoot(root);
   const csv = csvFor(root, opts);
   if (csv) {
@@ -236,9 +294,166 @@ export function listCategories(root: string, opts: DatasetOptions = {}): string[
  *   ground truth, or a malformed / inconsistent split CSV.
  */
 export function loadSplit(root: string, category: string, opts: DatasetOptions = {}): DatasetSplit {
+  const folder = opts.folder ?? (statOrNull(root)?.isDirectory ? detectFolderLayout(root) : null);
+  if (folder) return loadFolderSplit(root, folder);
   checkRoot(root);
   const csv = csvFor(root, opts);
-  return csv ? loadCsvSplit(root, category, csv) : loadMvtecSplit(root, category);
+  if (csv) return loadCsvSplit(root, category, csv);
+  if (isDir(join(root, category, "train", "good", "rgb"))) {
+    return loadMvtec3dSplit(root, category, opts.validationAsTrain ?? false);
+  }
+  return loadMvtecSplit(root, category);
+}
+
+function folderCategory(f: FolderSpec): string {
+  return f.category ?? (f.normalDir.replace(/\/+$/, "").split("/").slice(-2, -1)[0] || "folder");
+}
+
+/** Seeded Fisher–Yates order of `n` items (mulberry32). */
+function seededOrder(n: number, seed: number): number[] {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx;
+}
+
+function loadFolderSplit(root: string, f: FolderSpec): DatasetSplit {
+  const category = folderCategory(f);
+  for (const d of [f.normalDir, ...f.abnormalDirs, ...(f.maskDir ? [f.maskDir] : [])]) {
+    if (!isDir(d)) throw new DatasetError(`${d}: folder does not exist (Folder dataset)`);
+  }
+  const ratio = f.splitRatio ?? 0.2;
+  if (!(ratio > 0 && ratio < 1)) {
+    throw new DatasetError(`Folder dataset: --split-ratio must be in (0, 1), got ${ratio}`);
+  }
+  const normals = listImages(f.normalDir);
+  if (normals.length < 2) {
+    throw new DatasetError(
+      `${f.normalDir}: ${normals.length} normal image(s); a Folder dataset needs at least 2 (train and test)`,
+    );
+  }
+  const order = seededOrder(normals.length, f.seed ?? 0);
+  const nTest = Math.max(1, Math.round(ratio * normals.length));
+  const testSet = new Set(order.slice(0, nTest));
+  const rec = (dir: string, n: string, split: "train" | "test", type: string, label: 0 | 1) => ({
+    path: join(dir, n),
+    category,
+    split,
+    defectType: type,
+    label,
+    maskPath: null as string | null,
+    maskRule: "auto" as MaskRule,
+    id: `${split}/${type}/${stemOf(n)}`,
+  });
+  const train = normals.filter((_, i) => !testSet.has(i)).map((n) =>
+    rec(f.normalDir, n, "train", "good", 0)
+  );
+  const test: ImageRecord[] = normals.filter((_, i) => testSet.has(i)).map((n) =>
+    rec(f.normalDir, n, "test", "good", 0)
+  );
+  const maskIndex = new Map<string, Map<string, string>>();
+  let withMask = 0, defects = 0;
+  for (const d of f.abnormalDirs) {
+    const type = d.replace(/\/+$/, "").split("/").pop()!;
+    for (const n of listImages(d)) {
+      const r = rec(d, n, "test", type, 1);
+      if (f.maskDir) {
+        // Masks flat in the mask folder, or in a sub-folder per anomalous folder.
+        r.maskPath = findMask(join(f.maskDir, type), stemOf(n), maskIndex) ??
+          findMask(f.maskDir, stemOf(n), maskIndex);
+        if (!r.maskPath) {
+          throw new DatasetError(
+            `${f.maskDir}: no mask for anomalous image ${r.path}; expected ${stemOf(n)}_mask.png ` +
+              `or ${stemOf(n)}.png in ${f.maskDir} or ${join(f.maskDir, type)}`,
+          );
+        }
+        withMask++;
+      }
+      defects++;
+      test.push(r);
+    }
+  }
+  return {
+    root,
+    category,
+    layout: "folder",
+    train,
+    test,
+    hasMasks: f.maskDir ? withMask === defects : false,
+  };
+}
+
+/**
+ * MVTec 3D-AD (RGB only): `<cat>/train/good/rgb/*.png`, `<cat>/validation/good/rgb/*.png`
+ * (normal; used for training only with `validationAsTrain`), `<cat>/test/<type>/rgb/*.png` with
+ * masks `<cat>/test/<type>/gt/<stem>.png` (also for good images: all zero). The xyz point clouds
+ * are not read.
+ */
+function loadMvtec3dSplit(root: string, category: string, withValidation: boolean): DatasetSplit {
+  const dir = join(root, category);
+  const normalsOf = (split: string) => {
+    const d = join(dir, split, "good", "rgb");
+    return isDir(d) ? listImages(d).map((n) => ({ d, n, split })) : [];
+  };
+  const trainFiles = [...normalsOf("train"), ...(withValidation ? normalsOf("validation") : [])];
+  if (!trainFiles.length) {
+    throw new DatasetError(`${join(dir, "train", "good", "rgb")}: no training images`);
+  }
+  const train: ImageRecord[] = trainFiles.map(({ d, n, split }) => ({
+    path: join(d, n),
+    category,
+    split: "train",
+    defectType: "good",
+    label: 0,
+    maskPath: null,
+    maskRule: "auto",
+    id: `${split}/good/${stemOf(n)}`,
+  }));
+  const test: ImageRecord[] = [];
+  const testDir = join(dir, "test");
+  let defects = 0, withMask = 0;
+  const maskIndex = new Map<string, Map<string, string>>();
+  for (const type of isDir(testDir) ? listDirs(testDir) : []) {
+    const rgb = join(testDir, type, "rgb");
+    if (!isDir(rgb)) continue;
+    const label = type === "good" ? 0 : 1;
+    for (const n of listImages(rgb)) {
+      const maskPath = label ? findMask(join(testDir, type, "gt"), stemOf(n), maskIndex) : null;
+      if (label) {
+        defects++;
+        if (maskPath) withMask++;
+      }
+      test.push({
+        path: join(rgb, n),
+        category,
+        split: "test",
+        defectType: type,
+        label,
+        maskPath,
+        maskRule: "auto",
+        id: `test/${type}/${stemOf(n)}`,
+      });
+    }
+  }
+  if (withMask > 0 && withMask < defects) {
+    const missing = test.find((r) => r.label === 1 && !r.maskPath)!;
+    throw new DatasetError(
+      `${missing.path}: missing ground-truth mask; expected ${
+        join(testDir, missing.defectType, "gt", stemOf(missing.path) + ".png")
+      }`,
+    );
+  }
+  return { root, category, layout: "mvtec3d", train, test, hasMasks: defects === withMask };
 }
 
 function loadMvtecSplit(root: string, category: string): DatasetSplit {

@@ -21,7 +21,7 @@
 import { join } from "node:path";
 import type { Bank } from "../bank/bank.ts";
 import { loadBank, saveBank } from "../bank/bank.ts";
-import { loadSplit } from "../data/dataset.ts";
+import { type DatasetOptions, loadSplit } from "../data/dataset.ts";
 import { loadHeadWeights, saveHeadWeights } from "../model/weights.ts";
 import { Head } from "../model/head.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
@@ -72,6 +72,8 @@ export interface FitSettings {
 export interface FitOptions extends FitSettings {
   data: string;
   categories: string[];
+  /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
+  dataset?: DatasetOptions;
   backbone?: string;
   model?: string;
   /** ONNX Runtime engine of the backbone (features are identical; speed differs). */
@@ -162,7 +164,7 @@ export async function fitKey(
 ): Promise<{ key: string; what: object }> {
   const files: Array<[string, number, string]> = [];
   for (const c of o.categories) {
-    for (const r of loadSplit(o.data, c).train) {
+    for (const r of loadSplit(o.data, c, o.dataset).train) {
       const bytes = await Deno.readFile(r.path);
       files.push([`${c}/${r.id}`, bytes.length, await sha256Hex(bytes)]);
     }
@@ -269,6 +271,7 @@ async function fitLocked(
     const r = await runTraining({
       data: [o.data],
       categories: o.categories,
+      dataset: o.dataset,
       out: stage,
       preset: f.preset,
       steps: f.steps,

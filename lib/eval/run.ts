@@ -11,7 +11,7 @@ import {
   loadSplit,
   type Sample,
 } from "../data/mod.ts";
-import { DatasetError } from "../data/dataset.ts";
+import { DatasetError, type DatasetOptions } from "../data/dataset.ts";
 import { type Backbone, loadBackbone } from "../backbone/mod.ts";
 import {
   type Bank,
@@ -64,6 +64,8 @@ export interface EvalOptions {
    * false: the head's own map (the official SNARM output).
    */
   blend?: boolean;
+  /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
+  dataset?: DatasetOptions;
   /** Categories to evaluate (default: all found under `data`). */
   categories?: string[];
   /** Backbone preset name (default `"mobilenetv2"`). */
@@ -155,12 +157,14 @@ export interface EvalResult {
 
 /** Build the dataset splits up front so a wrong root or an empty category fails before any work. */
 function resolveSplits(opts: EvalOptions): DatasetSplit[] {
-  const cats = opts.categories?.length ? [...new Set(opts.categories)] : listCategories(opts.data);
+  const cats = opts.categories?.length
+    ? [...new Set(opts.categories)]
+    : listCategories(opts.data, opts.dataset);
   if (!cats.length) {
     throw new DatasetError(`${opts.data}: no category found (expected <category>/train/good)`);
   }
   return cats.map((c) => {
-    const s = loadSplit(opts.data, c);
+    const s = loadSplit(opts.data, c, opts.dataset);
     if (!s.train.length) throw new DatasetError(`${opts.data}/${c}/train/good: no training image`);
     if (!s.test.length) {
       throw new DatasetError(
@@ -346,6 +350,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           ...opts.fit,
           data: opts.data,
           categories: scope.categories,
+          dataset: opts.dataset,
           backbone: opts.backbone,
           model: opts.model,
           backboneEngine: opts.backboneEngine,

@@ -11,6 +11,7 @@ import { type Gpu, tryGetGpu } from "../gpu/device.ts";
 import type { HeadConfig } from "../model/config.ts";
 import { fuseResiduals } from "../residual/gpu.ts";
 import { saveHeadWeights } from "../model/weights.ts";
+import type { DatasetOptions } from "../data/dataset.ts";
 import { writeFileAtomic } from "../io/safetensors.ts";
 import { noProgress, startProgress } from "../util/progress.ts";
 import { warmCosineLr } from "./adamw.ts";
@@ -79,6 +80,8 @@ export interface TrainOptions {
   resize?: number;
   /** Categories to train on (default: all of each root). */
   categories?: string[];
+  /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
+  dataset?: DatasetOptions;
   bankSize?: number;
   bankCap?: number;
   synthPerImage?: number;
@@ -255,6 +258,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     backboneEngine: o.backboneEngine,
     resize: o.resize,
     categories: o.categories,
+    dataset: o.dataset,
     bankSize: o.bankSize,
     bankCap: o.bankCap,
     seed,

@@ -19,7 +19,13 @@ import { type Backbone, loadBackbone } from "../backbone/mod.ts";
 import { type Bank, buildBank } from "../bank/bank.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
 import { interModelInput } from "../bank/residual.ts";
-import { DatasetError, type ImageRecord, listCategories, loadSplit } from "../data/dataset.ts";
+import {
+  DatasetError,
+  type DatasetOptions,
+  type ImageRecord,
+  listCategories,
+  loadSplit,
+} from "../data/dataset.ts";
 import { normalizeImageNet } from "../data/preprocess.ts";
 import { loadSample } from "../data/sample.ts";
 import { tryGetGpu } from "../gpu/device.ts";
@@ -55,6 +61,8 @@ export interface PrepareOptions {
    * in every root that has it; a root without any of them is an error.
    */
   categories?: string[];
+  /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
+  dataset?: DatasetOptions;
   /** Backbone preset (default "mobilenetv2"), model path and feature dim override. */
   backbone?: string;
   model?: string;
@@ -240,7 +248,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
   const plans = opts.roots.map((root) => {
     let cats: string[];
     try {
-      cats = listCategories(root);
+      cats = listCategories(root, opts.dataset);
     } catch (e) {
       const msg = (e as Error).message;
       throw new DatasetError(msg.includes(root) ? msg : `${root}: ${msg}`);
@@ -255,12 +263,12 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
       cats = cats.filter((c) => want.has(c));
       if (!cats.length) {
         throw new DatasetError(
-          `${root}: none of the categories [${opts.categories}] (found: ${listCategories(root)})`,
+          `${root}: none of the categories [${opts.categories}] (found: ${listCategories(root, opts.dataset)})`,
         );
       }
     }
     const splits = cats.map((c) => {
-      const s = loadSplit(root, c);
+      const s = loadSplit(root, c, opts.dataset);
       if (!s.train.length) {
         throw new DatasetError(`${root}/${c}/train/good: no training image`);
       }

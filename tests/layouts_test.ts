@@ -1,0 +1,132 @@
+/**
+ * Dataset layouts beyond MVTec AD (issue #12 item 3), built from the embedded hazelnut_toy:
+ * MVTec 3D-AD RGB (validation/ as extra normals or ignored) and Folder datasets (detected, or
+ * given with --normal-dir/--abnormal-dir/--mask-dir, normals split by --split-ratio, seeded).
+ * The same images in MVTec layout and in MVTec 3D-AD layout give the same metrics.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { detectFolderLayout, listCategories, loadSplit } from "../lib/data/dataset.ts";
+
+const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
+const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
+const TRAIN = ["00", "01", "02", "03", "06", "07"];
+
+async function cp(src: string, dst: string) {
+  await Deno.mkdir(join(dst, ".."), { recursive: true });
+  await Deno.copyFile(src, dst);
+}
+
+async function evalJson(args: string[]) {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--method", "bank", "--image-size", "64", "--bank-size", "300"]
+      .concat(["--no-png", ...args]),
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: "/tmp" },
+  }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 0, err);
+  const out = args[args.indexOf("--out") + 1];
+  return JSON.parse(await Deno.readTextFile(join(out, "results.json")));
+}
+
+Deno.test("layout: MVTec 3D-AD RGB is read (masks in gt/, validation/ ignored or used) and scores as MVTec AD", async () => {
+  const root = await Deno.makeTempDir({ prefix: "snarm_3d_" });
+  const mv = join(root, "mvtec", "hazelnut"), d3 = join(root, "mvtec3d", "hazelnut");
+  for (const f of TRAIN) {
+    await cp(join(HAZEL, `train/good/${f}.jpg`), join(mv, `train/good/${f}.jpg`));
+    await cp(join(HAZEL, `train/good/${f}.jpg`), join(d3, `train/good/rgb/${f}.jpg`));
+  }
+  await cp(join(HAZEL, "train/good/08.jpg"), join(d3, "validation/good/rgb/08.jpg"));
+  for (const f of ["04", "05"]) {
+    await cp(join(HAZEL, `test/good/${f}.jpg`), join(mv, `test/good/${f}.jpg`));
+    await cp(join(HAZEL, `test/good/${f}.jpg`), join(d3, `test/good/rgb/${f}.jpg`));
+  }
+  for (const f of ["00", "01", "02"]) {
+    await cp(join(HAZEL, `test/colour/${f}.jpg`), join(mv, `test/colour/${f}.jpg`));
+    await cp(join(HAZEL, `test/colour/${f}.jpg`), join(d3, `test/colour/rgb/${f}.jpg`));
+    const m = join(HAZEL, `ground_truth/colour/${f}_mask.png`);
+    await cp(m, join(mv, `ground_truth/colour/${f}_mask.png`));
+    await cp(m, join(d3, `test/colour/gt/${f}.png`));
+  }
+  const s = loadSplit(join(root, "mvtec3d"), "hazelnut");
+  assert.equal(s.layout, "mvtec3d");
+  assert.equal(s.train.length, 6);
+  assert.equal(s.test.length, 5);
+  assert.ok(s.hasMasks);
+  assert.ok(s.test.find((r) => r.id === "test/colour/01")!.maskPath!.endsWith("colour/gt/01.png"));
+  const v = loadSplit(join(root, "mvtec3d"), "hazelnut", { validationAsTrain: true });
+  assert.equal(v.train.length, 7);
+  assert.ok(v.train.some((r) => r.id === "validation/good/08"));
+
+  const a = await evalJson(["--data", join(root, "mvtec"), "--out", join(root, "o1")]);
+  const b = await evalJson(["--data", join(root, "mvtec3d"), "--out", join(root, "o2")]);
+  assert.deepEqual(b.categories.hazelnut, a.categories.hazelnut, "same images → same metrics");
+  const c = await evalJson([
+    "--data",
+    join(root, "mvtec3d"),
+    "--validation-as-train",
+    "--out",
+    join(root, "o3"),
+  ]);
+  assert.equal(typeof c.categories.hazelnut.pixel_ap, "number");
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("layout: Folder datasets — detected (good/ + anomalous folders + mask/) or given by flags; normal split seeded", async () => {
+  const root = await Deno.makeTempDir({ prefix: "snarm_folder_" });
+  const ds = join(root, "nuts");
+  for (const f of [...TRAIN, "08", "09", "10", "11"]) {
+    await cp(join(HAZEL, `train/good/${f}.jpg`), join(ds, `good/${f}.jpg`));
+  }
+  for (const f of ["00", "01", "02"]) {
+    await cp(join(HAZEL, `test/colour/${f}.jpg`), join(ds, `colour/${f}.jpg`));
+    await cp(join(HAZEL, `ground_truth/colour/${f}_mask.png`), join(ds, `mask/${f}_mask.png`));
+  }
+  const spec = detectFolderLayout(ds);
+  assert.ok(spec);
+  assert.deepEqual(listCategories(ds), ["nuts"]);
+  const s = loadSplit(ds, "nuts");
+  assert.equal(s.layout, "folder");
+  assert.equal(s.train.length, 8);
+  assert.equal(s.test.filter((r) => r.label === 0).length, 2); // round(0.2 · 10)
+  assert.equal(s.test.filter((r) => r.label === 1).length, 3);
+  assert.ok(s.hasMasks);
+  // Seeded: the same seed gives the same split, another seed another one.
+  const again = loadSplit(ds, "nuts", { folder: { ...spec!, seed: 0 } });
+  assert.deepEqual(again.train.map((r) => r.id), s.train.map((r) => r.id));
+  const other = loadSplit(ds, "nuts", { folder: { ...spec!, seed: 7 } });
+  assert.notDeepEqual(other.train.map((r) => r.id), s.train.map((r) => r.id));
+  // Ambiguous roots are not taken for Folder datasets.
+  assert.equal(detectFolderLayout(join(HAZEL, "..")), null);
+
+  const auto = await evalJson(["--data", ds, "--out", join(root, "o1")]);
+  const flags = await evalJson([
+    "--normal-dir",
+    join(ds, "good"),
+    "--abnormal-dir",
+    join(ds, "colour"),
+    "--mask-dir",
+    join(ds, "mask"),
+    "--out",
+    join(root, "o2"),
+  ]);
+  assert.deepEqual(Object.keys(auto.categories), ["nuts"]);
+  assert.deepEqual(flags.categories.nuts, auto.categories.nuts);
+  assert.equal(auto.categories.nuts.n_test, 5);
+  assert.equal(typeof auto.categories.nuts.pixel_ap, "number");
+  const ratio = await evalJson([
+    "--normal-dir",
+    join(ds, "good"),
+    "--abnormal-dir",
+    join(ds, "colour"),
+    "--split-ratio",
+    "0.5",
+    "--out",
+    join(root, "o3"),
+  ]);
+  assert.equal(ratio.categories.nuts.n_test, 5 + 3);
+  assert.equal(ratio.categories.nuts.pixel_ap, null, "no --mask-dir: image metrics only");
+  await Deno.remove(root, { recursive: true });
+});
