@@ -90,6 +90,10 @@ adapter (CPU engines, else TypeScript references).
                         activations, 512-d) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx     ONNX model for the backbone preset
   --backbone-engine E   auto (default: ONNX Runtime's native CPU engine, else wasm) | native | wasm
+  --taps "A,B;C,D"      tap tensor names of --model, in groups (";" between groups, "," within):
+                        e.g. your DINOv2 export's block outputs; deno task backbone --model
+                        FILE lists the candidates with their shapes
+  --input-name NAME     the model's image input (default: its first graph input)
   --feature-dim D       patch feature dimension (Aggregator width; default the preset's: 256, wide 512)
   --bank-size T         bank size after the coreset (default 10000; official 100000)
   --bank-cap N          random cap of training patches before the coreset (default 200000)
@@ -155,6 +159,8 @@ async function main() {
       "backbone-engine": { type: "string" },
       "bank-size": { type: "string" },
       "feature-dim": { type: "string" },
+      taps: { type: "string" },
+      "input-name": { type: "string" },
       "bank-cap": { type: "string" },
       "image-size": { type: "string" },
       resize: { type: "string" },
@@ -332,6 +338,8 @@ async function main() {
       categories: values.category,
       dataset,
       backbone: values.backbone,
+      taps: parseTaps(values.taps),
+      inputName: values["input-name"],
       model: values.model,
       backboneEngine: engine as "native" | "wasm" | "auto" | undefined,
       ...numbers,
@@ -503,6 +511,16 @@ function datasetOptions(values: {
 
 function finiteOrNull(v: number): number | null {
   return Number.isFinite(v) ? v : null;
+}
+
+/** `--taps "A,B;C,D"` → [["A", "B"], ["C", "D"]]; undefined when not given. */
+function parseTaps(v: string | undefined): string[][] | undefined {
+  if (v === undefined) return undefined;
+  const groups = v.split(";").map((g) => g.split(",").map((t) => t.trim()).filter(Boolean));
+  if (!groups.length || groups.some((g) => !g.length)) {
+    throw new Error(`--taps expects groups of tensor names like "A,B;C,D", got "${v}"`);
+  }
+  return groups;
 }
 
 if (import.meta.main) {

@@ -45,6 +45,10 @@ fusion with the current unary predictor, forward + focal loss + backward + AdamW
   --init-head FILE       start from this head (fine-tuning; same preset and feature dim)
   --backbone NAME        mobilenetv2 (default) | dinov2-vitb14-reg4 (needs --model)
   --model FILE.onnx      ONNX model for the backbone preset
+  --taps "A,B;C,D"       tap tensor names of --model, in groups (";" between groups, "," within):
+                         e.g. your DINOv2 export's block outputs; deno task backbone --model
+                         FILE lists the candidates with their shapes
+  --input-name NAME      the model's image input (default: its first graph input)
   --feature-dim D        patch feature dimension (default the preset's, 256)
   --image-size S         input size = centre-crop side, multiple of 8 (default 392)
   --resize R             resize side before the centre crop (default round(S·448/392))
@@ -95,6 +99,8 @@ async function main(): Promise<void> {
       backbone: { type: "string" },
       model: { type: "string" },
       "feature-dim": { type: "string" },
+      taps: { type: "string" },
+      "input-name": { type: "string" },
       "image-size": { type: "string" },
       "bank-size": { type: "string" },
       "bank-cap": { type: "string" },
@@ -150,6 +156,8 @@ async function main(): Promise<void> {
       ? (num(values["image-size"], "image-size") ?? 392)
       : num(values.resize, "resize"),
     backbone: values.backbone,
+    taps: parseTaps(values.taps),
+    inputName: values["input-name"],
     model: values.model ? userPath(values.model) : undefined,
     featureDim: num(values["feature-dim"], "feature-dim"),
     imageSize: num(values["image-size"], "image-size"),
@@ -177,6 +185,16 @@ async function main(): Promise<void> {
     );
   }
   console.log(`wrote ${r.lossCsv}, ${r.checkpointPath}${r.headWritten ? `, ${r.headPath}` : ""}`);
+}
+
+/** `--taps "A,B;C,D"` → [["A", "B"], ["C", "D"]]; undefined when not given. */
+function parseTaps(v: string | undefined): string[][] | undefined {
+  if (v === undefined) return undefined;
+  const groups = v.split(";").map((g) => g.split(",").map((t) => t.trim()).filter(Boolean));
+  if (!groups.length || groups.some((g) => !g.length)) {
+    throw new Error(`--taps expects groups of tensor names like "A,B;C,D", got "${v}"`);
+  }
+  return groups;
 }
 
 if (import.meta.main) {

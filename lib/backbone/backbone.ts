@@ -140,7 +140,8 @@ export async function loadBackbone(
     modelPath: model instanceof Uint8Array ? undefined : String(model),
     taps: opts.taps ?? base.taps,
     inputSize: opts.inputSize ?? base.inputSize,
-    grid: opts.grid ?? base.grid,
+    // The working grid follows the input size (official: size // 8) unless given.
+    grid: opts.grid ?? (opts.inputSize !== undefined ? Math.floor(opts.inputSize / 8) : base.grid),
     pretrainDim: opts.pretrainDim ?? base.pretrainDim,
     targetDim: opts.targetDim ?? base.targetDim,
     registers: opts.registers ?? base.registers,
@@ -165,6 +166,7 @@ export async function loadBackbone(
     engine,
     threads: opts.threads,
     inputName: opts.inputName,
+    staticSize: cfg.kind === "vit",
     what,
   });
   const sha = await sha256Hex(bytes);

@@ -95,6 +95,11 @@ export interface PrepareOptions {
   prune?: boolean;
   /** Label for error messages (e.g. the model path). */
   what?: string;
+  /**
+   * Refuse (instead of freeing) a static image size other than `inputSize`: a ViT export bakes the
+   * patch grid and the position-embedding interpolation into the graph (default false).
+   */
+  staticSize?: boolean;
 }
 
 /** Result of {@link prepareTapModel}. */
@@ -209,6 +214,20 @@ export function prepareTapModel(
   // --- Free fixed spatial (and batch) dims of the image input.
   let freed = false;
   const inDims = input.type?.tensorType?.shape?.dim;
+  if (inDims && inDims.length === 4 && opts.staticSize && opts.inputSize !== undefined) {
+    const hw = [inDims[2], inDims[3]].map((d) =>
+      Object.prototype.hasOwnProperty.call(d, "dimValue") ? Number(d.dimValue) : null
+    );
+    if (hw.some((v) => v !== null && v !== opts.inputSize)) {
+      throw new BackboneModelError(
+        `${what}: the export has a static ${hw[0] ?? "?"}×${hw[1] ?? "?"} input '${inputName}', ` +
+          `but this run asks for ${opts.inputSize}×${opts.inputSize}; a ViT export bakes the ` +
+          `patch grid and the position-embedding interpolation in, so it cannot run at another ` +
+          `size. Use --image-size ${hw[0] ?? hw[1]}, or re-export at ${opts.inputSize}² (or with ` +
+          `dynamic height/width axes)`,
+      );
+    }
+  }
   if (inDims && inDims.length === 4) {
     const fix = (i: number, want: number | undefined, param: string) => {
       const d = inDims[i];
@@ -338,6 +357,17 @@ export function prepareTapModel(
       graph.node = kept;
       graph.initializer = graph.initializer.filter((t: { name: string }) => needed.has(t.name));
       graph.input = graphInputs.filter((i) => i.name === inputName || needed.has(i.name));
+      const extra = realInputs.filter((i) => i.name !== inputName && needed.has(i.name));
+      if (extra.length) {
+        throw new BackboneModelError(
+          `${what}: the taps depend on graph input(s) ${
+            extra.map((i) => `'${i.name}' [${dimsOf(i) ?? "?"}]`).join(", ")
+          } besides the image input '${inputName}'; snarm feeds only the image. Re-export a ` +
+            `module whose forward takes the image alone (for DINOv2: forward(x) = ` +
+            `model.forward_features(x)["x_norm_patchtokens"]; see the README's export recipe), ` +
+            `or name the image input with --input-name`,
+        );
+      }
       graph.valueInfo = (graph.valueInfo as ValueInfoLike[]).filter((v) => needed.has(v.name));
     }
   } else {

@@ -172,6 +172,8 @@ export interface TapSessionOptions {
   batchSize?: number;
   /** Image input name (default: first non-initializer graph input). */
   inputName?: string;
+  /** Refuse a static input size other than `inputSize` (ViT exports; see prepareTapModel). */
+  staticSize?: boolean;
   /**
    * onnxruntime-web execution provider (engine `"wasm"`; default `"wasm"`). `"webgpu"` makes
    * engine `"auto"` resolve to `"wasm"`.
@@ -229,6 +231,7 @@ export class TapSession {
       inputSize: opts.inputSize,
       batchSize: opts.batchSize,
       prune: opts.prune,
+      staticSize: opts.staticSize,
       what,
     });
     if (engine === "native") {

@@ -75,6 +75,10 @@ export interface FitOptions extends FitSettings {
   /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
   dataset?: DatasetOptions;
   backbone?: string;
+  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
+  taps?: string[][];
+  /** Name of the model's image input (default: its first graph input). */
+  inputName?: string;
   model?: string;
   /** ONNX Runtime engine of the backbone (features are identical; speed differs). */
   backboneEngine?: "native" | "wasm" | "auto";
@@ -175,6 +179,8 @@ export async function fitKey(
     categories: o.categories,
     files: await sha256Hex(JSON.stringify(files)),
     backbone: o.backbone ?? "mobilenetv2",
+    taps: o.taps ?? null,
+    inputName: o.inputName ?? null,
     model: modelSha,
     featureDim: o.featureDim ?? null,
     imageSize: size,
@@ -287,6 +293,8 @@ async function fitLocked(
       valEvery: f.valEvery,
       init,
       backbone: o.backbone,
+      taps: o.taps,
+      inputName: o.inputName,
       model: o.model,
       backboneEngine: o.backboneEngine,
       featureDim: o.featureDim,

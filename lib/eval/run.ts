@@ -70,6 +70,10 @@ export interface EvalOptions {
   categories?: string[];
   /** Backbone preset name (default `"mobilenetv2"`). */
   backbone?: string;
+  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
+  taps?: string[][];
+  /** Name of the model's image input (default: its first graph input). */
+  inputName?: string;
   /** ONNX model path for presets without an embedded model (e.g. `dinov2-vitb14-reg4`). */
   model?: string;
   /** ONNX Runtime engine of the backbone (default "auto": native CPU engine, else wasm). */
@@ -247,6 +251,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     grid,
     targetDim: opts.featureDim,
     engine: opts.backboneEngine,
+    taps: opts.taps,
+    inputName: opts.inputName,
   });
   const desc = bb.describe();
   const method = opts.method ?? "bank";
@@ -352,6 +358,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           categories: scope.categories,
           dataset: opts.dataset,
           backbone: opts.backbone,
+          taps: opts.taps,
+          inputName: opts.inputName,
           model: opts.model,
           backboneEngine: opts.backboneEngine,
           featureDim: opts.featureDim,

@@ -71,6 +71,10 @@ export interface TrainOptions {
   dropout?: number;
   // Sample preparation (lib/train/samples.ts).
   backbone?: string;
+  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
+  taps?: string[][];
+  /** Name of the model's image input (default: its first graph input). */
+  inputName?: string;
   model?: string;
   featureDim?: number;
   imageSize?: number;
@@ -252,6 +256,8 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const set = o.trainingSet ?? await prepareTrainingSet({
     roots: o.data,
     backbone: o.backbone,
+    taps: o.taps,
+    inputName: o.inputName,
     model: o.model,
     featureDim: o.featureDim,
     imageSize: o.imageSize,

@@ -65,6 +65,10 @@ export interface PrepareOptions {
   dataset?: DatasetOptions;
   /** Backbone preset (default "mobilenetv2"), model path and feature dim override. */
   backbone?: string;
+  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
+  taps?: string[][];
+  /** Name of the model's image input (default: its first graph input). */
+  inputName?: string;
   model?: string;
   featureDim?: number;
   /** ONNX Runtime engine of the backbone (default "auto": native CPU engine, else wasm). */
@@ -282,6 +286,8 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
     grid,
     targetDim: opts.featureDim,
     engine: opts.backboneEngine,
+    taps: opts.taps,
+    inputName: opts.inputName,
   });
   const desc = bb.describe();
   const C = desc.featureDim;
