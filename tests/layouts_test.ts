@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { detectFolderLayout, listCategories, loadSplit } from "../lib/data/dataset.ts";
+import { layoutMagneticTile } from "../scripts/layout_magnetic_tile.ts";
 
 const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
 const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
@@ -129,4 +130,28 @@ Deno.test("layout: Folder datasets — detected (good/ + anomalous folders + mas
   assert.equal(ratio.categories.nuts.n_test, 5 + 3);
   assert.equal(ratio.categories.nuts.pixel_ap, null, "no --mask-dir: image metrics only");
   await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("layout: the raw magnetic-tile dataset is re-laid into MVTec layout (every 5th free image → test/good)", async () => {
+  const raw = await Deno.makeTempDir({ prefix: "snarm_mt_raw_" });
+  const jpg = join(HAZEL, "train/good/00.jpg"),
+    png = join(HAZEL, "ground_truth/colour/00_mask.png");
+  for (let i = 0; i < 10; i++) await cp(jpg, join(raw, "MT_Free/Imgs", `exp${i}_num_${i}.jpg`));
+  for (const n of ["a", "b"]) {
+    await cp(jpg, join(raw, "MT_Blowhole/Imgs", `${n}.jpg`));
+    await cp(png, join(raw, "MT_Blowhole/Imgs", `${n}.png`));
+  }
+  const out = join(raw, "out");
+  const counts = await layoutMagneticTile(raw, out);
+  assert.deepEqual(counts, { "train/good": 8, "test/good": 2, "test/blowhole": 2 });
+  const s = loadSplit(out, "magnetic_tile");
+  assert.equal(s.train.length, 8);
+  assert.deepEqual(s.test.map((r) => r.id), [
+    "test/blowhole/a",
+    "test/blowhole/b",
+    "test/good/exp4_num_4",
+    "test/good/exp9_num_9",
+  ]);
+  assert.ok(s.hasMasks);
+  await Deno.remove(raw, { recursive: true });
 });
