@@ -111,8 +111,9 @@ async function main() {
   console.log(`candidate taps at ${size}×${size} (${maps.length}; name, shape, stride or tokens):`);
   for (const m of maps) {
     let note = "";
-    if (m.dims.length === 4 && m.dims[2] > 0 && m.dims[2] <= size) note = `stride ${+(size / m.dims[2]).toFixed(2)}`;
-    else if (m.dims.length === 3) note = `${m.dims[1]} tokens × ${m.dims[2]}`;
+    if (m.dims.length === 4 && m.dims[2] > 0 && m.dims[2] <= size) {
+      note = `stride ${+(size / m.dims[2]).toFixed(2)}`;
+    } else if (m.dims.length === 3) note = `${m.dims[1]} tokens × ${m.dims[2]}`;
     console.log(`  ${m.name}  [${m.dims.join(", ")}]  ${note}`);
   }
 }

@@ -15,13 +15,19 @@ import { dirname, join, resolve } from "node:path";
 import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
 import { hitFault } from "../lib/util/fault.ts";
 import type { DatasetOptions } from "../lib/data/dataset.ts";
-import { writeSafeTensors } from "../lib/io/safetensors.ts";
-import * as aq from "npm:arquero@8.0.3";
+import {
+  type CategoryRecord,
+  type ImageRow,
+  imagesCsv,
+  resultsBase,
+  TIMING_KEYS,
+  writeRawMaps,
+  writeResults,
+} from "../lib/eval/results.ts";
+import { readShardManifest, SHARD_FORMAT, type ShardManifest } from "../lib/eval/shard.ts";
 import { MAX_IMAGE_SIZE } from "../lib/eval/memory.ts";
 import { runEval } from "../lib/eval/run.ts";
 import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
-import { formatTable, metricsTable } from "../lib/metrics/mod.ts";
-import { METRIC_KEYS } from "../lib/metrics/compute.ts";
 import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { writeReport } from "../lib/viz/report.ts";
 import type { FitSettings } from "../lib/eval/fit.ts";
@@ -106,6 +112,11 @@ adapter (CPU engines, else TypeScript references).
   --load-bank FILE      use this bank instead of building one
   --out DIR             output folder (default results/)
   --seed N              seed of the random cap and coreset (default 0)
+  --shard I/N           evaluate the I-th of N disjoint parts of the test images (all categories,
+                        balanced by image count) and write its scores and raw maps (shard.json,
+                        raw_maps/, images.csv) for deno task merge; a finished shard is skipped
+  --prepare-only        build (and --save-bank) the banks and fit the heads, score nothing: the
+                        shared inputs of sharded runs (--load-bank, the fit cache)
   --no-png              skip the anomaly-map PNGs
   --save-maps           also write the raw f32 anomaly maps, masks, scores and labels per category
                         to --out/raw_maps/<category>.safetensors (maps (N, S, S); ids, paths in
@@ -182,6 +193,8 @@ async function main() {
       seed: { type: "string" },
       "no-png": { type: "boolean", default: false },
       "save-maps": { type: "boolean", default: false },
+      shard: { type: "string" },
+      "prepare-only": { type: "boolean", default: false },
       report: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -194,6 +207,7 @@ async function main() {
   const out = userPath(values.out!);
   let data = values.data === undefined ? DEFAULT_DATA : userPath(values.data);
   const dataset = datasetOptions(values);
+  const shard = parseShard(values.shard);
   if (dataset.folder && values.data === undefined) data = dirname(dataset.folder.normalDir);
   const saveBank = values["save-bank"] === undefined ? undefined : userPath(values["save-bank"]);
   const loadBank = values["load-bank"] === undefined ? undefined : userPath(values["load-bank"]);
@@ -319,6 +333,18 @@ async function main() {
   // output in a stage folder beside --out and swap it in only when complete (lib/io/commit.ts).
   const lock = await acquireLock(out, { what: `--out ${out}` });
   await recoverOutput(out);
+  // A shard whose --out already holds its complete outputs for the same request is skipped.
+  const request = requestDigest(values, data);
+  if (shard) {
+    const done = await readShardManifest(out).catch(() => null);
+    if (done && done.request === request) {
+      console.error(
+        `snarm eval: shard ${shard.index}/${shard.count} is already complete in ${out}; skipping`,
+      );
+      lock.release();
+      return;
+    }
+  }
   const staging = await stageFolder(out);
   const onSigint = () => {
     try {
@@ -329,7 +355,8 @@ async function main() {
   };
   Deno.addSignalListener("SIGINT", onSigint);
   Deno.addSignalListener("SIGTERM", onSigint);
-  const imageRows: Array<Record<string, string | number>> = [];
+  const imageRows: ImageRow[] = [];
+  const pngs = !values["no-png"] && !shard && !values["prepare-only"];
   try {
     const result = await runEval({
       data,
@@ -351,6 +378,8 @@ async function main() {
       unified: !values["per-category-bank"],
       loadBankPath: loadBank,
       saveBankPath: saveBank,
+      shard,
+      prepareOnly: values["prepare-only"],
       onCategory: async (c) => {
         for (let i = 0; i < c.ids.length; i++) {
           imageRows.push({
@@ -362,18 +391,21 @@ async function main() {
             score: c.imageScores[i],
           });
         }
-        if (values["save-maps"]) {
-          // Raw anomaly maps for users' own analysis: f32, exact values the metrics used.
+        if (values["save-maps"] || shard) {
+          // Raw anomaly maps (f32, the exact values the metrics use); a shard's part of them.
           await Deno.mkdir(join(staging, "raw_maps"), { recursive: true });
-          const n = c.ids.length, s = c.size;
-          await writeSafeTensors(join(staging, "raw_maps", `${c.category}.safetensors`), {
-            maps: { dtype: "F32", shape: [n, s, s], data: c.maps },
-            masks: { dtype: "U8", shape: [n, s, s], data: c.masks },
-            scores: { dtype: "F32", shape: [n], data: c.imageScores },
-            labels: { dtype: "U8", shape: [n], data: c.labels },
-          }, { ids: JSON.stringify(c.ids), paths: JSON.stringify(c.paths) });
+          await writeRawMaps(join(staging, "raw_maps", `${c.category}.safetensors`), {
+            maps: c.maps,
+            masks: c.masks,
+            scores: c.imageScores,
+            labels: c.labels,
+            ids: c.ids,
+            paths: c.paths,
+            defectTypes: c.defectTypes,
+            size: c.size,
+          });
         }
-        if (values["no-png"]) return;
+        if (!pngs) return;
         let lo = Infinity, hi = -Infinity;
         for (const v of c.maps) {
           if (v < lo) lo = v;
@@ -393,40 +425,37 @@ async function main() {
         }
       },
     });
-    // Per-image results: every test image's path, label, defect type and image score.
-    await Deno.writeTextFile(join(staging, "images.csv"), aq.from(imageRows).toCSV() + "\n");
-    const rows = result.categories.map((c) => ({ category: c.category, ...c.metrics }));
-    const table = metricsTable(rows);
-    console.log(formatTable(table));
-    // results.json: what the run computed — byte-identical for the same inputs and seed. Timings
-    // and cache hits (which differ between runs) go to run.json beside it.
-    const TIMING_KEYS = new Set(["prepSeconds", "trainSeconds", "valSeconds", "seconds"]);
-    const json = {
-      config: result.config,
-      adapter: result.adapter,
-      banks: result.banks.map((b) => ({
-        name: b.name,
-        T: b.T,
-        numPatches: b.meta.numPatches,
-        numCandidates: b.meta.numCandidates,
-      })),
-      heads: result.heads.map(({ cached: _c, seconds: _s, fit, ...h }) => ({
-        ...h,
-        fit: fit && Object.fromEntries(Object.entries(fit).filter(([k]) => !TIMING_KEYS.has(k))),
-      })),
-      categories: Object.fromEntries(result.categories.map((c) => [c.category, {
-        ...Object.fromEntries(METRIC_KEYS.map((k) => [k, finiteOrNull(c.metrics[k])])),
-        n_test: c.ids.length,
-        n_defect: c.labels.reduce((a, b) => a + b, 0),
-        has_masks: c.hasMasks,
-        mask_conventions: c.maskConventions,
-        empty_masks: c.emptyMasks,
-      }])),
-      mean: Object.fromEntries(METRIC_KEYS.map((k) => {
-        const i = table.numRows() - 1;
-        return [k, finiteOrNull(table.get(k, i) as number)];
-      })),
-    };
+    const base = resultsBase(result);
+    const records: CategoryRecord[] = result.categories.map((c) => ({
+      category: c.category,
+      metrics: c.metrics,
+      n_test: c.ids.length,
+      n_defect: c.labels.reduce((a, b) => a + b, 0),
+      has_masks: c.hasMasks,
+      mask_conventions: c.maskConventions,
+      empty_masks: c.emptyMasks,
+    }));
+    if (values["prepare-only"]) {
+      // Nothing scored: the banks (--save-bank) and fitted heads (the fit cache) are the output.
+    } else if (result.shard) {
+      // A part of a sharded run: its images' scores and raw maps, and what merge checks.
+      await Deno.writeTextFile(join(staging, "images.csv"), imagesCsv(imageRows));
+      const manifest: ShardManifest = {
+        format: SHARD_FORMAT,
+        request,
+        shard: { index: result.shard.index, count: result.shard.count },
+        totals: result.shard.totals,
+        base,
+        categories: records.map(({ metrics: _m, ...r }) => r),
+      };
+      await Deno.writeTextFile(
+        join(staging, "shard.json"),
+        JSON.stringify(manifest, null, 2) + "\n",
+      );
+    } else {
+      console.log(await writeResults(staging, base, records, imageRows));
+    }
+    // run.json: wall times and cache hits (they differ between runs; results.json does not).
     const run = {
       seconds: Number(result.seconds.toFixed(2)),
       banks: result.banks.map((b) => ({ name: b.name, seconds: Number(b.seconds.toFixed(2)) })),
@@ -440,40 +469,68 @@ async function main() {
       })),
       categories: Object.fromEntries(result.categories.map((c) => [c.category, c.seconds])),
     };
-    await Deno.writeTextFile(join(staging, "results.json"), JSON.stringify(json, null, 2) + "\n");
-    await Deno.writeTextFile(join(staging, "results.csv"), table.toCSV() + "\n");
     await Deno.writeTextFile(join(staging, "run.json"), JSON.stringify(run, null, 2) + "\n");
-    if (values.report) {
+    if (values.report && !shard && !values["prepare-only"]) {
       const rep = await writeReport(join(staging, "report"), result, { png: !values["no-png"] });
       console.error(`snarm eval: report/report.html, ${rep.pngs.length} PNGs`);
     }
-    // Commit: this tool's outputs in --out (results, maps, report) are replaced by the staged
-    // ones; anything else in --out is kept.
+    // Commit: this tool's outputs in --out (results, maps, report, shard files) are replaced by
+    // the staged ones; anything else in --out is kept.
     await hitFault("before-commit");
-    await commitFolder(staging, out, {
-      replace: [
-        "results.json",
-        "results.csv",
-        "run.json",
-        "images.csv",
-        "maps",
-        "raw_maps",
-        "report",
-      ],
-    });
-    console.error(
-      `snarm eval: ${result.categories.length} ${
+    await commitFolder(staging, out, { replace: OUT_ENTRIES });
+    const what = values["prepare-only"]
+      ? `prepared ${result.banks.length} bank(s)${saveBank ? ` (saved to ${saveBank})` : ""}`
+      : result.shard
+      ? `shard ${shard!.index}/${
+        shard!.count
+      }: ${imageRows.length} test images; wrote ${out}/shard.json, raw_maps/`
+      : `${result.categories.length} ${
         result.categories.length === 1 ? "category" : "categories"
-      } in ${result.seconds.toFixed(1)} s; wrote ${out}/results.csv, results.json${
-        values["no-png"] ? "" : ", maps/"
-      }`,
-    );
+      }; wrote ${out}/results.csv, results.json, images.csv${pngs ? ", maps/" : ""}`;
+    console.error(`snarm eval: ${what} in ${result.seconds.toFixed(1)} s`);
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
     Deno.removeSignalListener("SIGTERM", onSigint);
     await Deno.remove(staging, { recursive: true }).catch(() => {});
     lock.release();
   }
+}
+
+/** What `deno task eval` may put in --out (replaced together on commit). */
+const OUT_ENTRIES = [
+  "results.json",
+  "results.csv",
+  "run.json",
+  "images.csv",
+  "maps",
+  "raw_maps",
+  "report",
+  "shard.json",
+];
+
+/** `--shard I/N` → {index, count}; undefined when not given. */
+function parseShard(v: string | undefined): { index: number; count: number } | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(v.trim());
+  const index = m ? Number(m[1]) : NaN, count = m ? Number(m[2]) : NaN;
+  if (!m || !(count >= 1) || !(index < count)) {
+    throw new Error(`--shard expects I/N with 0 ≤ I < N (e.g. 0/4), got "${v}"`);
+  }
+  return { index, count };
+}
+
+/**
+ * A digest of everything that determines a run's outputs except --out and --shard's index: two
+ * shards of one sharded run have the same digest (merge checks it), and a finished shard re-run
+ * with the same request is skipped.
+ */
+function requestDigest(values: Record<string, unknown>, data: string): string {
+  const { out: _o, shard, ...rest } = values;
+  const count = typeof shard === "string" ? shard.split("/")[1] : null;
+  const sorted = Object.fromEntries(
+    Object.entries({ ...rest, data, shardCount: count }).sort(([a], [b]) => a.localeCompare(b)),
+  );
+  return JSON.stringify(sorted);
 }
 
 /** Dataset options from the layout flags (a Folder dataset given explicitly, MVTec 3D-AD). */
@@ -507,10 +564,6 @@ function datasetOptions(values: {
     seed: values.seed === undefined ? 0 : Number(values.seed),
   };
   return opts;
-}
-
-function finiteOrNull(v: number): number | null {
-  return Number.isFinite(v) ? v : null;
 }
 
 /** `--taps "A,B;C,D"` → [["A", "B"], ["C", "D"]]; undefined when not given. */

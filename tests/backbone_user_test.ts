@@ -27,11 +27,16 @@ function task(args: string[]) {
   }).output();
 }
 
-Deno.test("backbone: a static ViT export asked for another size fails naming both sizes and the fix", async () => {
-  await assert.rejects(
-    loadBackbone("dinov2-vitb14-reg4", { modelPath: DINO, inputSize: 224 }),
-    /static 392×392 input 'input', but this run asks for 224×224; a ViT export bakes .* Use --image-size 392, or re-export at 224²/,
-  );
+Deno.test("backbone: a static ViT export run at another size fails naming both sizes and the fix", async () => {
+  const bb = await loadBackbone("dinov2-vitb14-reg4", { modelPath: DINO, inputSize: 224 });
+  try {
+    await assert.rejects(
+      bb.embed(new Float32Array(3 * 224 * 224), [1, 3, 224, 224]),
+      /static 392×392 input 'input' and fails at 224×224: a ViT export bakes .* Use --image-size 392, or re-export at 224²/,
+    );
+  } finally {
+    await bb.release();
+  }
 });
 
 Deno.test("backbone: taps that depend on a second graph input ('masks') are refused naming it and the fix", async () => {

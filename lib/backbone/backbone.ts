@@ -166,7 +166,6 @@ export async function loadBackbone(
     engine,
     threads: opts.threads,
     inputName: opts.inputName,
-    staticSize: cfg.kind === "vit",
     what,
   });
   const sha = await sha256Hex(bytes);

@@ -95,11 +95,6 @@ export interface PrepareOptions {
   prune?: boolean;
   /** Label for error messages (e.g. the model path). */
   what?: string;
-  /**
-   * Refuse (instead of freeing) a static image size other than `inputSize`: a ViT export bakes the
-   * patch grid and the position-embedding interpolation into the graph (default false).
-   */
-  staticSize?: boolean;
 }
 
 /** Result of {@link prepareTapModel}. */
@@ -112,6 +107,8 @@ export interface PreparedModel {
   inputDims: (number | string)[];
   /** One entry per requested tap, in request order. */
   taps: TapOutput[];
+  /** The export's static `[H, W]` when it was freed for another `inputSize`, else null. */
+  staticSize: [number, number] | null;
 }
 
 /** Error raised for malformed models or unknown tap names. */
@@ -214,18 +211,17 @@ export function prepareTapModel(
   // --- Free fixed spatial (and batch) dims of the image input.
   let freed = false;
   const inDims = input.type?.tensorType?.shape?.dim;
-  if (inDims && inDims.length === 4 && opts.staticSize && opts.inputSize !== undefined) {
+  // A static size freed for another one: recorded, so a failing run can say why (a ViT export
+  // bakes the patch grid and the position-embedding interpolation in).
+  let staticSize: [number, number] | null = null;
+  if (inDims && inDims.length === 4 && opts.inputSize !== undefined) {
     const hw = [inDims[2], inDims[3]].map((d) =>
       Object.prototype.hasOwnProperty.call(d, "dimValue") ? Number(d.dimValue) : null
     );
-    if (hw.some((v) => v !== null && v !== opts.inputSize)) {
-      throw new BackboneModelError(
-        `${what}: the export has a static ${hw[0] ?? "?"}×${hw[1] ?? "?"} input '${inputName}', ` +
-          `but this run asks for ${opts.inputSize}×${opts.inputSize}; a ViT export bakes the ` +
-          `patch grid and the position-embedding interpolation in, so it cannot run at another ` +
-          `size. Use --image-size ${hw[0] ?? hw[1]}, or re-export at ${opts.inputSize}² (or with ` +
-          `dynamic height/width axes)`,
-      );
+    if (
+      hw[0] !== null && hw[1] !== null && (hw[0] !== opts.inputSize || hw[1] !== opts.inputSize)
+    ) {
+      staticSize = [hw[0], hw[1]];
     }
   }
   if (inDims && inDims.length === 4) {
@@ -375,7 +371,7 @@ export function prepareTapModel(
   }
 
   const out = onnx.ModelProto.encode(model).finish() as Uint8Array;
-  return { bytes: out, inputName, inputDims: dimsOf(input) ?? [], taps: result };
+  return { bytes: out, inputName, inputDims: dimsOf(input) ?? [], taps: result, staticSize };
 }
 
 function floatOutput(name: string): ValueInfoLike {

@@ -172,8 +172,6 @@ export interface TapSessionOptions {
   batchSize?: number;
   /** Image input name (default: first non-initializer graph input). */
   inputName?: string;
-  /** Refuse a static input size other than `inputSize` (ViT exports; see prepareTapModel). */
-  staticSize?: boolean;
   /**
    * onnxruntime-web execution provider (engine `"wasm"`; default `"wasm"`). `"webgpu"` makes
    * engine `"auto"` resolve to `"wasm"`.
@@ -204,6 +202,8 @@ export class TapSession {
     readonly inputName: string,
     readonly inputDims: (number | string)[],
     readonly taps: TapOutput[],
+    /** The export's static `[H, W]` when freed for another input size (null otherwise). */
+    readonly staticSize: [number, number] | null,
     readonly what: string,
     /** Engine the session runs on. */
     readonly engine: EngineName,
@@ -231,7 +231,6 @@ export class TapSession {
       inputSize: opts.inputSize,
       batchSize: opts.batchSize,
       prune: opts.prune,
-      staticSize: opts.staticSize,
       what,
     });
     if (engine === "native") {
@@ -254,6 +253,7 @@ export class TapSession {
         prep.inputName,
         prep.inputDims,
         prep.taps,
+        prep.staticSize,
         what,
         "native",
         "cpu",
@@ -276,6 +276,7 @@ export class TapSession {
       prep.inputName,
       prep.inputDims,
       prep.taps,
+      prep.staticSize,
       what,
       "wasm",
       ep,
@@ -314,7 +315,17 @@ export class TapSession {
     try {
       res = await this.session.run({ [this.inputName]: t });
     } catch (e) {
-      throw new Error(`${this.what}: onnxruntime run failed: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      if (this.staticSize) {
+        const [h, w] = this.staticSize;
+        throw new Error(
+          `${this.what}: the export has a static ${h}×${w} input '${this.inputName}' and fails ` +
+            `at ${dims[2]}×${dims[3]}: a ViT export bakes the patch grid and the position-` +
+            `embedding interpolation in. Use --image-size ${h}, or re-export at ${dims[2]}² ` +
+            `(or with dynamic height/width axes). onnxruntime: ${msg}`,
+        );
+      }
+      throw new Error(`${this.what}: onnxruntime run failed: ${msg}`);
     } finally {
       t.dispose();
     }

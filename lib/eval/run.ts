@@ -25,6 +25,7 @@ import { type BankIndex, createBankIndex } from "../bank/search.ts";
 import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";
+import { METRIC_KEYS } from "../metrics/compute.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
 import type { FeatureGrid } from "../types.ts";
 import { hitFault } from "../util/fault.ts";
@@ -66,6 +67,15 @@ export interface EvalOptions {
   blend?: boolean;
   /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
   dataset?: DatasetOptions;
+  /**
+   * Evaluate only the `index`-th of `count` disjoint parts of the test images (all categories
+   * together, contiguous in category then file order, balanced by image count: global image j
+   * belongs to part ⌊j·count/total⌋). Metrics are not computed (NaN): `deno task merge` computes
+   * them from the parts ({@link shardOf}).
+   */
+  shard?: { index: number; count: number };
+  /** Build (and save) the banks and fit the heads, then stop before scoring. */
+  prepareOnly?: boolean;
   /** Categories to evaluate (default: all found under `data`). */
   categories?: string[];
   /** Backbone preset name (default `"mobilenetv2"`). */
@@ -157,6 +167,8 @@ export interface EvalResult {
   >;
   adapter: string;
   seconds: number;
+  /** For a sharded run: the part and every category's total number of test images. */
+  shard?: { index: number; count: number; totals: Record<string, number> };
 }
 
 /** Build the dataset splits up front so a wrong root or an empty category fails before any work. */
@@ -229,7 +241,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const seed = opts.seed ?? 0;
   const unified = opts.unified ?? true;
   const show = opts.progress ?? true;
-  const splits = resolveSplits(opts);
+  const allSplits = resolveSplits(opts);
+  const shardTotals = Object.fromEntries(allSplits.map((s) => [s.category, s.test.length]));
+  const splits = opts.shard ? shardSplits(allSplits, opts.shard) : allSplits;
   // Before any work: refuse a run that cannot fit in memory, warn about a large one.
   const trainCounts = splits.map((s) => s.train.length);
   checkEvalMemory({
@@ -449,10 +463,12 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
         seconds: (performance.now() - tb) / 1000,
         meta: bank.meta,
       });
+      if (opts.prepareOnly) continue;
       const index: BankIndex = await createBankIndex(gpu, bank.features, bank.meta.dim);
       try {
         for (const split of scopeSplits) {
-          const r = await scoreCategory(bb, index, split, geometry, k, show, head);
+          if (opts.shard && !split.test.length) continue; // none of this part's images
+          const r = await scoreCategory(bb, index, split, geometry, k, show, head, !opts.shard);
           results.push(r);
           await opts.onCategory?.(r);
         }
@@ -472,7 +488,40 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     heads,
     adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
     seconds: (performance.now() - t0) / 1000,
+    ...(opts.shard ? { shard: { ...opts.shard, totals: shardTotals } } : {}),
   };
+}
+
+/**
+ * Which part of `count` global test image `j` of `total` belongs to: ⌊j·count/total⌋ (contiguous,
+ * balanced by image count: part sizes differ by at most one).
+ */
+export function shardOf(j: number, total: number, count: number): number {
+  return Math.floor((j * count) / total);
+}
+
+/** The splits restricted to part `index` of `count` ({@link shardOf}, all categories together). */
+export function shardSplits(
+  splits: DatasetSplit[],
+  shard: { index: number; count: number },
+): DatasetSplit[] {
+  const { index, count } = shard;
+  if (
+    !Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count
+  ) {
+    throw new Error(`--shard I/N needs 0 ≤ I < N, got ${index}/${count}`);
+  }
+  const total = splits.reduce((a, s) => a + s.test.length, 0);
+  if (count > total) {
+    throw new Error(
+      `--shard ${index}/${count}: only ${total} test images to split into ${count} parts`,
+    );
+  }
+  let j = 0;
+  return splits.map((s) => ({
+    ...s,
+    test: s.test.filter(() => shardOf(j++, total, count) === index),
+  }));
 }
 
 /** The geometry recorded in a head's metadata (`image_size`, `resize`), or null when absent. */
@@ -516,6 +565,7 @@ async function scoreCategory(
   k: number,
   show: boolean,
   scorer: { head: Head; blend: MapBlend | null } | null,
+  withMetrics = true,
 ): Promise<CategoryResult> {
   const head = scorer?.head ?? null, blend = scorer?.blend ?? null;
   const size = geometry.crop;
@@ -566,13 +616,16 @@ async function scoreCategory(
     p.tick();
   }
   p.stop();
-  const metrics = computeMetrics({
-    imageScores: scores,
-    imageLabels: labels,
-    ...(split.hasMasks
-      ? { pixelScores: maps, pixelMasks: masks, shape: [n, size, size] as const }
-      : {}),
-  });
+  const metrics = withMetrics
+    ? computeMetrics({
+      imageScores: scores,
+      imageLabels: labels,
+      ...(split.hasMasks
+        ? { pixelScores: maps, pixelMasks: masks, shape: [n, size, size] as const }
+        : {}),
+    })
+    // A part of a sharded run: metrics come from the merged parts (deno task merge).
+    : Object.fromEntries(METRIC_KEYS.map((k) => [k, NaN])) as unknown as Metrics;
   const conv = Object.keys(maskConventions);
   if (conv.length > 1) {
     console.warn(
@@ -590,7 +643,7 @@ async function scoreCategory(
         }`,
     );
   }
-  if (!split.hasMasks) {
+  if (!split.hasMasks && withMetrics) {
     console.warn(
       `snarm: ${split.root}/${split.category} has no ground_truth folder: evaluated at image level only, pixel metrics undefined`,
     );

@@ -267,7 +267,9 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
       cats = cats.filter((c) => want.has(c));
       if (!cats.length) {
         throw new DatasetError(
-          `${root}: none of the categories [${opts.categories}] (found: ${listCategories(root, opts.dataset)})`,
+          `${root}: none of the categories [${opts.categories}] (found: ${
+            listCategories(root, opts.dataset)
+          })`,
         );
       }
     }

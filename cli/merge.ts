@@ -1,0 +1,109 @@
+/**
+ * `deno task merge SHARD_OUT_1 … SHARD_OUT_N --out OUT`: merge the parts of a sharded evaluation
+ * (`deno task eval --shard I/N`) into the results an unsharded run writes (results.csv,
+ * results.json, images.csv; `--save-maps` also the merged raw maps). Checks that the parts are
+ * complete, disjoint and of one request (lib/eval/shard.ts), naming the missing or mismatched one.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join, resolve } from "node:path";
+import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
+import { mergeShards } from "../lib/eval/shard.ts";
+import { readRawMaps, writeRawMaps, writeResults } from "../lib/eval/results.ts";
+
+const HELP = `deno task merge SHARD_OUT... --out OUT [--save-maps]
+
+Merges the --out folders of the N parts of a sharded deno task eval --shard I/N run into OUT:
+results.csv, results.json and images.csv as an unsharded run writes them (exact f32 maps, so the
+metrics are identical). Refuses missing, duplicate or mismatched parts, naming them.
+`;
+
+async function main() {
+  const { values, positionals } = parseArgs({
+    options: {
+      out: { type: "string" },
+      "save-maps": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const cwd = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  if (!values.out) throw new Error("--out OUT is required");
+  if (!positionals.length) throw new Error("give the shard output folders to merge");
+  const out = resolve(cwd, values.out);
+  const dirs = positionals.map((p) => resolve(cwd, p));
+  const t0 = performance.now();
+  const merged = await mergeShards(dirs);
+  const lock = await acquireLock(out, { what: `--out ${out}` });
+  try {
+    await recoverOutput(out);
+    const stage = await stageFolder(out);
+    try {
+      console.log(await writeResults(stage, merged.base, merged.categories, merged.images));
+      if (values["save-maps"]) {
+        await Deno.mkdir(join(stage, "raw_maps"));
+        for (const c of merged.categories) {
+          const parts = [];
+          for (const d of merged.dirs) {
+            const p = join(d, "raw_maps", `${c.category}.safetensors`);
+            try {
+              parts.push({ r: await readRawMaps(p) });
+            } catch { /* this part has none of the category */ }
+          }
+          const ordered = parts.map((p) => p.r);
+          const px = ordered[0].size ** 2;
+          const n = ordered.reduce((a, r) => a + r.ids.length, 0);
+          const cat = {
+            maps: new Float32Array(n * px),
+            masks: new Uint8Array(n * px),
+            scores: new Float32Array(n),
+            labels: new Uint8Array(n),
+            ids: [] as string[],
+            paths: [] as string[],
+            defectTypes: [] as string[],
+            size: ordered[0].size,
+          };
+          let o = 0;
+          for (const r of ordered) {
+            cat.maps.set(r.maps, o * px);
+            cat.masks.set(r.masks, o * px);
+            cat.scores.set(r.scores, o);
+            cat.labels.set(r.labels, o);
+            cat.ids.push(...r.ids);
+            cat.paths.push(...r.paths);
+            cat.defectTypes.push(...r.defectTypes);
+            o += r.ids.length;
+          }
+          await writeRawMaps(join(stage, "raw_maps", `${c.category}.safetensors`), cat);
+        }
+      }
+      await commitFolder(stage, out, {
+        replace: ["results.json", "results.csv", "images.csv", "raw_maps"],
+      });
+    } finally {
+      await Deno.remove(stage, { recursive: true }).catch(() => {});
+    }
+  } finally {
+    lock.release();
+  }
+  console.error(
+    `snarm merge: ${merged.count} shards, ${merged.images.length} test images, ` +
+      `${merged.categories.length} categories in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s; ` +
+      `wrote ${out}/results.csv, results.json, images.csv`,
+  );
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`snarm merge: error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
