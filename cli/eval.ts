@@ -11,6 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseTaps } from "../lib/backbone/presets.ts";
 import { dirname, join, resolve } from "node:path";
 import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
 import { hitFault } from "../lib/util/fault.ts";
@@ -564,16 +565,6 @@ function datasetOptions(values: {
     seed: values.seed === undefined ? 0 : Number(values.seed),
   };
   return opts;
-}
-
-/** `--taps "A,B;C,D"` → [["A", "B"], ["C", "D"]]; undefined when not given. */
-function parseTaps(v: string | undefined): string[][] | undefined {
-  if (v === undefined) return undefined;
-  const groups = v.split(";").map((g) => g.split(",").map((t) => t.trim()).filter(Boolean));
-  if (!groups.length || groups.some((g) => !g.length)) {
-    throw new Error(`--taps expects groups of tensor names like "A,B;C,D", got "${v}"`);
-  }
-  return groups;
 }
 
 if (import.meta.main) {

@@ -7,6 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseTaps } from "../lib/backbone/presets.ts";
 import { resolve } from "node:path";
 import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
 import { DEFAULT_TEXTURE_DIR, parseSynthSources } from "../lib/train/synth.ts";
@@ -185,16 +186,6 @@ async function main(): Promise<void> {
     );
   }
   console.log(`wrote ${r.lossCsv}, ${r.checkpointPath}${r.headWritten ? `, ${r.headPath}` : ""}`);
-}
-
-/** `--taps "A,B;C,D"` → [["A", "B"], ["C", "D"]]; undefined when not given. */
-function parseTaps(v: string | undefined): string[][] | undefined {
-  if (v === undefined) return undefined;
-  const groups = v.split(";").map((g) => g.split(",").map((t) => t.trim()).filter(Boolean));
-  if (!groups.length || groups.some((g) => !g.length)) {
-    throw new Error(`--taps expects groups of tensor names like "A,B;C,D", got "${v}"`);
-  }
-  return groups;
 }
 
 if (import.meta.main) {

@@ -10,22 +10,15 @@ import { join } from "node:path";
 // deno-lint-ignore no-import-prefix
 import onnxProto from "npm:onnx-proto@8.0.1";
 import { loadBackbone } from "../lib/backbone/mod.ts";
+import { runDeno } from "./_run.ts";
 
 // deno-lint-ignore no-explicit-any
 const { onnx } = onnxProto as any;
 const DINO = new URL("../../shared/fixtures/dinov2_tiny/model.onnx", import.meta.url).pathname;
 const MNV2 = new URL("../data/models/mobilenetv2-12-int8.onnx", import.meta.url).pathname;
 const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
-const td = new TextDecoder();
 
-function task(args: string[]) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp" },
-  }).output();
-}
+const task = runDeno;
 
 Deno.test("backbone: a static ViT export run at another size fails naming both sizes and the fix", async () => {
   const bb = await loadBackbone("dinov2-vitb14-reg4", { modelPath: DINO, inputSize: 224 });
@@ -80,8 +73,8 @@ Deno.test("backbone: the working grid follows the input size (size // 8) unless 
 Deno.test("deno task backbone lists the graph inputs and the candidate taps with shapes", async () => {
   const cli = new URL("../cli/backbone.ts", import.meta.url).pathname;
   const r = await task([cli, "--model", DINO]);
-  const out = td.decode(r.stdout);
-  assert.equal(r.code, 0, td.decode(r.stderr));
+  const out = r.stdout;
+  assert.equal(r.code, 0, r.stderr);
   assert.match(out, /graph inputs \(1\):\n {2}input {2}\[1, 3, 392, 392\]/);
   for (let i = 0; i <= 8; i++) {
     assert.match(
@@ -90,8 +83,8 @@ Deno.test("deno task backbone lists the graph inputs and the candidate taps with
     );
   }
   const m = await task([cli, "--model", MNV2, "--image-size", "224"]);
-  assert.equal(m.code, 0, td.decode(m.stderr));
-  assert.match(td.decode(m.stdout), /365_quantized {2}\[1, 32, 28, 28\] {2}stride 8/);
+  assert.equal(m.code, 0, m.stderr);
+  assert.match(m.stdout, /365_quantized {2}\[1, 32, 28, 28\] {2}stride 8/);
 });
 
 Deno.test("eval --taps/--input-name: a DINOv2 export with taps from the command line", async () => {
@@ -129,7 +122,7 @@ Deno.test("eval --taps/--input-name: a DINOv2 export with taps from the command 
     "500",
     "--no-png",
   ]);
-  assert.equal(r.code, 0, td.decode(r.stderr));
+  assert.equal(r.code, 0, r.stderr);
   const json = JSON.parse(await Deno.readTextFile(join(root, "out", "results.json")));
   assert.deepEqual(json.config.taps, taps.split(";").map((g) => g.split(",")));
   assert.equal(json.config.grid, 49);
@@ -137,7 +130,7 @@ Deno.test("eval --taps/--input-name: a DINOv2 export with taps from the command 
   const bad = await task([cli, "--data", root, "--out", join(root, "o2"), "--taps", "a;;b"]);
   assert.equal(bad.code, 1);
   assert.match(
-    td.decode(bad.stderr),
+    bad.stderr,
     /--taps expects groups of tensor names like "A,B;C,D", got "a;;b"/,
   );
   await Deno.remove(root, { recursive: true });

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { detectFolderLayout, listCategories, loadSplit } from "../lib/data/dataset.ts";
+import { runDeno } from "./_run.ts";
 import { layoutMagneticTile } from "../scripts/layout_magnetic_tile.ts";
 
 const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
@@ -19,15 +20,9 @@ async function cp(src: string, dst: string) {
 }
 
 async function evalJson(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "--method", "bank", "--image-size", "64", "--bank-size", "300"]
-      .concat(["--no-png", ...args]),
-    stdout: "piped",
-    stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp" },
-  }).output();
-  const err = new TextDecoder().decode(r.stderr);
-  assert.equal(r.code, 0, err);
+  const r = await runDeno([CLI, "--method", "bank", "--image-size", "64", "--bank-size", "300"]
+    .concat(["--no-png", ...args]));
+  assert.equal(r.code, 0, r.stderr);
   const out = args[args.indexOf("--out") + 1];
   return JSON.parse(await Deno.readTextFile(join(out, "results.json")));
 }

@@ -11,22 +11,16 @@ import { encodePng } from "../lib/io/heatmap.ts";
 import { readSafeTensors, requireTensor } from "../lib/io/safetensors.ts";
 import { computeMetrics } from "../lib/metrics/compute.ts";
 import { checkFeaturesFinite } from "../lib/eval/run.ts";
+import { runDeno } from "./_run.ts";
 
 const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
 const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
+const SMALL = ["--method", "bank", "--image-size", "64", "--bank-size", "300"];
 
 async function evalRun(root: string, out: string) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "--data", root, "--out", out, "--method", "bank"].concat(
-      ["--image-size", "64", "--bank-size", "300", "--no-png"],
-    ),
-    stdout: "piped",
-    stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp" },
-  }).output();
-  const stderr = new TextDecoder().decode(r.stderr);
-  assert.equal(r.code, 0, stderr);
-  return { stderr, json: JSON.parse(await Deno.readTextFile(join(out, "results.json"))) };
+  const r = await runDeno([CLI, "--data", root, "--out", out, ...SMALL, "--no-png"]);
+  assert.equal(r.code, 0, r.stderr);
+  return { stderr: r.stderr, json: JSON.parse(await Deno.readTextFile(join(out, "results.json"))) };
 }
 
 /** A copy of hazelnut_toy with 6 train images and the colour defects (masks as given). */
@@ -103,14 +97,8 @@ Deno.test("masks: a defect image with a blank mask is warned about by file", asy
 Deno.test("per-image results: images.csv lists every test image; --save-maps writes the raw maps the metrics came from", async () => {
   const root = await copyHazel();
   const out = join(root, "out");
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "--data", root, "--out", out, "--method", "bank", "--image-size"]
-      .concat(["64", "--bank-size", "300", "--no-png", "--save-maps"]),
-    stdout: "piped",
-    stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp" },
-  }).output();
-  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const r = await runDeno([CLI, "--data", root, "--out", out, ...SMALL, "--no-png", "--save-maps"]);
+  assert.equal(r.code, 0, r.stderr);
   const csv = (await Deno.readTextFile(join(out, "images.csv"))).trim().split("\n");
   assert.equal(csv[0], "category,id,path,label,defect_type,score");
   assert.equal(csv.length, 1 + 5);
@@ -155,14 +143,11 @@ Deno.test("smaller: non-finite backbone features name the image and the patch; -
     /backbone features of \/d\/a\.png have a non-finite value \(NaN\) at patch \(1, 2\), channel 1/,
   );
   const root = await copyHazel();
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "--data", root, "--out", join(root, "o"), "--method", "bank"]
-      .concat(["--image-size", "64", "--bank-size", "100000", "--no-png"]),
-    stdout: "piped",
-    stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp" },
-  }).output();
-  const err = new TextDecoder().decode(r.stderr);
+  const r = await runDeno(
+    [CLI, "--data", root, "--out", join(root, "o"), "--method", "bank", "--image-size", "64"]
+      .concat(["--bank-size", "100000", "--no-png"]),
+  );
+  const err = r.stderr;
   assert.equal(r.code, 0, err);
   // 6 training images × 8 × 8 patches at 64².
   assert.match(

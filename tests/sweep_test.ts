@@ -6,18 +6,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gpuTest, requireGpu } from "./_gpu.ts";
+import { runDeno } from "./_run.ts";
 
 const HAZEL = new URL("../data/hazelnut_toy/hazelnut", import.meta.url).pathname;
-const td = new TextDecoder();
 
-function run(args: string[]) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { XDG_RUNTIME_DIR: "/tmp" },
-  }).output();
-}
+const run = runDeno;
 
 Deno.test({
   name: "sweep: two seeds trained, one summary table (settings that differ, loss, validation)",
@@ -52,12 +45,12 @@ Deno.test({
         "2",
         "--no-cache",
       ]);
-      assert.equal(r.code, 0, td.decode(r.stderr));
+      assert.equal(r.code, 0, r.stderr);
     }
     const summary = new URL("../cli/sweep_summary.ts", import.meta.url).pathname;
     const out = join(root, "summary.csv");
     const s = await run([summary, join(root, "run-0"), join(root, "run-1"), "--out", out]);
-    assert.equal(s.code, 0, td.decode(s.stderr));
+    assert.equal(s.code, 0, s.stderr);
     const lines = (await Deno.readTextFile(out)).trim().split("\n");
     const head = lines[0].split(",");
     assert.equal(lines.length, 3);

@@ -140,3 +140,17 @@ export function getPreset(name: string): BackbonePreset {
   }
   return structuredClone(p);
 }
+
+/**
+ * Tap groups from the command-line form `"A,B;C,D"` (";" between groups, "," within) →
+ * `[["A", "B"], ["C", "D"]]`; undefined when `spec` is undefined.
+ * @throws {Error} naming `--taps` and the value on an empty group.
+ */
+export function parseTaps(spec: string | undefined): string[][] | undefined {
+  if (spec === undefined) return undefined;
+  const groups = spec.split(";").map((g) => g.split(",").map((t) => t.trim()).filter(Boolean));
+  if (!groups.length || groups.some((g) => !g.length)) {
+    throw new Error(`--taps expects groups of tensor names like "A,B;C,D", got "${spec}"`);
+  }
+  return groups;
+}

@@ -305,6 +305,32 @@ export function loadSplit(root: string, category: string, opts: DatasetOptions =
   return loadMvtecSplit(root, category);
 }
 
+/**
+ * One record: `dir/name` of `category`, with id `<idPrefix>/<type>/<stem>` (idPrefix defaults to
+ * the split; MVTec 3D-AD validation normals keep `validation`).
+ */
+function makeRecord(
+  dir: string,
+  name: string,
+  category: string,
+  split: "train" | "test",
+  type: string,
+  label: 0 | 1,
+  maskPath: string | null = null,
+  idPrefix: string = split,
+): ImageRecord {
+  return {
+    path: join(dir, name),
+    category,
+    split,
+    defectType: type,
+    label,
+    maskPath,
+    maskRule: "auto",
+    id: `${idPrefix}/${type}/${stemOf(name)}`,
+  };
+}
+
 function folderCategory(f: FolderSpec): string {
   return f.category ?? (f.normalDir.replace(/\/+$/, "").split("/").slice(-2, -1)[0] || "folder");
 }
@@ -345,16 +371,8 @@ function loadFolderSplit(root: string, f: FolderSpec): DatasetSplit {
   const order = seededOrder(normals.length, f.seed ?? 0);
   const nTest = Math.max(1, Math.round(ratio * normals.length));
   const testSet = new Set(order.slice(0, nTest));
-  const rec = (dir: string, n: string, split: "train" | "test", type: string, label: 0 | 1) => ({
-    path: join(dir, n),
-    category,
-    split,
-    defectType: type,
-    label,
-    maskPath: null as string | null,
-    maskRule: "auto" as MaskRule,
-    id: `${split}/${type}/${stemOf(n)}`,
-  });
+  const rec = (dir: string, n: string, split: "train" | "test", type: string, label: 0 | 1) =>
+    makeRecord(dir, n, category, split, type, label);
   const train = normals.filter((_, i) => !testSet.has(i)).map((n) =>
     rec(f.normalDir, n, "train", "good", 0)
   );
@@ -409,16 +427,9 @@ function loadMvtec3dSplit(root: string, category: string, withValidation: boolea
   if (!trainFiles.length) {
     throw new DatasetError(`${join(dir, "train", "good", "rgb")}: no training images`);
   }
-  const train: ImageRecord[] = trainFiles.map(({ d, n, split }) => ({
-    path: join(d, n),
-    category,
-    split: "train",
-    defectType: "good",
-    label: 0,
-    maskPath: null,
-    maskRule: "auto",
-    id: `${split}/good/${stemOf(n)}`,
-  }));
+  const train = trainFiles.map(({ d, n, split }) =>
+    makeRecord(d, n, category, "train", "good", 0, null, split)
+  );
   const test: ImageRecord[] = [];
   const testDir = join(dir, "test");
   let defects = 0, withMask = 0;
@@ -433,16 +444,7 @@ function loadMvtec3dSplit(root: string, category: string, withValidation: boolea
         defects++;
         if (maskPath) withMask++;
       }
-      test.push({
-        path: join(rgb, n),
-        category,
-        split: "test",
-        defectType: type,
-        label,
-        maskPath,
-        maskRule: "auto",
-        id: `test/${type}/${stemOf(n)}`,
-      });
+      test.push(makeRecord(rgb, n, category, "test", type, label, maskPath));
     }
   }
   if (withMask > 0 && withMask < defects) {
@@ -473,16 +475,7 @@ function loadMvtecSplit(root: string, category: string): DatasetSplit {
         `image file (.png/.jpg) in train/good`,
     );
   }
-  const train: ImageRecord[] = trainNames.map((n) => ({
-    path: join(trainDir, n),
-    category,
-    split: "train",
-    defectType: "good",
-    label: 0,
-    maskPath: null,
-    maskRule: "auto",
-    id: `train/good/${stemOf(n)}`,
-  }));
+  const train = trainNames.map((n) => makeRecord(trainDir, n, category, "train", "good", 0));
 
   const gtDir = join(dir, "ground_truth");
   const hasGt = isDir(gtDir);
@@ -506,16 +499,7 @@ function loadMvtecSplit(root: string, category: string): DatasetSplit {
             );
           }
         }
-        test.push({
-          path: join(testDir, type, n),
-          category,
-          split: "test",
-          defectType: type,
-          label,
-          maskPath,
-          maskRule: "auto",
-          id: `test/${type}/${stem}`,
-        });
+        test.push(makeRecord(join(testDir, type), n, category, "test", type, label, maskPath));
       }
     }
   }
