@@ -128,6 +128,9 @@ export function loadOrt(ep: ExecutionProviderName): Promise<Ort> {
       : import("npm:onnxruntime-web@1.30.0");
     p = mod.then((ort) => {
       ort.env.wasm.numThreads = 1;
+      // In a page, where the .wasm files are served (set by web/app.ts); Deno finds them itself.
+      const paths = (globalThis as { SNARM_ORT_WASM_PATHS?: string }).SNARM_ORT_WASM_PATHS;
+      if (paths) ort.env.wasm.wasmPaths = paths;
       return ort;
     });
     ortCache.set(ep, p);

@@ -15,6 +15,7 @@
  */
 import type { FeatureGrid } from "../types.ts";
 import {
+  parseSafeTensors,
   readSafeTensors,
   requireTensor,
   type SafeTensors,
@@ -541,6 +542,25 @@ export async function loadBank(path: string, expect?: BankExpectation): Promise<
   } catch (e) {
     throw new BankError(`cannot load bank ${path}: ${(e as Error).message}`, { cause: e });
   }
+  return bankFromSafeTensors(st, path, expect);
+}
+
+/**
+ * A bank from the bytes of a file written by {@link saveBank} (browsers, or any source of bytes);
+ * `what` names it in errors. Same checks as {@link loadBank}.
+ * @throws {BankError} as {@link loadBank}.
+ */
+export function bankFromBytes(bytes: Uint8Array, what: string, expect?: BankExpectation): Bank {
+  let st: SafeTensors;
+  try {
+    st = parseSafeTensors(bytes, what);
+  } catch (e) {
+    throw new BankError(`cannot load bank ${what}: ${(e as Error).message}`, { cause: e });
+  }
+  return bankFromSafeTensors(st, what, expect);
+}
+
+function bankFromSafeTensors(st: SafeTensors, path: string, expect?: BankExpectation): Bank {
   const meta = parseMeta(st, path);
   let features: Float32Array, imageIndex: Int32Array, position: Int32Array;
   try {

@@ -223,10 +223,15 @@ export async function searchTopK(
   }
 }
 
-/** The WGSL kernel a search runs: broadcast on CPU adapters (when a plan fits D), else tiled. */
+/**
+ * The WGSL kernel a search runs: broadcast on lavapipe/llvmpipe (the CPU adapter it is tuned for,
+ * when a plan fits D), else tiled. On SwiftShader (Chrome's CPU adapter) the broadcast kernel is
+ * ~20× slower than tiled and long dispatches trip the browser's GPU watchdog (device lost).
+ */
 function pickVariant(gpu: Gpu, dp: number, v: SearchVariant): "broadcast" | "tiled" {
   if (v === "broadcast" || v === "tiled") return v;
-  return gpu.info.isCpu && broadcastPlanFor(gpu, dp) ? "broadcast" : "tiled";
+  const lavapipe = gpu.info.isCpu && /llvmpipe|lavapipe/i.test(gpu.info.description);
+  return lavapipe && broadcastPlanFor(gpu, dp) ? "broadcast" : "tiled";
 }
 
 /** Options of {@link prepareBankSearch}. */

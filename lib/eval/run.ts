@@ -22,19 +22,18 @@ import {
   saveBank,
 } from "../bank/bank.ts";
 import { type BankIndex, createBankIndex } from "../bank/search.ts";
-import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";
 import { METRIC_KEYS } from "../metrics/compute.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
-import type { FeatureGrid } from "../types.ts";
 import { hitFault } from "../util/fault.ts";
 import { PRESETS } from "../backbone/presets.ts";
 import { checkEvalMemory, MAX_IMAGE_SIZE } from "./memory.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
-import { residualNorms, scorePatchMap } from "./bank_only.ts";
 import { fitHead, type FitSettings } from "./fit.ts";
-import { blendScored, type MapBlend } from "./blend.ts";
+import type { MapBlend } from "./blend.ts";
+import { checkFeaturesFinite, scoreFeatures } from "./score.ts";
+export { checkFeaturesFinite } from "./score.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
 
 /** Options of {@link runEval}. Every field has the `deno task eval` default. */
@@ -197,25 +196,6 @@ async function embedSample(bb: Backbone, s: Sample) {
   const f = await bb.embed(s.image, [1, 3, side, side]);
   checkFeaturesFinite(f, s.record.path);
   return f;
-}
-
-/**
- * Report non-finite backbone features (a broken export, an extreme input) at the stage
- * boundary, naming the image, before they reach the bank or the search.
- * @param f `(1, h, w, C)` channels-last features of one image.
- * @throws {Error} naming `path`, the value and its position.
- */
-export function checkFeaturesFinite(f: FeatureGrid, path: string): void {
-  for (let i = 0; i < f.data.length; i++) {
-    if (!Number.isFinite(f.data[i])) {
-      const p = Math.floor(i / f.c);
-      throw new Error(
-        `backbone features of ${path} have a non-finite value (${f.data[i]}) at patch (${
-          Math.floor(p / f.w) % f.h
-        }, ${p % f.w}), channel ${i % f.c}; check the ONNX export (--model) and the image`,
-      );
-    }
-  }
 }
 
 /**
@@ -567,7 +547,6 @@ async function scoreCategory(
   scorer: { head: Head; blend: MapBlend | null } | null,
   withMetrics = true,
 ): Promise<CategoryResult> {
-  const head = scorer?.head ?? null, blend = scorer?.blend ?? null;
   const size = geometry.crop;
   const n = split.test.length;
   const px = size * size;
@@ -582,28 +561,13 @@ async function scoreCategory(
   const p = show ? startProgress(`score test (${split.category})`, n) : noProgress;
   for (let i = 0; i < n; i++) {
     const rec = split.test[i];
-    let t = performance.now();
+    const t = performance.now();
     const s = await loadSample(rec, geometry);
     const f = await embedSample(bb, s);
     seconds.embedTest += (performance.now() - t) / 1000;
-    t = performance.now();
-    const { residual } = await computeInterResidual(f, index, k);
-    seconds.search += (performance.now() - t) / 1000;
-    t = performance.now();
-    let map: Float32Array, score: number;
-    if (head) {
-      const X = interModelInput(residual, f);
-      const out = await head.forward(X, 1, f.h, f.w, { outSize: [size, size] });
-      map = out.smoothed;
-      score = out.imageScores[0];
-      if (blend && blend.lambda > 0) {
-        const bank = scorePatchMap(residualNorms(residual), f.h, f.w, size);
-        ({ map, score } = blendScored(map, bank.map, blend, size));
-      }
-    } else {
-      ({ map, score } = scorePatchMap(residualNorms(residual), f.h, f.w, size));
-    }
-    seconds.maps += (performance.now() - t) / 1000;
+    const { map, score, seconds: st } = await scoreFeatures(f, index, k, scorer, size);
+    seconds.search += st.search;
+    seconds.maps += st.maps;
     maps.set(map, i * px);
     if (s.mask) masks.set(s.mask, i * px);
     if (s.maskConvention) {

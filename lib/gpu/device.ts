@@ -99,7 +99,9 @@ async function initGpu(): Promise<Gpu | null> {
     console.error(`snarm: uncaptured WebGPU error: ${e.message}`);
   });
   const ai = adapter.info;
-  const desc = ai.description ?? "";
+  // Browsers may leave the description empty (Dawn on SwiftShader: vendor "google", architecture
+  // "swiftshader"): fall back to vendor + architecture.
+  const desc = ai.description || [ai.vendor, ai.architecture].filter(Boolean).join(" ");
   const isCpu = ai.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|softpipe/i.test(desc);
   return {
     device,

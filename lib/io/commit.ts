@@ -36,7 +36,14 @@
  * ```
  * @module
  */
-import { basename, dirname, join } from "node:path";
+// Posix path helpers (no `node:` import: safetensors.ts, which the browser page uses, imports
+// this module).
+const join = (...parts: string[]) => parts.join("/").replace(/\/+/g, "/");
+const dirname = (p: string) => {
+  const i = p.replace(/\/+$/, "").lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : p.slice(0, i);
+};
+const basename = (p: string) => p.replace(/\/+$/, "").split("/").pop()!;
 import { hitFault } from "../util/fault.ts";
 
 /** Raised when another live process holds the lock on an output. */

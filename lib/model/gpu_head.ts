@@ -11,7 +11,6 @@
  * the copy is a memcpy.
  * @module
  */
-import process from "node:process";
 import { type Gpu, GpuError, withErrorScope } from "../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { createStorage, readF32 } from "../gpu/buffers.ts";
@@ -770,12 +769,13 @@ export class GpuHead {
     for (const st of this.steps) {
       const enc = dev.createCommandEncoder();
       encodeSteps(enc, [st]);
-      const c0 = process.cpuUsage();
+      const c0 = cpuUsage();
       const t0 = performance.now();
       dev.queue.submit([enc.finish()]);
       await dev.queue.onSubmittedWorkDone();
       const wall = performance.now() - t0;
-      const c = process.cpuUsage(c0);
+      const c1 = cpuUsage();
+      const c = { user: c1.user - c0.user, system: c1.system - c0.system };
       const key = st.label.replace(/ \(K window \d+\)/, "").replace(/ [\d.]+$/, "");
       const prev = out.get(key) ?? { cpu: 0, wall: 0 };
       out.set(key, { cpu: prev.cpu + (c.user + c.system) / 1000, wall: prev.wall + wall });
@@ -787,4 +787,14 @@ export class GpuHead {
   get permutations(): Int32Array[] {
     return this.perms;
   }
+}
+
+/**
+ * Process CPU time (µs) where the runtime has it (Deno's `process` global), else wall time — no
+ * `node:` import, so the module also loads in a browser page.
+ */
+function cpuUsage(): { user: number; system: number } {
+  const p = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } })
+    .process;
+  return p?.cpuUsage?.() ?? { user: performance.now() * 1000, system: 0 };
 }

@@ -12,7 +12,13 @@ import { type HeadMaps, headMaps } from "./maps.ts";
 import { imageScore } from "../maps/mod.ts";
 import { type Capture, headForwardRef } from "./reference.ts";
 import { navigationIndex } from "./scan_order.ts";
-import { type HeadWeights, loadHeadWeights, saveHeadWeights } from "./weights.ts";
+import {
+  type HeadWeights,
+  headWeightsFromSafeTensors,
+  loadHeadWeights,
+  saveHeadWeights,
+} from "./weights.ts";
+import { parseSafeTensors } from "../io/safetensors.ts";
 
 /** Options of {@link Head.forward}. */
 export interface HeadForwardOptions {
@@ -226,6 +232,15 @@ export class Head {
   save(path: string): Promise<void> {
     return saveHeadWeights(path, this.weights);
   }
+}
+
+/**
+ * A head from the bytes of an official-format safetensors file (browsers, or any source of
+ * bytes); `what` names it in errors.
+ * @throws {SafeTensorsError} naming the tensor on any missing/mis-shaped/unexpected tensor.
+ */
+export function headFromBytes(bytes: Uint8Array, what = "head"): Head {
+  return new Head(headWeightsFromSafeTensors(parseSafeTensors(bytes, what), undefined, what));
 }
 
 /**

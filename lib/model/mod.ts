@@ -37,6 +37,7 @@ export {
   checkFiniteInput,
   Head,
   type HeadForwardOptions,
+  headFromBytes,
   type HeadResult,
   loadHead,
 } from "./head.ts";

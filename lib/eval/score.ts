@@ -1,0 +1,103 @@
+/**
+ * Score one image's patch features (spec §3–7): the inter-residual against the bank (exact
+ * top-k), then bank-only scoring (‖r‖₂ map) or the SNARM head on [r ‖ f] (blended with the bank map
+ * by the head's λ when it has one). Pure typed arrays in and out — the same code scores in Deno and
+ * in a browser page (web/).
+ *
+ * @example
+ * ```ts
+ * const r = await scoreFeatures(features, bankIndex, 3, { head, blend }, 392);
+ * r.map;   // (392, 392) smoothed anomaly map;  r.score: the image score
+ * ```
+ * @module
+ */
+import type { FeatureGrid } from "../types.ts";
+import type { BankIndex } from "../bank/search.ts";
+import { computeInterResidual, interModelInput } from "../bank/residual.ts";
+import type { Head } from "../model/mod.ts";
+import { residualNorms, scorePatchMap } from "./bank_only.ts";
+import { blendScored, type MapBlend } from "./blend.ts";
+
+/** What scored one image. */
+export interface ScoredImage {
+  /** `(S, S)` smoothed anomaly map (S = `size`). */
+  map: Float32Array;
+  /** Image score (max of the 16×16 average-pooled map, stride 2). */
+  score: number;
+  /** `(h·w)` L2 norm of the inter-residual per patch (row-major grid). */
+  residualNorms: Float32Array;
+  /** SNARM only: `(h·w)` 1 = self-reference patch, 0 = navigated (suspicious) patch. */
+  refMask: Uint8Array | null;
+  /** SNARM only: `(h·w)` unary map (the navigator's per-patch logit). */
+  unary: Float32Array | null;
+  /** SNARM only: `(h·w)` waypoint map the self-references are chosen on (spec §4). */
+  waypoint: Float32Array | null;
+  /** Wall seconds of the bank search and of the scoring (head + maps). */
+  seconds: { search: number; maps: number };
+}
+
+/**
+ * Score the features `f` `(1, h, w, C)` of one image against `index`.
+ * @param scorer null: bank-only; else the head and its blend (λ = 0 or null: the head's map).
+ * @param size output map side S (the crop size).
+ * @throws {Error} on shape mismatches; GpuError on a WebGPU failure.
+ */
+export async function scoreFeatures(
+  f: FeatureGrid,
+  index: BankIndex,
+  k: number,
+  scorer: { head: Head; blend: MapBlend | null } | null,
+  size: number,
+): Promise<ScoredImage> {
+  let t = performance.now();
+  const { residual } = await computeInterResidual(f, index, k);
+  const search = (performance.now() - t) / 1000;
+  t = performance.now();
+  const norms = residualNorms(residual);
+  let map: Float32Array, score: number;
+  let refMask: Uint8Array | null = null, unary: Float32Array | null = null;
+  let waypoint: Float32Array | null = null;
+  if (scorer) {
+    const X = interModelInput(residual, f);
+    const out = await scorer.head.forward(X, 1, f.h, f.w, { outSize: [size, size] });
+    map = out.smoothed;
+    score = out.imageScores[0];
+    refMask = out.refMask;
+    unary = out.unary;
+    waypoint = out.waypoint;
+    if (scorer.blend && scorer.blend.lambda > 0) {
+      const bank = scorePatchMap(norms, f.h, f.w, size);
+      ({ map, score } = blendScored(map, bank.map, scorer.blend, size));
+    }
+  } else {
+    ({ map, score } = scorePatchMap(norms, f.h, f.w, size));
+  }
+  return {
+    map,
+    score,
+    residualNorms: norms,
+    refMask,
+    unary,
+    waypoint,
+    seconds: { search, maps: (performance.now() - t) / 1000 },
+  };
+}
+
+/**
+ * Report non-finite backbone features (a broken export, an extreme input) at the stage
+ * boundary, naming the image, before they reach the bank or the search.
+ * @param f `(1, h, w, C)` channels-last features of one image.
+ * @throws {Error} naming `path`, the value and its position.
+ */
+export function checkFeaturesFinite(f: FeatureGrid, path: string): void {
+  for (let i = 0; i < f.data.length; i++) {
+    if (!Number.isFinite(f.data[i])) {
+      const p = Math.floor(i / f.c);
+      throw new Error(
+        `backbone features of ${path} have a non-finite value (${f.data[i]}) at patch (${
+          Math.floor(p / f.w) % f.h
+        }, ${p % f.w}), channel ${i % f.c}; check the ONNX export (--model) and the image`,
+      );
+    }
+  }
+}
