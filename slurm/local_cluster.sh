@@ -12,7 +12,11 @@ start)
   mkdir -p "$dir"/{state,spool,log} /run/munge
   chown munge:munge /run/munge
   if [ ! -s "$dir/munged.pid" ] || ! kill -0 "$(cat "$dir/munged.pid")" 2>/dev/null; then
-    [ -s /etc/munge/munge.key ] || { mungekey -c -f 2>/dev/null || /usr/sbin/create-munge-key -f; }
+    if [ ! -s /etc/munge/munge.key ]; then
+      mkdir -p /etc/munge
+      mungekey -c -f 2>/dev/null || /usr/sbin/create-munge-key -f
+      chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
+    fi
     rm -f /run/munge/munged.pid
     su -s /bin/sh munge -c "munged --pid-file=/run/munge/munged.pid --socket=/run/munge/munge.socket.2"
     for _ in $(seq 50); do [ -s /run/munge/munged.pid ] && break; sleep 0.1; done
