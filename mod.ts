@@ -25,3 +25,11 @@ export * from "./lib/train/mod.ts";
 export * from "./lib/metrics/mod.ts";
 export * from "./lib/eval/mod.ts";
 export * from "./lib/util/progress.ts";
+export {
+  acquireLock,
+  commitFolder,
+  type OutputLock,
+  OutputLockedError,
+  recoverOutput,
+  stageFolder,
+} from "./lib/io/commit.ts";
