@@ -13,7 +13,13 @@
 import { parseArgs } from "node:util";
 import { parseTaps } from "../lib/backbone/presets.ts";
 import { dirname, join, resolve } from "node:path";
-import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
+import {
+  acquireLock,
+  commitFolder,
+  discardStage,
+  recoverOutput,
+  stageFolder,
+} from "../lib/io/commit.ts";
 import { hitFault } from "../lib/util/fault.ts";
 import type { DatasetOptions } from "../lib/data/dataset.ts";
 import {
@@ -205,7 +211,11 @@ async function main() {
     console.log(HELP);
     return;
   }
-  const out = userPath(values.out!);
+  // A symlinked --out is committed at its target (the link itself stays).
+  let out = userPath(values.out!);
+  try {
+    if (Deno.lstatSync(out).isSymlink) out = Deno.realPathSync(out);
+  } catch { /* does not exist yet */ }
   let data = values.data === undefined ? DEFAULT_DATA : userPath(values.data);
   const dataset = datasetOptions(values);
   const shard = parseShard(values.shard);
@@ -269,6 +279,13 @@ async function main() {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   if (saveBank) {
+    const inside = saveBank.startsWith(out + "/") ? saveBank.slice(out.length + 1) : null;
+    if (inside && OUT_ENTRIES.includes(inside.split("/")[0])) {
+      throw new Error(
+        `--save-bank ${saveBank} lies in ${inside.split("/")[0]}, which this run replaces in ` +
+          `--out; save the bank elsewhere (e.g. ${out}/bank.safetensors)`,
+      );
+    }
     try {
       if (!Deno.statSync(dirname(saveBank)).isDirectory) throw new Error("not a folder");
     } catch {
@@ -335,10 +352,19 @@ async function main() {
   const lock = await acquireLock(out, { what: `--out ${out}` });
   await recoverOutput(out);
   // A shard whose --out already holds its complete outputs for the same request is skipped.
-  const request = requestDigest(values, data);
+  const request = await requestDigest(values, data, [loadBank, chosen.head]);
   if (shard) {
     const done = await readShardManifest(out).catch(() => null);
-    if (done && done.request === request) {
+    const complete = done && done.request === request && done.shard.index === shard.index &&
+      done.shard.count === shard.count &&
+      done.categories.every((c) => {
+        try {
+          return Deno.statSync(join(out, "raw_maps", `${c.category}.safetensors`)).isFile;
+        } catch {
+          return false;
+        }
+      });
+    if (complete) {
       console.error(
         `snarm eval: shard ${shard.index}/${shard.count} is already complete in ${out}; skipping`,
       );
@@ -348,9 +374,7 @@ async function main() {
   }
   const staging = await stageFolder(out);
   const onSigint = () => {
-    try {
-      Deno.removeSync(staging, { recursive: true });
-    } catch { /* already gone */ }
+    discardStage(staging); // a stage whose commit began is left for the next run to finish
     lock.release();
     Deno.exit(130);
   };
@@ -492,7 +516,7 @@ async function main() {
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
     Deno.removeSignalListener("SIGTERM", onSigint);
-    await Deno.remove(staging, { recursive: true }).catch(() => {});
+    discardStage(staging);
     lock.release();
   }
 }
@@ -525,11 +549,27 @@ function parseShard(v: string | undefined): { index: number; count: number } | u
  * shards of one sharded run have the same digest (merge checks it), and a finished shard re-run
  * with the same request is skipped.
  */
-function requestDigest(values: Record<string, unknown>, data: string): string {
+async function requestDigest(
+  values: Record<string, unknown>,
+  data: string,
+  files: Array<string | undefined>,
+): Promise<string> {
   const { out: _o, shard, ...rest } = values;
   const count = typeof shard === "string" ? shard.split("/")[1] : null;
+  // The contents of the bank and head files, not only their paths: a bank rebuilt in place
+  // between two parts makes them another request.
+  const contents: string[] = [];
+  for (const f of files) {
+    if (!f) continue;
+    const h = await crypto.subtle.digest("SHA-256", await Deno.readFile(f));
+    contents.push(
+      `${f}:${[...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0")).join("")}`,
+    );
+  }
   const sorted = Object.fromEntries(
-    Object.entries({ ...rest, data, shardCount: count }).sort(([a], [b]) => a.localeCompare(b)),
+    Object.entries({ ...rest, data, shardCount: count, contents }).sort(([a], [b]) =>
+      a.localeCompare(b)
+    ),
   );
   return JSON.stringify(sorted);
 }

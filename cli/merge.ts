@@ -7,7 +7,13 @@
  */
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
-import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../lib/io/commit.ts";
+import {
+  acquireLock,
+  commitFolder,
+  discardStage,
+  recoverOutput,
+  stageFolder,
+} from "../lib/io/commit.ts";
 import { mergeShards } from "../lib/eval/shard.ts";
 import { readRawMaps, writeRawMaps, writeResults } from "../lib/eval/results.ts";
 
@@ -36,6 +42,9 @@ async function main() {
   if (!positionals.length) throw new Error("give the shard output folders to merge");
   const out = resolve(cwd, values.out);
   const dirs = positionals.map((p) => resolve(cwd, p));
+  if (dirs.includes(out)) {
+    throw new Error(`--out ${out} is one of the shard folders; merge into another folder`);
+  }
   const t0 = performance.now();
   const merged = await mergeShards(dirs);
   const lock = await acquireLock(out, { what: `--out ${out}` });
@@ -85,7 +94,7 @@ async function main() {
         replace: ["results.json", "results.csv", "images.csv", "raw_maps"],
       });
     } finally {
-      await Deno.remove(stage, { recursive: true }).catch(() => {});
+      discardStage(stage);
     }
   } finally {
     lock.release();

@@ -25,7 +25,13 @@ import { type DatasetOptions, loadSplit } from "../data/dataset.ts";
 import { loadHeadWeights, saveHeadWeights } from "../model/weights.ts";
 import { Head } from "../model/head.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
-import { acquireLock, commitFolder, recoverOutput, stageFolder } from "../io/commit.ts";
+import {
+  acquireLock,
+  commitFolder,
+  discardStage,
+  recoverOutput,
+  stageFolder,
+} from "../io/commit.ts";
 import { chooseBlend } from "./blend.ts";
 import { runTraining, TRAIN_PRESETS } from "../train/run.ts";
 import { DEFAULT_TEXTURE_DIR, listTextureFiles, type SynthSource } from "../train/synth.ts";
@@ -352,7 +358,7 @@ async function fitLocked(
       record,
     };
   } catch (e) {
-    await Deno.remove(stage, { recursive: true }).catch(() => {});
+    discardStage(stage);
     throw e;
   }
 }

@@ -5,8 +5,9 @@
  *
  * The model (bytes), calibrated on hazelnut_toy bank-only runs (28 train, 23 test images,
  * MobileNetV2, 256-d): measured peak RSS 400 / 650 / 977 MB at 256² / 512² / 1024² vs estimated
- * 409 / 586 / 1041 MB (within 10 %; `/usr/bin/time -v deno task eval --method bank
- * --image-size S --bank-size 1000`):
+ * 409 / 586 / 1041 MB before the 15 % margin applied to the sum (`/usr/bin/time -v deno task eval
+ * --method bank --image-size S --bank-size 1000`; with the margin 470 / 674 / 1197 MB, above the
+ * measured peak at every size):
  * - runtime (Deno, ONNX Runtime, WebGPU): 350 MB;
  * - bank build: (min(train images · grid², bank cap) + T) · D · 4 (candidate and bank features);
  * - test maps, masks, RGB and the pixel-metric sort of the largest category: images · size² · 16;
@@ -69,7 +70,8 @@ export function estimateEvalMemory(m: MemoryInputs): { bytes: number; parts: Mem
       flag: "--fit-images / --method bank",
     },
   ];
-  return { bytes: parts.reduce((a, p) => a + p.bytes, 0), parts };
+  // 15 % margin: the terms alone came out up to 11 % under the measured peak (512²).
+  return { bytes: 1.15 * parts.reduce((a, p) => a + p.bytes, 0), parts };
 }
 
 function parseBytes(s: string): number | null {

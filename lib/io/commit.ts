@@ -66,13 +66,33 @@ function hostname(): string {
   }
 }
 
+/** Paths (stages, old folders, locks, temp files) this process created: never "stale". */
+const mine = new Set<string>();
+
+/**
+ * Start time of process `pid` (clock ticks since boot, /proc/<pid>/stat field 22), or null where
+ * unknown. With the PID it identifies a process across PID reuse (containers, PID namespaces).
+ */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Whether process `pid` on this machine is alive. Linux: `/proc/<pid>` (a zombie counts as
  * dead). Elsewhere a process is assumed alive (locks are then never taken over automatically).
  */
-export function processAlive(pid: number): boolean {
+export function processAlive(pid: number, startTime?: string | null): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === Deno.pid) return true;
+  if (pid === Deno.pid) return startTime == null || startTime === processStartTime(pid);
+  if (startTime != null) {
+    const now = processStartTime(pid);
+    if (now !== null && now !== startTime) return false; // the PID now names another process
+  }
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
@@ -98,15 +118,24 @@ interface LockInfo {
   pid: number;
   host: string;
   started: string;
+  /** The holder's /proc start time (see {@link processStartTime}). */
+  procStart?: string | null;
+  /** Random token: tells this process's lock from another with the same PID. */
+  token?: string;
 }
 
 function readLock(path: string): LockInfo | null {
   try {
     const v = JSON.parse(Deno.readTextFileSync(path));
-    if (typeof v?.pid === "number") return v as LockInfo;
+    if (
+      Number.isSafeInteger(v?.pid) && v.pid > 0 && typeof v.host === "string" &&
+      typeof v.started === "string"
+    ) return v as LockInfo;
   } catch { /* unreadable or half-written: treated as no holder */ }
   return null;
 }
+
+const TOKEN = crypto.randomUUID();
 
 /**
  * Take the lock on output `out` (`<out>.lock` beside it; the parent folder is created).
@@ -125,7 +154,13 @@ export async function acquireLock(
   const what = opts.what ?? out;
   await Deno.mkdir(dirname(out), { recursive: true });
   const path = `${out}.lock`;
-  const me: LockInfo = { pid: Deno.pid, host: hostname(), started: new Date().toISOString() };
+  const me: LockInfo = {
+    pid: Deno.pid,
+    host: hostname(),
+    started: new Date().toISOString(),
+    procStart: processStartTime(Deno.pid),
+    token: TOKEN,
+  };
   const tmp = `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
   await Deno.writeTextFile(tmp, JSON.stringify(me) + "\n");
   try {
@@ -134,11 +169,12 @@ export async function acquireLock(
       try {
         // link(2) fails if `path` exists: the lock appears complete or not at all.
         await Deno.link(tmp, path);
+        mine.add(path);
         let released = false;
         const release = () => {
           if (released) return;
           released = true;
-          if (readLock(path)?.pid === Deno.pid) {
+          if (readLock(path)?.token === TOKEN) {
             try {
               Deno.removeSync(path);
             } catch { /* gone */ }
@@ -150,7 +186,11 @@ export async function acquireLock(
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
       const holder = readLock(path);
-      if (holder && holder.host === me.host && processAlive(holder.pid)) {
+      const ours = holder?.token === TOKEN; // this process already holds it
+      if (
+        holder && holder.host === me.host && !ours &&
+        processAlive(holder.pid, holder.procStart) && !(holder.pid === Deno.pid)
+      ) {
         if (opts.wait) {
           if (!waiting) note(`waiting for process ${holder.pid}, which is writing ${what}`);
           waiting = true;
@@ -169,11 +209,22 @@ export async function acquireLock(
             `${holder.started}); if that run is gone, remove ${path}`,
         );
       }
+      if (ours) {
+        throw new OutputLockedError(`${what}: this process already holds the lock ${path}`);
+      }
       // Dead holder (or a lock file without content): take it over. Renaming it aside first
-      // means two runs taking over at once cannot both succeed (only one rename finds it).
+      // means two runs taking over at once cannot both succeed (only one rename finds it); if
+      // what we renamed aside is not the dead lock we read (another run's fresh lock), put it
+      // back and look again.
       const aside = `${path}.stale-${Deno.pid}`;
       try {
         await Deno.rename(path, aside);
+        const moved = readLock(aside);
+        if (JSON.stringify(moved) !== JSON.stringify(holder)) {
+          await Deno.link(aside, path).catch(() => {});
+          await Deno.remove(aside).catch(() => {});
+          continue;
+        }
         await Deno.remove(aside).catch(() => {});
         note(
           holder
@@ -223,7 +274,8 @@ export async function removeStaleTemps(path: string, note: Note = stderrNote): P
   }
   for (const e of entries) {
     const pid = pidOf(e.name, prefix);
-    if (pid === null || processAlive(pid)) continue;
+    const p0 = join(dir, e.name);
+    if (pid === null || mine.has(p0) || (pid !== Deno.pid && processAlive(pid))) continue;
     const p = join(dir, e.name);
     await Deno.remove(p, { recursive: true }).catch(() => {});
     removed.push(p);
@@ -245,6 +297,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   await removeStaleTemps(path, opts.note);
   const tmp = `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  mine.add(tmp);
   try {
     const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
     const f = await Deno.open(tmp, { write: true, createNew: true });
@@ -270,8 +323,10 @@ export async function writeFileAtomic(
 export async function stageFolder(out: string): Promise<string> {
   await Deno.mkdir(dirname(out), { recursive: true });
   const stage = `${out}.stage-${Deno.pid}`;
+  if (!mine.has(stage)) await recoverOutput(out); // a dead run with our PID (PID namespaces)
   await Deno.remove(stage, { recursive: true }).catch(() => {});
   await Deno.mkdir(stage);
+  mine.add(stage);
   return stage;
 }
 
@@ -303,7 +358,39 @@ export async function commitFolder(
   const marker = { pid: Deno.pid, replace: opts.replace === "all" ? "all" : [...opts.replace] };
   await writeFileAtomic(join(stage, COMMIT_MARKER), JSON.stringify(marker) + "\n");
   await hitFault("commit-marked");
-  await finishCommit(stage, out, opts.replace, `${out}.old-${Deno.pid}`);
+  const old = `${out}.old-${Deno.pid}`;
+  mine.add(old);
+  const carried: string[] = [];
+  try {
+    await finishCommit(stage, out, opts.replace, old, carried);
+  } catch (e) {
+    // A rename failed (permissions, another filesystem, …): put everything back as it was, so
+    // the caller may discard the stage; if that fails too, the marked stage stays for recovery.
+    try {
+      if (!(await exists(out)) && (await exists(old))) await Deno.rename(old, out);
+      for (const name of carried) {
+        if (!(await exists(join(out, name)))) await Deno.rename(join(stage, name), join(out, name));
+      }
+      await Deno.remove(join(stage, COMMIT_MARKER));
+    } catch { /* left for recoverOutput: the stage keeps its marker */ }
+    throw e;
+  }
+}
+
+/**
+ * Remove a stage folder that was not (or no longer) being committed. A stage whose commit
+ * started (it holds {@link COMMIT_MARKER}: it may hold the user's carried files) is left for
+ * {@link recoverOutput} — use this in `finally` blocks and signal handlers instead of removing
+ * the stage directly.
+ */
+export function discardStage(stage: string): void {
+  try {
+    Deno.statSync(join(stage, COMMIT_MARKER));
+    return; // a commit is under way or was interrupted: recovery finishes it
+  } catch { /* no marker: safe to remove */ }
+  try {
+    Deno.removeSync(stage, { recursive: true });
+  } catch { /* already gone */ }
 }
 
 async function finishCommit(
@@ -311,6 +398,7 @@ async function finishCommit(
   out: string,
   replace: readonly string[] | "all",
   old: string,
+  carried: string[] = [],
 ): Promise<void> {
   if (await exists(out)) {
     if (!(await Deno.stat(out)).isDirectory) {
@@ -322,6 +410,7 @@ async function finishCommit(
       const dst = join(stage, e.name);
       if (await exists(dst)) continue;
       await Deno.rename(join(out, e.name), dst);
+      carried.push(e.name);
       await hitFault("commit-carry");
     }
     await Deno.rename(out, old);
@@ -362,7 +451,8 @@ export async function recoverOutput(out: string, note: Note = stderrNote): Promi
   const dead = (prefix: string) =>
     names.map((n) => ({ n, pid: pidOf(n, prefix) }))
       .filter((x): x is { n: string; pid: number } =>
-        x.pid !== null && x.pid !== Deno.pid && !processAlive(x.pid)
+        x.pid !== null && !mine.has(join(dir, x.n)) &&
+        (x.pid === Deno.pid || !processAlive(x.pid))
       );
   for (const { n, pid } of dead(`${base}.stage-`)) {
     const stage = join(dir, n);
