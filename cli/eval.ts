@@ -33,7 +33,7 @@ import {
 } from "../lib/eval/results.ts";
 import { readShardManifest, SHARD_FORMAT, type ShardManifest } from "../lib/eval/shard.ts";
 import { MAX_IMAGE_SIZE } from "../lib/eval/memory.ts";
-import { runEval } from "../lib/eval/run.ts";
+import { runEval, scopePath } from "../lib/eval/run.ts";
 import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
 import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { writeReport } from "../lib/viz/report.ts";
@@ -352,7 +352,24 @@ async function main() {
   const lock = await acquireLock(out, { what: `--out ${out}` });
   await recoverOutput(out);
   // A shard whose --out already holds its complete outputs for the same request is skipped.
-  const request = await requestDigest(values, data, [loadBank, chosen.head]);
+  const request = await requestDigest({
+    data,
+    dataset,
+    categories: values.category ?? null,
+    method: chosen.method,
+    head: chosen.head ?? null,
+    loadBank: loadBank ?? null,
+    model: values.model ?? null,
+    backbone: values.backbone ?? null,
+    taps: parseTaps(values.taps) ?? null,
+    inputName: values["input-name"] ?? null,
+    numbers,
+    resize: resize ?? null,
+    fit: chosen.method === "snarm" && !chosen.head ? fit : null,
+    blend: !values["no-blend"],
+    unified: !values["per-category-bank"],
+    shardCount: shard?.count ?? null,
+  }, [loadBank, chosen.head]);
   if (shard) {
     const done = await readShardManifest(out).catch(() => null);
     const complete = done && done.request === request && done.shard.index === shard.index &&
@@ -504,7 +521,21 @@ async function main() {
     await hitFault("before-commit");
     await commitFolder(staging, out, { replace: OUT_ENTRIES });
     const what = values["prepare-only"]
-      ? `prepared ${result.banks.length} bank(s)${saveBank ? ` (saved to ${saveBank})` : ""}`
+      ? `prepared ${result.banks.length} bank(s)${
+        saveBank
+          ? ` (saved to ${
+            result.banks.map((b) =>
+              scopePath(saveBank, {
+                name: b.name,
+                categories: [],
+                unified: b.name === "unified",
+              })
+            ).join(", ")
+          })`
+          : chosen.method === "snarm" && !chosen.head
+          ? " (in the fit cache with its head)"
+          : " — not kept: pass --save-bank FILE to keep it"
+      }`
       : result.shard
       ? `shard ${shard!.index}/${
         shard!.count
@@ -545,33 +576,24 @@ function parseShard(v: string | undefined): { index: number; count: number } | u
 }
 
 /**
- * A digest of everything that determines a run's outputs except --out and --shard's index: two
- * shards of one sharded run have the same digest (merge checks it), and a finished shard re-run
- * with the same request is skipped.
+ * The request of a run: everything that determines its outputs, parsed and resolved (defaults
+ * filled in, paths absolute; output-only flags such as --no-png left out), except --out and the
+ * shard index. The parts of one sharded run have the same request (merge checks it, naming the
+ * settings that differ), and a finished part re-run with the same request is skipped.
  */
 async function requestDigest(
-  values: Record<string, unknown>,
-  data: string,
+  settings: Record<string, unknown>,
   files: Array<string | undefined>,
 ): Promise<string> {
-  const { out: _o, shard, ...rest } = values;
-  const count = typeof shard === "string" ? shard.split("/")[1] : null;
   // The contents of the bank and head files, not only their paths: a bank rebuilt in place
   // between two parts makes them another request.
-  const contents: string[] = [];
+  const contents: Record<string, string> = {};
   for (const f of files) {
     if (!f) continue;
     const h = await crypto.subtle.digest("SHA-256", await Deno.readFile(f));
-    contents.push(
-      `${f}:${[...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0")).join("")}`,
-    );
+    contents[f] = [...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
-  const sorted = Object.fromEntries(
-    Object.entries({ ...rest, data, shardCount: count, contents }).sort(([a], [b]) =>
-      a.localeCompare(b)
-    ),
-  );
-  return JSON.stringify(sorted);
+  return JSON.stringify({ ...settings, contents });
 }
 
 /** Dataset options from the layout flags (a Folder dataset given explicitly, MVTec 3D-AD). */

@@ -101,9 +101,9 @@ async function main() {
   }
   console.error(
     `snarm merge: ${merged.count} shards, ${merged.images.length} test images, ` +
-      `${merged.categories.length} categories in ${
-        ((performance.now() - t0) / 1000).toFixed(1)
-      } s; ` +
+      `${merged.categories.length} ${
+        merged.categories.length === 1 ? "category" : "categories"
+      } in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
       `wrote ${out}/results.csv, results.json, images.csv`,
   );
 }

@@ -30,6 +30,9 @@ export async function sweepRows(dirs: string[]): Promise<SweepRow[]> {
         `${d}: no readable train.json (${(e as Error).message}); a deno task train --out?`,
       );
     }
+    if (t === null || typeof t !== "object" || typeof t.settings !== "object" || !t.settings) {
+      throw new Error(`${d}/train.json is not a deno task train record (no "settings" object)`);
+    }
     let lossTail: number | null = null;
     try {
       const lines = (await Deno.readTextFile(join(d, "loss.csv"))).trim().split("\n").slice(1);
@@ -82,7 +85,7 @@ async function main() {
   if (values.out) {
     const out = resolve(cwd, values.out);
     await writeFileAtomic(out, table.toCSV() + "\n");
-    console.error(`sweep-summary: ${rows.length} runs; wrote ${out}`);
+    console.error(`sweep-summary: ${rows.length} run${rows.length === 1 ? "" : "s"}; wrote ${out}`);
   }
 }
 

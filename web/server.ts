@@ -61,7 +61,9 @@ export function servePage(
     for (const [prefix, dir] of Object.entries(mounts)) {
       if (path.startsWith(prefix)) [base, rel] = [resolve(dir), path.slice(prefix.length)];
     }
-    if (rel === "/" || rel === "") rel = "/web/index.html";
+    if (rel === "/" || rel === "") {
+      return Response.redirect(new URL("/web/index.html", req.url), 302);
+    }
     const file = normalize(join(base, rel));
     if (!file.startsWith(base)) return new Response("forbidden", { status: 403 });
     try {

@@ -376,6 +376,12 @@ function loadFolderSplit(root: string, f: FolderSpec): DatasetSplit {
   const train = normals.filter((_, i) => !testSet.has(i)).map((n) =>
     rec(f.normalDir, n, "train", "good", 0)
   );
+  if (!train.length) {
+    throw new DatasetError(
+      `${f.normalDir}: --split-ratio ${ratio} sends all ${normals.length} normal images to the ` +
+        `test set and leaves none for training; use a smaller ratio`,
+    );
+  }
   const test: ImageRecord[] = normals.filter((_, i) => testSet.has(i)).map((n) =>
     rec(f.normalDir, n, "test", "good", 0)
   );
@@ -387,8 +393,22 @@ function loadFolderSplit(root: string, f: FolderSpec): DatasetSplit {
       const r = rec(d, n, "test", type, 1);
       if (f.maskDir) {
         // Masks flat in the mask folder, or in a sub-folder per anomalous folder.
-        r.maskPath = findMask(join(f.maskDir, type), stemOf(n), maskIndex) ??
-          findMask(f.maskDir, stemOf(n), maskIndex);
+        const own = findMask(join(f.maskDir, type), stemOf(n), maskIndex);
+        r.maskPath = own ?? findMask(f.maskDir, stemOf(n), maskIndex);
+        if (!own && r.maskPath) {
+          // A flat mask folder: the mask name must not fit images of two anomalous folders.
+          const also = f.abnormalDirs.filter((o) =>
+            o !== d &&
+            listImages(o).some((m) => stemOf(m).toLowerCase() === stemOf(n).toLowerCase())
+          );
+          if (also.length) {
+            throw new DatasetError(
+              `${r.maskPath}: this mask's name fits ${r.path} and images in ${also.join(", ")}; ` +
+                `with same-named images in several anomalous folders put the masks in ` +
+                `${join(f.maskDir, "<folder name>")}/ (one sub-folder per anomalous folder)`,
+            );
+          }
+        }
         if (!r.maskPath) {
           throw new DatasetError(
             `${f.maskDir}: no mask for anomalous image ${r.path}; expected ${stemOf(n)}_mask.png ` +

@@ -224,6 +224,28 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
   const headPath = join(dir, "head.safetensors");
   const bankPath = join(dir, "bank.safetensors");
   const show = o.progress ?? true;
+  // A given bank identical to the one a fit without it builds (e.g. the bank a --prepare-only run
+  // saved from that fit) is the same fit: reuse that cache entry.
+  if (o.bank && !o.refit) {
+    const plain = await fitKey({ ...o, bank: undefined }, o.modelSha256);
+    const pdir = join(root, `fit-${plain.key}`);
+    try {
+      await Deno.stat(join(pdir, "head.safetensors"));
+      const cached = await loadBank(join(pdir, "bank.safetensors"));
+      const a = cached.features, b = o.bank.features;
+      if (a.length === b.length && a.every((v, i) => Object.is(v, b[i]))) {
+        const record = JSON.parse(await Deno.readTextFile(join(pdir, "train.json")));
+        return {
+          headPath: join(pdir, "head.safetensors"),
+          bank: o.bank,
+          cached: true,
+          dir: pdir,
+          seconds: (performance.now() - t0) / 1000,
+          record,
+        };
+      }
+    } catch { /* no such entry */ }
+  }
   // One process fills a cache entry at a time (a second one waits, then finds it filled);
   // a fit killed half-way is cleaned up or finished here (lib/io/commit.ts).
   await Deno.mkdir(root, { recursive: true });

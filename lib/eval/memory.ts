@@ -112,6 +112,7 @@ export function checkEvalMemory(m: MemoryInputs, warn: (s: string) => void = con
   const est = estimateEvalMemory(m);
   const mem = machineMemory();
   const top = est.parts.slice(1).reduce((a, p) => (p.bytes > a.bytes ? p : a));
+  const fixed = est.parts[0].bytes > top.bytes;
   const detail = `estimated ${gb(est.bytes)} (largest: ${top.name} ${gb(top.bytes)}, set by ` +
     `${top.flag}) for ${m.imageSize}² input, ${m.testImagesMax} test images, bank ` +
     `${m.bankSize} × ${m.featureDim}`;
@@ -119,7 +120,12 @@ export function checkEvalMemory(m: MemoryInputs, warn: (s: string) => void = con
     throw new Error(
       `this run needs more memory than the machine has: ${detail}; ${mem.source}: ${
         gb(mem.bytes)
-      }. Lower ${top.flag}`,
+      }. ${
+        fixed
+          ? `The fixed runtime (${gb(est.parts[0].bytes)}: Deno, ONNX Runtime, WebGPU) alone ` +
+            "exceeds it: run on a machine with more memory"
+          : `Lower ${top.flag}`
+      }`,
     );
   }
   if (est.bytes <= WARN_FRACTION * mem.bytes) {

@@ -224,6 +224,12 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const allSplits = resolveSplits(opts);
   const shardTotals = Object.fromEntries(allSplits.map((s) => [s.category, s.test.length]));
   const splits = opts.shard ? shardSplits(allSplits, opts.shard) : allSplits;
+  if (opts.dataset?.validationAsTrain && !allSplits.some((s) => s.layout === "mvtec3d")) {
+    console.warn(
+      "snarm: warning: --validation-as-train applies to MVTec 3D-AD data only; ignored for " +
+        `this ${allSplits[0].layout} dataset`,
+    );
+  }
   // Before any work: refuse a run that cannot fit in memory, warn about a large one.
   const trainCounts = splits.map((s) => s.train.length);
   checkEvalMemory({
@@ -313,7 +319,10 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
           ? ""
           : " (blended with the bank map by the head's validation-chosen λ, if it has one)") +
         " → max of 16×16 avg pool, stride 2",
-    blend: opts.blend !== false,
+    blend: method === "snarm" && opts.blend !== false,
+    dataset: opts.dataset?.folder || opts.dataset?.validationAsTrain
+      ? { layout: splits[0].layout, ...opts.dataset }
+      : null,
     loadBank: opts.loadBankPath ?? null,
     fit: method === "snarm" && !opts.head ? opts.fit ?? {} : null,
   };
@@ -609,7 +618,11 @@ async function scoreCategory(
   }
   if (!split.hasMasks && withMetrics) {
     console.warn(
-      `snarm: ${split.root}/${split.category} has no ground_truth folder: evaluated at image level only, pixel metrics undefined`,
+      `snarm: ${
+        split.layout === "folder"
+          ? `${split.category}: no masks (--mask-dir) given`
+          : `${split.root}/${split.category} has no ground_truth folder`
+      }: evaluated at image level only, pixel metrics undefined`,
     );
   }
   return {

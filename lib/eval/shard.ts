@@ -88,9 +88,16 @@ export async function mergeShards(dirs: string[]): Promise<MergedResults> {
       );
     }
     if (p.m.request !== first.m.request) {
+      let diff = "data, method, head, bank or settings";
+      try {
+        const a = JSON.parse(p.m.request), b = JSON.parse(first.m.request);
+        const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+          .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+        if (keys.length) diff = keys.join(", ");
+      } catch { /* an older manifest */ }
       throw new ShardError(
-        `${p.dir}: shard ${index}/${count} was run with other options than ${first.dir} ` +
-          `(data, method, head, bank or settings differ)`,
+        `${p.dir}: shard ${index}/${count} was run with other settings than ${first.dir} ` +
+          `(${diff} differ${diff.includes(",") ? "" : "s"})`,
       );
     }
     for (const k of ["config", "banks", "heads", "adapter"] as const) {
@@ -118,7 +125,7 @@ export async function mergeShards(dirs: string[]): Promise<MergedResults> {
   const missing = [...Array(n).keys()].filter((i) => !byIndex.has(i));
   if (missing.length) {
     throw new ShardError(
-      `merge: shard(s) ${missing.map((i) => `${i}/${n}`).join(", ")} missing (have ${
+      `shard(s) ${missing.map((i) => `${i}/${n}`).join(", ")} missing (have ${
         [...byIndex.keys()].sort((a, b) => a - b).map((i) => `${i}/${n}`).join(", ")
       })`,
     );
