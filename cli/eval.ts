@@ -589,8 +589,16 @@ async function requestDigest(
   // between two parts makes them another request.
   const contents: Record<string, string> = {};
   for (const f of files) {
-    if (!f) continue;
-    const h = await crypto.subtle.digest("SHA-256", await Deno.readFile(f));
+    // (A per-category --load-bank names a pattern, bank.safetensors → bank.<category>.safetensors:
+    // no file of that name to hash.)
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      if (!f) continue;
+      bytes = await Deno.readFile(f);
+    } catch {
+      continue;
+    }
+    const h = await crypto.subtle.digest("SHA-256", bytes);
     contents[f] = [...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
   return JSON.stringify({ ...settings, contents });
