@@ -55,12 +55,21 @@ async function main() {
   }
   if (!values.model) throw new Error("--model FILE.onnx is required");
   const size = Number(values["image-size"]);
-  if (!Number.isInteger(size) || size < 8 || size > 4096) {
-    throw new Error(`--image-size expects an integer in [8, 4096], got "${values["image-size"]}"`);
+  if (!Number.isInteger(size) || size < 32 || size > 4096 || size % 8 !== 0) {
+    throw new Error(
+      `--image-size expects a multiple of 8 in [32, 4096], got "${values["image-size"]}"`,
+    );
   }
   const path = resolve(Deno.env.get("INIT_CWD") ?? Deno.cwd(), values.model);
   const bytes = await readModelBytes(path);
-  const model = onnx.ModelProto.decode(bytes);
+  // deno-lint-ignore no-explicit-any
+  let model: any;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new Error(`${path}: not a valid ONNX ModelProto (${(e as Error).message})`);
+  }
+  if (!model.graph?.node?.length) throw new Error(`${path}: ONNX model has no graph nodes`);
   const g = model.graph;
   const inits = new Set(g.initializer.map((t: { name: string }) => t.name));
   const dimsOf = (v: { type?: { tensorType?: { shape?: { dim?: unknown[] } } } }) =>

@@ -96,3 +96,12 @@ Deno.test("safetensors: header size bounded, header an object, metadata strings 
   refuses(raw('{"__metadata__":{"n":3}}', 0), /__metadata__ value of "n" is not a string/);
   refuses(raw("{nope", 0), /header is not JSON/);
 });
+
+Deno.test("safetensors: a key repeated inside __metadata__ is refused", () => {
+  const dup =
+    '{"__metadata__":{"a":"1","a":"2"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}';
+  refuses(raw(dup, 4), /__metadata__ key "a" appears twice/);
+  const ok =
+    '{"__metadata__":{"a":"{\\"a\\":1}","b":"x"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}';
+  assert.equal(parseSafeTensors(raw(ok, 4)).metadata.a, '{"a":1}');
+});

@@ -44,7 +44,7 @@ export const MAX_HEADER_BYTES = 100_000_000;
  * Top-level keys of a JSON object text, in order, duplicates included (JSON.parse keeps only the
  * last of duplicate keys, so they are found on the raw text).
  */
-function topLevelKeys(json: string): string[] {
+function topLevelKeys(json: string, at = 1): string[] {
   const keys: string[] = [];
   let depth = 0;
   for (let i = 0; i < json.length; i++) {
@@ -52,7 +52,7 @@ function topLevelKeys(json: string): string[] {
     if (ch === '"') {
       let j = i + 1;
       while (j < json.length && json[j] !== '"') j += json[j] === "\\" ? 2 : 1;
-      if (depth === 1) {
+      if (depth === at) {
         let k = j + 1;
         while (k < json.length && /\s/.test(json[k])) k++;
         if (json[k] === ":") keys.push(JSON.parse(json.slice(i, j + 1)));
@@ -103,6 +103,29 @@ export function parseSafeTensors(bytes: Uint8Array, what = "safetensors"): SafeT
   for (const k of topLevelKeys(text)) {
     if (seen.has(k)) throw new SafeTensorsError(`${what}: tensor name "${k}" appears twice`);
     seen.add(k);
+  }
+  const mi = text.indexOf('"__metadata__"');
+  if (mi >= 0) {
+    // Keys of the __metadata__ object (depth 1 of the text from its opening brace).
+    const open = text.indexOf("{", mi);
+    let depth = 0, end = open;
+    for (let i = open; i < text.length; i++) {
+      if (text[i] === '"') {
+        i++;
+        while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+      } else if (text[i] === "{") depth++;
+      else if (text[i] === "}" && --depth === 0) {
+        end = i;
+        break;
+      }
+    }
+    const mseen = new Set<string>();
+    for (const k of topLevelKeys(text.slice(open, end + 1))) {
+      if (mseen.has(k)) {
+        throw new SafeTensorsError(`${what}: __metadata__ key "${k}" appears twice`);
+      }
+      mseen.add(k);
+    }
   }
   const base = 8 + n;
   const dataLength = bytes.byteLength - base;
