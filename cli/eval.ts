@@ -21,6 +21,7 @@ import {
   stageFolder,
 } from "../lib/io/commit.ts";
 import { hitFault } from "../lib/util/fault.ts";
+import { sha256Hex } from "../lib/util/hash.ts";
 import type { DatasetOptions } from "../lib/data/dataset.ts";
 import {
   type CategoryRecord,
@@ -591,15 +592,14 @@ async function requestDigest(
   for (const f of files) {
     // (A per-category --load-bank names a pattern, bank.safetensors → bank.<category>.safetensors:
     // no file of that name to hash.)
-    let bytes: Uint8Array<ArrayBuffer>;
+    let bytes: Uint8Array;
     try {
       if (!f) continue;
       bytes = await Deno.readFile(f);
     } catch {
       continue;
     }
-    const h = await crypto.subtle.digest("SHA-256", bytes);
-    contents[f] = [...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    contents[f] = await sha256Hex(bytes);
   }
   return JSON.stringify({ ...settings, contents });
 }

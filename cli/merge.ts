@@ -15,7 +15,7 @@ import {
   stageFolder,
 } from "../lib/io/commit.ts";
 import { mergeShards } from "../lib/eval/shard.ts";
-import { readRawMaps, writeRawMaps, writeResults } from "../lib/eval/results.ts";
+import { writeRawMaps, writeResults } from "../lib/eval/results.ts";
 
 const HELP = `deno task merge SHARD_OUT... --out OUT [--save-maps]
 
@@ -46,50 +46,19 @@ async function main() {
     throw new Error(`--out ${out} is one of the shard folders; merge into another folder`);
   }
   const t0 = performance.now();
-  const merged = await mergeShards(dirs);
   const lock = await acquireLock(out, { what: `--out ${out}` });
+  let merged;
   try {
     await recoverOutput(out);
     const stage = await stageFolder(out);
     try {
+      // Each category's merged maps come from the one concatenation the metrics use.
+      merged = await mergeShards(dirs, async (category, raw) => {
+        if (!values["save-maps"]) return;
+        await Deno.mkdir(join(stage, "raw_maps"), { recursive: true });
+        await writeRawMaps(join(stage, "raw_maps", `${category}.safetensors`), raw);
+      });
       console.log(await writeResults(stage, merged.base, merged.categories, merged.images));
-      if (values["save-maps"]) {
-        await Deno.mkdir(join(stage, "raw_maps"));
-        for (const c of merged.categories) {
-          const parts = [];
-          for (const d of merged.dirs) {
-            const p = join(d, "raw_maps", `${c.category}.safetensors`);
-            try {
-              parts.push({ r: await readRawMaps(p) });
-            } catch { /* this part has none of the category */ }
-          }
-          const ordered = parts.map((p) => p.r);
-          const px = ordered[0].size ** 2;
-          const n = ordered.reduce((a, r) => a + r.ids.length, 0);
-          const cat = {
-            maps: new Float32Array(n * px),
-            masks: new Uint8Array(n * px),
-            scores: new Float32Array(n),
-            labels: new Uint8Array(n),
-            ids: [] as string[],
-            paths: [] as string[],
-            defectTypes: [] as string[],
-            size: ordered[0].size,
-          };
-          let o = 0;
-          for (const r of ordered) {
-            cat.maps.set(r.maps, o * px);
-            cat.masks.set(r.masks, o * px);
-            cat.scores.set(r.scores, o);
-            cat.labels.set(r.labels, o);
-            cat.ids.push(...r.ids);
-            cat.paths.push(...r.paths);
-            cat.defectTypes.push(...r.defectTypes);
-            o += r.ids.length;
-          }
-          await writeRawMaps(join(stage, "raw_maps", `${c.category}.safetensors`), cat);
-        }
-      }
       await commitFolder(stage, out, {
         replace: ["results.json", "results.csv", "images.csv", "raw_maps"],
       });

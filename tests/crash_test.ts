@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { acquireLock, recoverOutput } from "../lib/io/commit.ts";
 import { encodePng } from "../lib/io/heatmap.ts";
+import { runDeno } from "./_run.ts";
 
 const CLI = new URL("../cli/eval.ts", import.meta.url).pathname;
 const TRAIN = new URL("../cli/train.ts", import.meta.url).pathname;
@@ -29,10 +30,8 @@ function evalCmd(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-async function run(args: string[], env: Record<string, string> = {}) {
-  const r = await evalCmd(args, env).output();
-  return { code: r.code, signal: r.signal, stderr: td.decode(r.stderr) };
-}
+/** `deno task eval <args…>` as a subprocess (tests/_run.ts). */
+const run = (args: string[], env: Record<string, string> = {}) => runDeno([CLI, ...args], env);
 
 /** A fingerprint of a complete output folder: results files and the map file names. */
 async function fingerprint(out: string): Promise<string | null> {

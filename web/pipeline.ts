@@ -15,12 +15,13 @@ import { type Backbone, loadBackbone } from "../lib/backbone/mod.ts";
 import { type Bank, bankFromBytes } from "../lib/bank/bank.ts";
 import { type BankIndex, createBankIndex } from "../lib/bank/search.ts";
 import { preprocessImage, preprocessMask } from "../lib/data/preprocess.ts";
-import type { MapBlend } from "../lib/eval/blend.ts";
+import { headBlend, type MapBlend } from "../lib/eval/blend.ts";
 import { checkFeaturesFinite, type ScoredImage, scoreFeatures } from "../lib/eval/score.ts";
 import { type Gpu, tryGetGpu } from "../lib/gpu/mod.ts";
 import { decodeImage, toGray } from "../lib/io/image.ts";
 import { parseSafeTensors } from "../lib/io/safetensors.ts";
-import { type Head, headFromBytes } from "../lib/model/head.ts";
+import { Head } from "../lib/model/head.ts";
+import { headWeightsFromSafeTensors } from "../lib/model/weights.ts";
 
 /** What a scorer is made of (file bytes). */
 export interface ScorerInputs {
@@ -89,7 +90,9 @@ export async function createScorer(inputs: ScorerInputs): Promise<Scorer> {
   }
   let head: Head | null = null, blend: MapBlend | null = null;
   if (inputs.head) {
-    head = headFromBytes(inputs.head, "head");
+    // One parse: the weights and the stored blend.
+    const st = parseSafeTensors(inputs.head, "head");
+    head = new Head(headWeightsFromSafeTensors(st, undefined, "head"));
     if (head.config.in_chans !== 2 * bank.meta.dim) {
       throw new Error(
         `head expects in_chans ${head.config.in_chans}, the bank's features give ${
@@ -97,8 +100,7 @@ export async function createScorer(inputs: ScorerInputs): Promise<Scorer> {
         }`,
       );
     }
-    const meta = parseSafeTensors(inputs.head, "head").metadata;
-    blend = meta.snarm_blend ? JSON.parse(meta.snarm_blend) : null;
+    blend = headBlend(st.metadata);
   }
   const index: BankIndex = await createBankIndex(gpu, bank.features, bank.meta.dim);
   const geometry = { resize, crop };

@@ -5,6 +5,7 @@
  */
 
 import type { FeatureGrid } from "../types.ts";
+import { sha256Hex } from "../util/hash.ts";
 import { type BackbonePreset, getPreset } from "./presets.ts";
 import { type ChannelsFirstMap, snarmFeatures, vitTokensToGrid } from "./recipe.ts";
 import {
@@ -95,11 +96,6 @@ export interface Backbone {
   describe(): BackboneDescription;
   /** Free the onnxruntime session. */
   release(): Promise<void>;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(d), (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 function checkPositiveInt(v: number, what: string): void {

@@ -197,3 +197,11 @@ export async function chooseBlend(
     .reduce((a, t) => (t.lambda > a.lambda ? t : a));
   return { blend: stats(chosen.lambda), table, best: top.lambda, se };
 }
+
+/**
+ * The blend a fitted head stores in its safetensors metadata (`snarm_blend`), or null (a head
+ * without one scores with its own map: λ = 0).
+ */
+export function headBlend(meta: Record<string, string>): MapBlend | null {
+  return meta.snarm_blend ? JSON.parse(meta.snarm_blend) as MapBlend : null;
+}

@@ -19,6 +19,7 @@
  * @module
  */
 import { join } from "node:path";
+import { sha256Hex } from "../util/hash.ts";
 import type { Bank } from "../bank/bank.ts";
 import { loadBank, saveBank } from "../bank/bank.ts";
 import { type DatasetOptions, loadSplit } from "../data/dataset.ts";
@@ -125,12 +126,6 @@ export function defaultCacheDir(): string {
   return env("SNARM_CACHE") ??
     (env("XDG_CACHE_HOME") ? join(env("XDG_CACHE_HOME")!, "snarm") : undefined) ??
     join(env("HOME") ?? ".", ".cache", "snarm");
-}
-
-async function sha256Hex(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** SHA-256 over the names and contents of the image files of a folder (null: no folder). */

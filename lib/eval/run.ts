@@ -31,7 +31,7 @@ import { PRESETS } from "../backbone/presets.ts";
 import { checkEvalMemory, MAX_IMAGE_SIZE } from "./memory.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { fitHead, type FitSettings } from "./fit.ts";
-import type { MapBlend } from "./blend.ts";
+import { headBlend, type MapBlend } from "./blend.ts";
 import { checkFeaturesFinite, scoreFeatures } from "./score.ts";
 export { checkFeaturesFinite } from "./score.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
@@ -271,9 +271,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       );
     }
     const meta = (await readSafeTensors(path)).metadata;
-    const blend: MapBlend | null = meta.snarm_blend && opts.blend !== false
-      ? JSON.parse(meta.snarm_blend)
-      : null;
+    const blend = opts.blend !== false ? headBlend(meta) : null;
     if (!fitted) {
       const geo = headGeometry(meta);
       if (geo && (geo.crop !== size || geo.resize !== resize)) {

@@ -8,7 +8,13 @@
  */
 import { join } from "node:path";
 import { computeMetrics } from "../metrics/compute.ts";
-import { type CategoryRecord, type ImageRow, readRawMaps, type ResultsBase } from "./results.ts";
+import {
+  type CategoryRecord,
+  type ImageRow,
+  type RawMaps,
+  readRawMaps,
+  type ResultsBase,
+} from "./results.ts";
 
 /** `shard.json` format tag. */
 export const SHARD_FORMAT = "snarm-shard/1";
@@ -58,8 +64,6 @@ export interface MergedResults {
   categories: CategoryRecord[];
   images: ImageRow[];
   count: number;
-  /** The part folders in shard-index order. */
-  dirs: string[];
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
@@ -71,8 +75,12 @@ function sameJson(a: unknown, b: unknown): boolean {
  * @throws {ShardError} naming the folder: a missing part (by index), a part given twice, parts of
  * different requests, banks or heads (config, bank, head or count differ), a part whose image
  * count does not match the split, or unreadable raw maps.
+ * @param onCategory receives each category's merged raw maps (e.g. to write them).
  */
-export async function mergeShards(dirs: string[]): Promise<MergedResults> {
+export async function mergeShards(
+  dirs: string[],
+  onCategory?: (category: string, raw: RawMaps) => Promise<void>,
+): Promise<MergedResults> {
   if (!dirs.length) throw new ShardError("merge: no shard folders given");
   const parts = await Promise.all(
     dirs.map(async (d) => ({ dir: d, m: await readShardManifest(d) })),
@@ -159,6 +167,7 @@ export async function mergeShards(dirs: string[]): Promise<MergedResults> {
     let o = 0;
     const conventions: Record<string, number> = {};
     const empty: string[] = [];
+    const ids: string[] = [], paths: string[] = [], defectTypes: string[] = [];
     for (const { raw, rec } of chunks) {
       maps.set(raw.maps, o * px);
       masks.set(raw.masks, o * px);
@@ -178,8 +187,12 @@ export async function mergeShards(dirs: string[]): Promise<MergedResults> {
         conventions[k] = (conventions[k] ?? 0) + v;
       }
       empty.push(...rec.empty_masks);
+      ids.push(...raw.ids);
+      paths.push(...raw.paths);
+      defectTypes.push(...raw.defectTypes);
       o += raw.ids.length;
     }
+    await onCategory?.(category, { maps, masks, scores, labels, ids, paths, defectTypes, size });
     const hasMasks = chunks[0].rec.has_masks;
     const metrics = computeMetrics({
       imageScores: scores,
@@ -197,6 +210,5 @@ export async function mergeShards(dirs: string[]): Promise<MergedResults> {
       empty_masks: empty,
     });
   }
-  const ordered = [...Array(n).keys()].map((i) => byIndex.get(i)!.dir);
-  return { base: first.m.base, categories, images, count: n, dirs: ordered };
+  return { base: first.m.base, categories, images, count: n };
 }
