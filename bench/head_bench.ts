@@ -4,7 +4,9 @@
  * bench/head_bench.ts`:
  * - the Mamba head + maps from the hybrid residual Z, WebGPU (default adapter) vs the TypeScript
  *   reference, measured in the same run (group "head from Z", baseline = reference);
- * - the full forward from X (residual fusion + Mamba head + maps) on WebGPU;
+ * - the full forward from X (residual fusion + Mamba head + maps, 392² maps) per engine, same run:
+ *   `head paper <engine>: X s/image` (median of 5 after a warm-up) for the native CPU engine
+ *   (onnxruntime-node, lib/model/native_head.ts) and WebGPU (the adapter's WGSL kernels);
  * - the selective scan kernel alone, in the mixer's size (4 × 600 tokens × 256 channels) and at
  *   L = 2401, d_inner = 512.
  * Before the benches it prints the max |error| of every tensor vs the paper fixture, the CPU time
@@ -25,6 +27,7 @@ import {
   selectiveScanRef,
 } from "../lib/model/mod.ts";
 import { fuseResiduals } from "../lib/residual/mod.ts";
+import { nativeSearchAvailable } from "../lib/bank/search.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/paper/", import.meta.url);
 const io = await readSafeTensors(new URL("io.safetensors", FIX));
@@ -78,9 +81,35 @@ async function cpuAndWall<T>(
     `max |error| vs the official paper fixture (${gpu ? gpu.info.description : "TS reference"}):`,
   );
   for (const [k, v] of rows) console.log(`  ${k.padEnd(30)} ${v.toExponential(2)}`);
-  await head.logits(fused.Z, fused.refMask, B, h, w); // the program profiled below (no maps)
+  // the program profiled below (no maps)
+  await head.logits(fused.Z, fused.refMask, B, h, w, { engine: gpu ? "webgpu" : "reference" });
+  const engines = [
+    ...((await nativeSearchAvailable()) ? ["native" as const] : []),
+    ...(gpu ? ["webgpu" as const] : []),
+  ];
+  const perImage = new Map<string, number>();
+  for (const engine of engines) {
+    await head.forward(X, B, h, w, { engine });
+    const t: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      t.push((await cpuAndWall(() => head.forward(X, B, h, w, { engine }))).wall);
+    }
+    const med = t.sort((a, b) => a - b)[2];
+    perImage.set(engine, med);
+    console.log(`head paper ${engine}: ${(med / 1000).toFixed(3)} s/image`);
+  }
+  if (perImage.has("native") && perImage.has("webgpu")) {
+    console.log(
+      `  native / webgpu: ${
+        (perImage.get("native")! / perImage.get("webgpu")!).toFixed(2)
+      }× the time` +
+        " (the official PyTorch forward: 0.84–0.96 s on this 2-core CPU, issue #10)",
+    );
+  }
   const runs = [];
-  for (let i = 0; i < 3; i++) runs.push(await cpuAndWall(() => head.forward(X, B, h, w)));
+  for (let i = 0; i < 3; i++) {
+    runs.push(await cpuAndWall(() => head.forward(X, B, h, w, { engine: "webgpu" })));
+  }
   const parts = [];
   for (let i = 0; i < 3; i++) {
     const fu = await cpuAndWall(() =>
@@ -89,7 +118,9 @@ async function cpuAndWall<T>(
         method: head.config.residual_method,
       })
     );
-    const lg = await cpuAndWall(() => head.fromZ(fused.Z, fused.refMask, B, h, w));
+    const lg = await cpuAndWall(() =>
+      head.fromZ(fused.Z, fused.refMask, B, h, w, { engine: "webgpu" })
+    );
     parts.push({ fu, lg });
   }
   const best = <T>(a: T[], k: (x: T) => number) => a.reduce((m, x) => (k(x) < k(m) ? x : m));
@@ -107,7 +138,7 @@ async function cpuAndWall<T>(
   );
   const prog = gpu ? await head.gpuProgram(h, w, Ls) : null;
   if (prog) {
-    await head.logits(fused.Z, fused.refMask, B, h, w);
+    await head.logits(fused.Z, fused.refMask, B, h, w, { engine: "webgpu" });
     const prof = await prog.profile();
     const list = [...prof].sort((x, y) => y[1].cpu - x[1].cpu);
     const tot = list.reduce((s, [, v]) => s + v.cpu, 0);
@@ -175,7 +206,7 @@ Deno.bench({
   n: 5,
   warmup: 1,
   async fn() {
-    await head.fromZ(fused.Z, fused.refMask, B, h, w);
+    await head.fromZ(fused.Z, fused.refMask, B, h, w, { engine: "webgpu" });
   },
 });
 
@@ -186,7 +217,18 @@ Deno.bench({
   n: 5,
   warmup: 1,
   async fn() {
-    await head.forward(X, B, h, w);
+    await head.forward(X, B, h, w, { engine: "webgpu" });
+  },
+});
+
+Deno.bench({
+  name: "full head forward from X (fusion + Mamba head + maps), native CPU engine (paper config)",
+  group: "full",
+  ignore: !(await nativeSearchAvailable()),
+  n: 5,
+  warmup: 1,
+  async fn() {
+    await head.forward(X, B, h, w, { engine: "native" });
   },
 });
 

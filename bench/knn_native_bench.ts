@@ -9,6 +9,10 @@
  * distances). Session / pipeline creation and the first call (lavapipe JIT) are excluded. Both are
  * checked against the TypeScript reference on the first 24 queries.
  *
+ * The peer, in the same run: faiss (IndexFlatL2, CPU, threads = cores, `OMP_WAIT_POLICY=PASSIVE`)
+ * through `bench/knn_faiss.py` when Debian's python3-faiss is installed (`knn <size> faiss: X
+ * GFLOP/s`, then the native/faiss ratio); `SNARM_KNN_BENCH_FAISS=0` skips it.
+ *
  * Prints `knn <size> <variant>: X GFLOP/s` lines. Env: `SNARM_KNN_BENCH=small,big` (sizes of the
  * native runs, default both), `SNARM_KNN_BENCH_WEBGPU=small,big` (sizes of the WGSL runs, default
  * small: the big size takes minutes on lavapipe).
@@ -65,6 +69,8 @@ console.log(
 );
 
 const indices: BankIndex[] = [];
+/** GFLOP/s of the native runs per size, for the faiss ratio. */
+const nativeGf = new Map<string, number>();
 const benches: Array<{ name: string; fn: () => Promise<unknown> }> = [];
 
 for (const size of ALL) {
@@ -100,6 +106,7 @@ for (const size of ALL) {
     const med = median(times);
     const gf = (ms: number) => ((2 * size.q * size.n * size.d) / (ms * 1e6)).toFixed(1);
     console.log(`knn ${size.name} ${variant}: ${gf(med)} GFLOP/s`);
+    if (variant === "native") nativeGf.set(size.name, Number(gf(med)));
     console.log(
       `  ${size.q}×${size.n}×${size.d} k=${K}: median ${med.toFixed(0)} ms of ${runs} ` +
         `(best ${gf(Math.min(...times))} GFLOP/s); prepare ${tPrep.toFixed(0)} ms, first call ` +
@@ -112,6 +119,40 @@ for (const size of ALL) {
       fn: () => searchTopK(queries, index, K, { variant }),
     });
   }
+}
+/** faiss on the same sizes (bench/knn_faiss.py), or why it did not run. */
+async function faissPeer(sizes: string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (Deno.env.get("SNARM_KNN_BENCH_FAISS") === "0" || !sizes.length) return out;
+  const script = new URL("./knn_faiss.py", import.meta.url).pathname;
+  try {
+    const r = await new Deno.Command("/usr/bin/python3", {
+      args: [script, sizes.join(","), String(navigator.hardwareConcurrency)],
+      env: { OMP_WAIT_POLICY: "PASSIVE" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(r.stdout);
+    if (!r.success) {
+      const err = new TextDecoder().decode(r.stderr).trim().split("\n").pop();
+      console.log(`knn faiss peer: not run (${err}; Debian: apt-get install -y python3-faiss)`);
+      return out;
+    }
+    for (const line of text.trim().split("\n")) {
+      console.log(line);
+      const m = line.match(/^knn (\w+) faiss: ([\d.]+) GFLOP\/s/);
+      if (m) out.set(m[1], Number(m[2]));
+    }
+  } catch (e) {
+    console.log(`knn faiss peer: not run (${(e as Error).message})`);
+  }
+  return out;
+}
+
+const faiss = await faissPeer(nativeSizes);
+for (const [size, gf] of faiss) {
+  const mine = nativeGf.get(size);
+  if (mine) console.log(`knn ${size} native/faiss: ${(mine / gf).toFixed(2)}×`);
 }
 console.log(`load average after: ${la()}`);
 

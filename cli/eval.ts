@@ -92,7 +92,9 @@ adapter (CPU engines, else TypeScript references).
   --fit-steps N         training steps (default 240)        --fit-lr X   peak lr (default 2e-3)
   --fit-preset cpu|paper head size (default cpu)            --fit-images N  images/category (40)
   --synth LIST          anomaly sources, comma-separated: structure,texture,scratch,blob,edge,
-                        smear,stain (default: scratch,blob,edge,smear,stain, chosen by validation)
+                        smear,stain,paint (default: scratch,blob,edge,smear,stain,paint)
+  --val-synth LIST      anomaly sources of the validation samples (default: those not in --synth,
+                        i.e. structure,texture: validation on kinds the head never trained on)
   --texture-dir DIR     texture images of the texture source (default data/textures)
   --init-head FILE|shipped  start the fit from this head (fine-tuning; shipped = data/snarm_head)
   --cache-dir DIR       fit cache (default $SNARM_CACHE or ~/.cache/snarm)
@@ -189,6 +191,7 @@ async function main() {
       "fit-preset": { type: "string" },
       "fit-images": { type: "string" },
       synth: { type: "string" },
+      "val-synth": { type: "string" },
       "texture-dir": { type: "string" },
       "init-head": { type: "string" },
       "cache-dir": { type: "string" },
@@ -268,6 +271,9 @@ async function main() {
       ? { maxImages: intOpt(values["fit-images"], "fit-images", 0, 1) }
       : {}),
     ...(values.synth !== undefined ? { sources: parseSynthSources(values.synth) } : {}),
+    ...(values["val-synth"] !== undefined
+      ? { valSources: parseSynthSources(values["val-synth"]) }
+      : {}),
     ...(values["texture-dir"] !== undefined ? { textureDir: userPath(values["texture-dir"]) } : {}),
     ...(initHead ? { init: initHead } : {}),
   };
@@ -315,6 +321,7 @@ async function main() {
       "fit-preset",
       "fit-images",
       "synth",
+      "val-synth",
       "texture-dir",
       "init-head",
       "cache-dir",

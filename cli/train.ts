@@ -38,7 +38,7 @@ fusion with the current unary predictor, forward + focal loss + backward + AdamW
   --texture-dir DIR      textures of the texture anomaly source (default data/textures, 57
                          photographic textures; "none" = no texture source)
   --synth LIST           anomaly sources, comma-separated, drawn uniformly per sample:
-                         structure,texture (MemSeg, default), scratch, blob, edge, smear, stain
+                         structure,texture (MemSeg, default), scratch, blob, edge, smear, stain, paint
   --val-fraction F       hold out this fraction of each category's training images (at most 10)
                          for validation; the written head is the best validated one (default 0)
   --val-every N          validate every N steps (default max(10, steps/10))

@@ -12,7 +12,15 @@ import { BLEND_LAMBDAS, blendMaps } from "../lib/eval/blend.ts";
 import { splitImages } from "../lib/train/samples.ts";
 import { join } from "node:path";
 import { gpuTest, requireGpu } from "./_gpu.ts";
-import { fitHead, type FitOptions, type FitResult } from "../lib/eval/fit.ts";
+import {
+  FIT_SOURCES,
+  fitDefaults,
+  fitHead,
+  type FitOptions,
+  type FitResult,
+  heldOutSources,
+} from "../lib/eval/fit.ts";
+import { SYNTH_SOURCES } from "../lib/train/synth.ts";
 import { runEval } from "../lib/eval/run.ts";
 import { loadBackbone } from "../lib/backbone/mod.ts";
 import { loadBank } from "../lib/bank/bank.ts";
@@ -306,6 +314,27 @@ Deno.test({
       /was built with geometry resize 73 → crop 64/,
     );
   },
+});
+
+Deno.test("heldOutSources: a fit validates on the anomaly sources it does not train on", () => {
+  // Default: trains on the defect-shaped kinds, validates on MemSeg's structure + texture.
+  assert.deepEqual(heldOutSources(FIT_SOURCES), ["structure", "texture"]);
+  assert.deepEqual(fitDefaults({}).valSources, ["structure", "texture"]);
+  assert.deepEqual(fitDefaults({ sources: ["structure", "texture"] }).valSources, [
+    "scratch",
+    "blob",
+    "edge",
+    "smear",
+    "stain",
+    "paint",
+  ]);
+  // Training on everything leaves nothing held out: validate on everything.
+  assert.deepEqual(heldOutSources(SYNTH_SOURCES), [...SYNTH_SOURCES]);
+  // An explicit choice wins.
+  assert.deepEqual(fitDefaults({ valSources: ["blob"] }).valSources, ["blob"]);
+  for (const s of heldOutSources(["blob", "texture"])) {
+    assert.ok(!["blob", "texture"].includes(s));
+  }
 });
 
 Deno.test("blendMaps: z-scores each map with its clean statistics and mixes them with weight λ", () => {

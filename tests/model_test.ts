@@ -48,6 +48,7 @@ import {
   winogradWeightsInterleaved,
 } from "../lib/model/winograd.ts";
 import { main as headCli } from "../cli/head.ts";
+import { fuseResidualsRef } from "../lib/residual/mod.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/", import.meta.url);
 const TOL = 1e-4;
@@ -608,7 +609,7 @@ Deno.test({
       ]
     ) assert.ok(seen.includes(k), `intermediate ${k} compared`);
     // without capture (the recorded production program) the logits are the same
-    const r2 = await head.forward(t(io, "X"), B, h, w);
+    const r2 = await head.forward(t(io, "X"), B, h, w, { engine: "webgpu" });
     close(r2.headLogits, r.headLogits, "logits with/without capture", 1e-6);
   },
 });
@@ -682,5 +683,70 @@ Deno.test({
       seen.includes("mixer_b0_d0_out") && seen.includes("branch_features_b0"),
       seen.join(", "),
     );
+  },
+});
+
+Deno.test({
+  name:
+    "head forward (native engine: onnxruntime-node) equals the official tiny and paper fixtures",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    for (const name of ["tiny", "paper"] as const) {
+      const { io, weightsPath } = await fixture(name);
+      const head = await loadHead(weightsPath);
+      const [B, , h, w] = io.tensors.get("X")!.shape;
+      const r = await head.forward(t(io, "X"), B, h, w, { engine: "native" });
+      assert.deepEqual([...r.refMask], [...t(io, "ref_mask")], `${name} ref_mask`);
+      close(r.unary, t(io, "unary"), `${name} unary`);
+      close(r.headLogits, t(io, "head_logits"), `${name} head_logits`);
+      close(r.pixelMap, t(io, "pixel_map"), `${name} pixel_map`);
+      close(r.smoothed, t(io, "pixel_map_smoothed_per_image"), `${name} smoothed`);
+      close(r.imageScores, t(io, "image_score_per_image"), `${name} image scores`);
+      // The logits of the native engine equal the TypeScript reference's on the same Z.
+      const fu = fuseResidualsRef(
+        t(io, "X"),
+        B,
+        h,
+        w,
+        head.weights.unaryW,
+        head.weights.unaryB[0],
+        {
+          ratio: head.config.self_ratio,
+          method: head.config.residual_method,
+        },
+      );
+      const ref = headForwardRef(head.weights, fu.Z, fu.refMask, B, h, w);
+      close(
+        await head.logits(fu.Z, fu.refMask, B, h, w, { engine: "native" }),
+        ref,
+        `${name} vs ref`,
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: "head engine: auto picks native on a CPU adapter or none; capture never runs native",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { resolveHeadEngine } = await import("../lib/model/head.ts");
+    const { tryGetGpu } = await import("../lib/gpu/device.ts");
+    const gpu = await tryGetGpu();
+    const want = !gpu || gpu.info.isCpu ? "native" : "webgpu";
+    assert.equal(await resolveHeadEngine("auto"), want);
+    assert.equal(await resolveHeadEngine("reference"), "reference");
+    assert.notEqual(await resolveHeadEngine("auto", true), "native");
+    await assert.rejects(() => resolveHeadEngine("native", true), /capturing/);
+    Deno.env.set("SNARM_HEAD", "reference");
+    try {
+      assert.equal(await resolveHeadEngine("auto"), "reference");
+      assert.equal(await resolveHeadEngine("native"), "native", "an explicit engine wins");
+      Deno.env.set("SNARM_HEAD", "gpu");
+      await assert.rejects(() => resolveHeadEngine("auto"), /SNARM_HEAD='gpu'/);
+    } finally {
+      Deno.env.delete("SNARM_HEAD");
+    }
   },
 });

@@ -375,3 +375,50 @@ Deno.test("residual: without an adapter fuseResiduals warns and returns the TS r
   assert.deepEqual(g, t);
   assert.equal(zEqual, true);
 });
+
+Deno.test({
+  name:
+    "residual: native fusion (nearest reference on onnxruntime-node) is identical to the TS reference",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { fuseResidualsNative } = await import("../lib/residual/native.ts");
+    // The official residual fixture.
+    const { io, X, weight, bias } = await residualFixture();
+    const opts = { ratio: 0.75, method: "concat_abs_square" } as const;
+    const nat = await fuseResidualsNative(X, 2, 12, 12, weight, bias, opts);
+    checkResidualFixture(io, nat, "native");
+    // Paper scale, odd shapes, K = 1, and exact duplicates (ties at distance 0, incl. a position
+    // whose duplicate reference lies before and after it).
+    const cases: Array<[number, number, number, number, number, ResidualMethod, boolean]> = [
+      [1, 512, 49, 49, 0.75, "concat_abs_square", false],
+      [3, 37, 5, 7, 0.5, "abs", false],
+      [1, 9, 3, 3, 0.1, "concat_abs_square", false],
+      [2, 16, 8, 8, 0.75, "square", true],
+    ];
+    let seed = 50;
+    for (const [B, C, h, w, ratio, method, dup] of cases) {
+      const L = h * w;
+      const X2 = randomNormal(B * 2 * C * L, seed++);
+      if (dup) {
+        // copy the features of position p to p + 1 and p + 2 (every 5th p) in each image
+        for (let b = 0; b < B; b++) {
+          for (let p = 0; p + 2 < L; p += 5) {
+            for (let c = 0; c < C; c++) {
+              const o = (b * 2 * C + C + c) * L;
+              X2[o + p + 1] = X2[o + p];
+              X2[o + p + 2] = X2[o + p];
+            }
+          }
+        }
+      }
+      const wgt = randomNormal(C, seed++, 0.2);
+      const what = `B=${B} C=${C} ${h}×${w} ratio=${ratio} ${method}${dup ? " duplicates" : ""}`;
+      const t = fuseResidualsRef(X2, B, h, w, wgt, 0.1, { ratio, method });
+      const n = await fuseResidualsNative(X2, B, h, w, wgt, 0.1, { ratio, method });
+      identical(n.intraNn, t.intraNn, `${what} intraNn`);
+      identical(n.refMask, t.refMask, `${what} refMask`);
+      identical(n.Z, t.Z, `${what} Z`);
+    }
+  },
+});

@@ -294,6 +294,47 @@ Deno.test("defects: stain = soft region tinted toward one random colour", () => 
   assert.ok(colours.size >= 7);
 });
 
+Deno.test("defects: paint = opaque hard-edged marks of one colour, on the object when there is one", () => {
+  // A pale disc on a yellow background of about the same luminance (hazelnut-like): found by
+  // colour distance, so the marks' anchor lies inside the disc.
+  const r0 = createRng(3);
+  const img = new Uint8Array(N * 3);
+  for (let p = 0; p < N; p++) {
+    const inside = Math.hypot(Math.floor(p / S) - 63.5, (p % S) - 63.5) < 40;
+    const col = inside ? [225, 215, 180] : [230, 210, 60];
+    for (let c = 0; c < 3; c++) img[3 * p + c] = col[c] + r0.nextInt(5) - 2;
+  }
+  const lum = (a: Uint8Array, p: number) =>
+    0.299 * a[3 * p] + 0.587 * a[3 * p + 1] + 0.114 * a[3 * p + 2];
+  assert.ok(Math.abs(lum(img, 0) - lum(img, 64 * S + 64)) < 15, "equal-luminance object");
+  assert.equal(synthesizeDefect(img, S, S, "edge", { seed: 1 }).params.anchor, "object");
+  const colours = new Set<string>();
+  for (const seed of SEEDS) {
+    const r = synthesizeDefect(img, S, S, "paint", { seed });
+    const [ay, ax] = r.params.anchor as number[];
+    assert.ok(
+      Math.hypot(ay - 63.5, ax - 63.5) < 40,
+      `paint ${seed}: anchor (${ay}, ${ax}) off the disc`,
+    );
+    const col = r.params.colour as number[], op = r.params.opacity as number;
+    colours.add(col.join(","));
+    assert.ok(op >= 0.7 && op <= 1);
+    let area = 0, full = 0;
+    for (let p = 0; p < N; p++) {
+      if (!r.mask[p]) continue;
+      area++;
+      // Fully covered pixels: (1 − opacity)·img + opacity·colour (± rounding).
+      const ok = [0, 1, 2].every((c) =>
+        Math.abs(r.rgb[3 * p + c] - ((1 - op) * img[3 * p + c] + op * col[c])) <= 1
+      );
+      if (ok) full++;
+    }
+    assert.ok(area > 0 && area < 0.15 * N, `paint ${seed}: area ${area}`);
+    assert.ok(full >= 0.3 * area, `paint ${seed}: ${full} of ${area} mask pixels fully painted`);
+  }
+  assert.ok(colours.size >= 7);
+});
+
 // ---------------------------------------------------------------------------- dispatcher
 
 const TEX: RgbImage[] = [{

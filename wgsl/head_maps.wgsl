@@ -32,9 +32,7 @@ fn coord(d: u32, n: u32, N: u32) -> f32 {
   return select(0.0, f32(d) * f32(n - 1u) / f32(N - 1u), N > 1u);
 }
 
-fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
-  return 1.0 / (1.0 + exp(-x));
-}
+// #include "common/math.wgsl"
 
 fn pixel(Y: u32, X: u32) -> f32 {
   let sy = coord(Y, P.h, P.H);

@@ -19,6 +19,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> cw: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> u: array<vec4<f32>>;
 
+// #include "common/math.wgsl"
+
 @compute @workgroup_size({{WG}})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let g = gid.x;
@@ -32,6 +34,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var t = 0u; t < P.L; t++) {
     let x = textureLoad(xz, vec2<i32>(i32(c4), i32(t)), i32(q), 0);
 {{STEP}}
-    u[(q * P.L + t) * P.ld4 + c4] = s / (1.0 + exp(-s));
+    u[(q * P.L + t) * P.ld4 + c4] = silu4(s);
   }
 }

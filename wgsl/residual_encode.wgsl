@@ -60,6 +60,8 @@ fn encoded(which: u32, b: u32, j: u32, p: u32, n: u32) -> f32 {
   return (cat_abs_square(which, b, 2u * j, p, n) + cat_abs_square(which, b, 2u * j + 1u, p, n)) * 0.5;
 }
 
+// #include "common/math.wgsl"
+
 @compute @workgroup_size(64)
 fn encode_r(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x;
@@ -76,7 +78,7 @@ fn encode_r(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc = acc + W[j] * v;
     sum = sum + v;
   }
-  let u = 1.0 / (1.0 + exp(-(acc + P.bias)));
+  let u = sigmoid(acc + P.bias);
   NAV[t] = u;
   NAV[P.B * P.L + t] = u + sum / f32(P.C);
 }

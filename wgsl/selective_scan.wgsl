@@ -38,17 +38,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read> chan: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> yB: array<vec4<f32>>;
 
-fn softplus4(x: vec4<f32>) -> vec4<f32> {
-  // torch F.softplus(beta=1, threshold=20); log(1 + e) written to keep precision for tiny e.
-  let e = exp(min(x, vec4<f32>(20.0)));
-  let small = e * (1.0 - 0.5 * e);
-  let lg = log(1.0 + e);
-  return select(select(lg, small, e < vec4<f32>(1e-3)), x, x > vec4<f32>(20.0));
-}
-
-fn silu4(x: vec4<f32>) -> vec4<f32> {
-  return x / (1.0 + exp(-x));
-}
+// #include "common/math.wgsl"
 
 @compute @workgroup_size({{WG}})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -25,15 +25,7 @@ fn F(i: u32) -> f32 {
   return bitcast<f32>(U(i));
 }
 
-fn sigm(x: f32) -> f32 {
-  let e = exp(-abs(x));
-  let r = 1.0 / (1.0 + e);
-  return select(e * r, r, x >= 0.0);
-}
-
-fn log1p_(e: f32) -> f32 {
-  return select(log(1.0 + e), e * (1.0 - e * (0.5 - e * (1.0 / 3.0))), abs(e) < 1e-3);
-}
+// #include "common/math.wgsl"
 
 // (value, d value / d input) of α_t·ce·q^γ.
 fn focal(ce: f32, dce: f32, q: f32, dq: f32, t: f32, alpha: f32, gamma: f32) -> vec2<f32> {
@@ -73,7 +65,7 @@ fn main(
   let t = {{T}}[tOff + i];
   if (j < nHeads) {
     let x = {{L}}[lOff + k];
-    let p = sigm(x);
+    let p = sigmoid(x);
     let ce = max(x, 0.0) - x * t + log1p_(exp(-abs(x)));
     let q = 1.0 - (p * t + (1.0 - p) * (1.0 - t));
     let f = focal(ce, p - t, q, -(2.0 * t - 1.0) * p * (1.0 - p), t, alpha, gamma);

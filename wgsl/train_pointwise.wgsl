@@ -18,21 +18,7 @@ fn U(i: u32) -> u32 {
   return P.u[i >> 2u][i & 3u];
 }
 
-fn sigm(x: f32) -> f32 {
-  let e = exp(-abs(x));
-  let r = 1.0 / (1.0 + e);
-  return select(e * r, r, x >= 0.0);
-}
-
-// log(1 + e) for e > −1, accurate for small |e| (series below 1e-3).
-fn log1p_(e: f32) -> f32 {
-  return select(log(1.0 + e), e * (1.0 - e * (0.5 - e * (1.0 / 3.0))), abs(e) < 1e-3);
-}
-
-// torch softplus (beta 1, threshold 20).
-fn softplus_(x: f32) -> f32 {
-  return select(log1p_(exp(min(x, 20.0))), x, x > 20.0);
-}
+// #include "common/math.wgsl"
 
 // op: 0 relu, 1 silu, 2 softplus, 3 sigmoid.
 fn act(op: u32, x: f32) -> f32 {
@@ -41,13 +27,13 @@ fn act(op: u32, x: f32) -> f32 {
       return max(x, 0.0);
     }
     case 1u: {
-      return x * sigm(x);
+      return silu(x);
     }
     case 2u: {
-      return softplus_(x);
+      return softplus(x);
     }
     default: {
-      return sigm(x);
+      return sigmoid(x);
     }
   }
 }
@@ -59,11 +45,11 @@ fn actGrad(op: u32, x: f32) -> f32 {
       return select(0.0, 1.0, x > 0.0);
     }
     case 1u: {
-      let s = sigm(x);
+      let s = sigmoid(x);
       return s * (1.0 + x * (1.0 - s));
     }
     case 2u: {
-      return select(sigm(x), 1.0, x > 20.0);
+      return select(sigmoid(x), 1.0, x > 20.0);
     }
     default: {
       return x * (1.0 - x);
@@ -151,7 +137,7 @@ fn gate_fwd(
   let r = i / cols;
   let c = i - r * cols;
   let z = {{Z}}[zOff + r * ldz + c];
-  {{OUT}}[oOff + r * ldo + c] = {{Y}}[yOff + r * ldy + c] * z * sigm(z);
+  {{OUT}}[oOff + r * ldo + c] = {{Y}}[yOff + r * ldy + c] * silu(z);
 }
 
 // dy = dOut · silu(z); dz = dOut · y · silu'(z).
@@ -183,7 +169,7 @@ fn gate_bwd(
   let z = {{Z}}[zOff + r * ldz + c];
   let y = {{Y}}[yOff + r * ldy + c];
   let g = {{DOUT}}[oOff + r * ldo + c];
-  let s = sigm(z);
+  let s = sigmoid(z);
   {{DY}}[dyOff + r * lddy + c] = g * z * s;
   {{DZ}}[dzOff + r * lddz + c] = g * y * s * (1.0 + z * (1.0 - s));
 }

@@ -11,28 +11,48 @@ const sourceCache = new Map<string, Promise<string>>();
 /** URL of the `wgsl/` folder at the repository root. */
 export const WGSL_DIR = new URL("../../wgsl/", import.meta.url);
 
+/** A line `// #include "common/math.wgsl"`: replaced by that file (path relative to `wgsl/`). */
+const INCLUDE = /^\/\/ #include "([\w./-]+)"[ \t]*$/gm;
+
 /**
- * Read `wgsl/<name>` (e.g. `"knn_topk.wgsl"`) over `file:` or `http(s):`.
- * @throws {GpuError} when the file cannot be read.
+ * Read `wgsl/<name>` (e.g. `"knn_topk.wgsl"`) over `file:` or `http(s):`, with every
+ * `// #include "<file>"` line replaced by that file's text (e.g. `common/math.wgsl`, the shared
+ * math functions; each file at most once per shader, includes of includes resolved too).
+ * @throws {GpuError} when a file cannot be read.
  */
 export function loadWgsl(name: string): Promise<string> {
   let p = sourceCache.get(name);
   if (!p) {
     const url = new URL(name, WGSL_DIR);
     p = (async () => {
+      let src: string;
       try {
-        if (url.protocol === "file:") return await Deno.readTextFile(url);
-        const res = await fetch(url);
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        return await res.text();
+        if (url.protocol === "file:") src = await Deno.readTextFile(url);
+        else {
+          const res = await fetch(url);
+          if (!res.ok) throw new Error(`HTTP ${res.status}`);
+          src = await res.text();
+        }
       } catch (e) {
         sourceCache.delete(name);
         throw new GpuError(`cannot load WGSL shader ${url.href}: ${(e as Error).message}`);
       }
+      return await resolveIncludes(src, new Set([name]));
     })();
     sourceCache.set(name, p);
   }
   return p;
+}
+
+async function resolveIncludes(src: string, seen: Set<string>): Promise<string> {
+  const names = [...src.matchAll(INCLUDE)].map((m) => m[1]);
+  const texts = new Map<string, string>();
+  for (const n of names) {
+    if (seen.has(n)) continue;
+    seen.add(n);
+    texts.set(n, await loadWgsl(n));
+  }
+  return src.replace(INCLUDE, (_m, n: string) => texts.get(n) ?? `// (${n} included above)`);
 }
 
 /**

@@ -6,10 +6,13 @@
  */
 import { tryGetGpu, warnFallback } from "../gpu/device.ts";
 import { fuseResiduals } from "../residual/mod.ts";
+import { fuseResidualsNative } from "../residual/native.ts";
+import { loadOrtNative } from "../backbone/session.ts";
+import { NativeHead } from "./native_head.ts";
 import type { HeadConfig, HeadDims } from "./config.ts";
 import { GpuHead, gpuHeadUnsupported } from "./gpu_head.ts";
 import { type HeadMaps, headMaps } from "./maps.ts";
-import { imageScore } from "../maps/mod.ts";
+import { gaussianFilter, imageScore } from "../maps/mod.ts";
 import { type Capture, headForwardRef } from "./reference.ts";
 import { navigationIndex } from "./scan_order.ts";
 import {
@@ -26,8 +29,67 @@ export interface HeadForwardOptions {
   outSize?: [number, number];
   /** Collect branch-0 intermediates under the fixtures' names (E_b0, mixer_b0_d0_in, …). */
   capture?: Capture;
-  /** Run the TypeScript reference even when an adapter exists. */
+  /** Run the TypeScript reference even when an adapter exists (same as `engine: "reference"`). */
   reference?: boolean;
+  /** Where the head runs (default `"auto"`, see {@link resolveHeadEngine}). */
+  engine?: HeadEngine;
+}
+
+/**
+ * Where the head's forward runs: `"webgpu"` (the WGSL kernels, lib/model/gpu_head.ts),
+ * `"native"` (ONNX Runtime's native CPU engine, lib/model/native_head.ts, with the native
+ * nearest-reference search of lib/residual/native.ts), `"reference"` (plain TypeScript), or
+ * `"auto"`: native when the WebGPU adapter is a CPU (lavapipe, SwiftShader) or absent and
+ * onnxruntime-node loads, else webgpu when there is an adapter, else the reference.
+ * `SNARM_HEAD=native|webgpu|reference` overrides `"auto"`.
+ */
+export type HeadEngine = "auto" | "native" | "webgpu" | "reference";
+
+const HEAD_ENGINES = ["native", "webgpu", "reference"];
+
+/**
+ * Resolve a {@link HeadEngine} request. Capturing intermediates needs webgpu or the reference
+ * (`"auto"` then never picks native).
+ * @throws {Error} on an unknown `SNARM_HEAD`, `"native"` when onnxruntime-node does not load or
+ *   with a capture, `"webgpu"` without an adapter.
+ */
+export async function resolveHeadEngine(
+  engine: HeadEngine = "auto",
+  capture = false,
+): Promise<"native" | "webgpu" | "reference"> {
+  let e = engine;
+  if (e === "auto") {
+    let env: string | undefined;
+    try {
+      env = Deno.env.get("SNARM_HEAD");
+    } catch { /* no env access */ }
+    if (env) {
+      if (!HEAD_ENGINES.includes(env)) {
+        throw new Error(`SNARM_HEAD='${env}': use one of ${HEAD_ENGINES.join(", ")}`);
+      }
+      e = env as HeadEngine;
+    }
+  }
+  if (e === "native") {
+    if (capture) {
+      throw new Error("head engine native: capturing intermediates needs webgpu or reference");
+    }
+    const ort = await loadOrtNative();
+    if (ort instanceof Error) {
+      throw new Error(`head engine native: onnxruntime-node: ${ort.message}`);
+    }
+    return "native";
+  }
+  if (e === "reference") return "reference";
+  const gpu = await tryGetGpu();
+  if (e === "webgpu") {
+    if (!gpu) throw new Error("head engine webgpu: no WebGPU adapter here");
+    return "webgpu";
+  }
+  if (!capture && (!gpu || gpu.info.isCpu) && !((await loadOrtNative()) instanceof Error)) {
+    return "native";
+  }
+  return gpu ? "webgpu" : "reference";
 }
 
 /** Everything the head produces for B images (layouts row-major f32 unless noted). */
@@ -74,6 +136,7 @@ export function checkFiniteInput(
 /** A loaded head: weights plus compiled GPU programs (created on first use per grid). */
 export class Head {
   private gpuHeads = new Map<string, Promise<GpuHead>>();
+  private nativeHead: Promise<NativeHead> | null = null;
 
   constructor(readonly weights: HeadWeights) {}
 
@@ -125,9 +188,18 @@ export class Head {
     B: number,
     h: number,
     w: number,
-    opts: { capture?: Capture; reference?: boolean } = {},
+    opts: { capture?: Capture; reference?: boolean; engine?: HeadEngine } = {},
   ): Promise<Float32Array> {
     return (await this.run(Z, refMask, B, h, w, opts)).logits;
+  }
+
+  /** The head compiled for the native engine (created once). */
+  native(): Promise<NativeHead> {
+    if (!this.nativeHead) {
+      this.nativeHead = NativeHead.create(this.weights);
+      this.nativeHead.catch(() => (this.nativeHead = null));
+    }
+    return this.nativeHead;
   }
 
   /** Logits and, on the GPU path with `outSize`, the GPU-computed pixel and smoothed maps. */
@@ -137,7 +209,12 @@ export class Head {
     B: number,
     h: number,
     w: number,
-    opts: { capture?: Capture; reference?: boolean; outSize?: [number, number] },
+    opts: {
+      capture?: Capture;
+      reference?: boolean;
+      engine?: HeadEngine;
+      outSize?: [number, number];
+    },
   ): Promise<
     { logits: Float32Array; maps: { pixelMap: Float32Array; smoothed: Float32Array } | null }
   > {
@@ -149,7 +226,24 @@ export class Head {
     }
     if (h !== w) throw new Error(`Z: grid ${h}×${w} is not square`);
     const { Ls } = navigationIndex(refMask, B, h, w, this.dims.nScan);
-    const gpu = opts.reference ? null : await tryGetGpu();
+    const engine = opts.reference
+      ? "reference"
+      : await resolveHeadEngine(opts.engine, !!opts.capture);
+    if (engine === "native") {
+      const out = opts.outSize ?? null;
+      const r = await (await this.native()).run(Z, refMask, B, h, w, out);
+      if (!out || !r.pixelMap) return { logits: r.logits, maps: null };
+      // The pixel map came from the graph; the Gaussian (σ = 4) per image here (lib/maps).
+      const [H, W] = out, smoothed = new Float32Array(B * H * W);
+      for (let b = 0; b < B; b++) {
+        smoothed.set(
+          gaussianFilter(r.pixelMap.subarray(b * H * W, (b + 1) * H * W), H, W, 4),
+          b * H * W,
+        );
+      }
+      return { logits: r.logits, maps: { pixelMap: r.pixelMap, smoothed } };
+    }
+    const gpu = engine === "reference" ? null : await tryGetGpu();
     const why = gpuHeadUnsupported(this.dims, Cin, h, w);
     if (!gpu || why) {
       if (!opts.reference) warnFallback(why ? `the Mamba head (${why})` : "the Mamba head");
@@ -220,11 +314,13 @@ export class Head {
     opts: HeadForwardOptions = {},
   ): Promise<HeadResult> {
     this.checkInput(X, B, h, w);
-    const fu = await fuseResiduals(X, B, h, w, this.weights.unaryW, this.weights.unaryB[0], {
-      ratio: this.config.self_ratio,
-      method: this.config.residual_method,
-    });
-    const r = await this.fromZ(fu.Z, fu.refMask, B, h, w, opts);
+    const engine = opts.reference
+      ? "reference"
+      : await resolveHeadEngine(opts.engine, !!opts.capture);
+    const fusionOpts = { ratio: this.config.self_ratio, method: this.config.residual_method };
+    const fuse = engine === "native" ? fuseResidualsNative : fuseResiduals;
+    const fu = await fuse(X, B, h, w, this.weights.unaryW, this.weights.unaryB[0], fusionOpts);
+    const r = await this.fromZ(fu.Z, fu.refMask, B, h, w, { ...opts, engine });
     return { unary: fu.unary, waypoint: fu.waypoint, refMask: fu.refMask, ...r };
   }
 

@@ -1,6 +1,7 @@
 /**
  * The SNARM head (spec §5–7): configuration and official-format weights, the self-navigated
- * multi-head Mamba on WebGPU with its TypeScript reference, the selective scan kernel, and maps.
+ * multi-head Mamba on WebGPU, on ONNX Runtime's native CPU engine (`engine: "native"`, the default
+ * on CPU adapters) and as a TypeScript reference, the selective scan kernel, and maps.
  *
  * @example
  * ```ts
@@ -33,13 +34,16 @@ export {
   type WeightSpec,
   weightSpecs,
 } from "./weights.ts";
+export { lastNativeHeadProfile, NativeHead, scanRecurrence } from "./native_head.ts";
 export {
   checkFiniteInput,
   Head,
+  type HeadEngine,
   type HeadForwardOptions,
   headFromBytes,
   type HeadResult,
   loadHead,
+  resolveHeadEngine,
 } from "./head.ts";
 export { type HeadMaps, headMaps } from "./maps.ts";
 export { headMapsGpu } from "./maps_gpu.ts";

@@ -10,4 +10,5 @@ export { RESIDUAL_METHODS } from "./types.ts";
 export { encodeResidual, type ReferenceSelection, selectReferences } from "./encode.ts";
 export { fuseResidualsRef, navigatorMaps } from "./reference.ts";
 export { fuseResiduals } from "./gpu.ts";
+export { fuseResidualsNative } from "./native.ts";
 export { pyRound, referenceCount } from "./validate.ts";

@@ -3,7 +3,7 @@
  * kernels and as the fallback when no WebGPU adapter exists.
  * @module
  */
-import { encodeImageInto, selectReferences } from "./encode.ts";
+import { encodeImageInto, type ReferenceSelection, selectReferences } from "./encode.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
 import type { FusionOptions, FusionOut } from "./types.ts";
 import { checkFusionInput } from "./validate.ts";
@@ -72,19 +72,67 @@ export function fuseResidualsRef(
   unaryBias: number,
   opts: FusionOptions,
 ): FusionOut {
+  const front = fusionFront(X, B, h, w, unaryWeight, unaryBias, opts);
+  const { C, L, K, sel } = front;
+  const intraNn = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) {
+    const f = featuresChannelsLast(X, b, C, L);
+    const refs = sel.refSorted.subarray(b * K, (b + 1) * K);
+    for (let p = 0; p < L; p++) intraNn[b * L + p] = nearestReferenceExact(f, C, p, refs);
+  }
+  return fusionBack(X, front, intraNn, opts);
+}
+
+/** Result of {@link fusionFront}: sizes, P(r), the navigator maps and the reference selection. */
+export interface FusionFront {
+  B: number;
+  C: number;
+  L: number;
+  K: number;
+  Renc: Float32Array;
+  unary: Float32Array;
+  waypoint: Float32Array;
+  sel: ReferenceSelection;
+}
+
+/**
+ * The fusion up to the nearest-reference search (spec §4–5 steps 1–4): checks, P(r), the unary and
+ * waypoint maps, the self-reference top-K. Shared by {@link fuseResidualsRef} and the native path
+ * (lib/residual/native.ts).
+ * @throws {Error} as {@link fuseResidualsRef}.
+ */
+export function fusionFront(
+  X: Float32Array,
+  B: number,
+  h: number,
+  w: number,
+  unaryWeight: Float32Array,
+  unaryBias: number,
+  opts: FusionOptions,
+): FusionFront {
   const { C, L, K } = checkFusionInput(X, B, h, w, unaryWeight, unaryBias, opts);
   const Renc = new Float32Array(B * C * L);
   for (let b = 0; b < B; b++) {
     encodeImageInto(X, b * 2 * C * L, C, L, opts.method, Renc, b * C * L);
   }
   const { unary, waypoint } = navigatorMaps(Renc, B, C, L, unaryWeight, unaryBias);
-  const sel = selectReferences(waypoint, B, L, K);
-  const intraNn = new Int32Array(B * L);
+  return { B, C, L, K, Renc, unary, waypoint, sel: selectReferences(waypoint, B, L, K) };
+}
+
+/**
+ * The fusion after the nearest-reference search (spec §5 steps 5–6): the intra-residual
+ * s = f[nn] − f, its encoding and Z = [P(r) ‖ P(s)].
+ * @param intraNn `(B, L)` position of each position's nearest reference.
+ */
+export function fusionBack(
+  X: Float32Array,
+  front: FusionFront,
+  intraNn: Int32Array,
+  opts: FusionOptions,
+): FusionOut {
+  const { B, C, L, K, Renc, unary, waypoint, sel } = front;
   const intraResidual = new Float32Array(B * C * L);
   for (let b = 0; b < B; b++) {
-    const f = featuresChannelsLast(X, b, C, L);
-    const refs = sel.refSorted.subarray(b * K, (b + 1) * K);
-    for (let p = 0; p < L; p++) intraNn[b * L + p] = nearestReferenceExact(f, C, p, refs);
     intraResidualInto(X, b, C, L, intraNn.subarray(b * L, (b + 1) * L), intraResidual);
   }
   const Senc = new Float32Array(B * C * L);

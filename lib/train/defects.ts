@@ -9,6 +9,8 @@
  * - `edge`: a jagged chunk broken out of the image border or out of the object's outline;
  * - `smear`: an irregular region strongly box- or motion-blurred;
  * - `stain`: a soft irregular region tinted with a random colour.
+ * - `paint`: opaque marks of saturated paint or ink — splotches with short strokes, hard-edged
+ *   (MVTec AD's `color` / `print` defects: hazelnut, pill, metal nut, carpet, wood).
  *
  * Each generator works on a preprocessed `(H, W, 3)` row-major u8 RGB crop (e.g. the 392×392
  * `Sample.rgb`), is deterministic given the seed (or {@link Rng}; `createRng` of
@@ -22,10 +24,17 @@ import { createRng, type Rng } from "../bank/coreset.ts";
 import { randPerlin2d } from "./perlin.ts";
 
 /** A defect-shaped anomaly generator (see {@link synthesizeDefect}). */
-export type DefectKind = "scratch" | "blob" | "edge" | "smear" | "stain";
+export type DefectKind = "scratch" | "blob" | "edge" | "smear" | "stain" | "paint";
 
 /** All {@link DefectKind}s, in documentation order. */
-export const DEFECT_KINDS: readonly DefectKind[] = ["scratch", "blob", "edge", "smear", "stain"];
+export const DEFECT_KINDS: readonly DefectKind[] = [
+  "scratch",
+  "blob",
+  "edge",
+  "smear",
+  "stain",
+  "paint",
+];
 
 /** Whether `s` names a {@link DefectKind}. */
 export function isDefectKind(s: string): s is DefectKind {
@@ -391,22 +400,18 @@ function inPolygon(py: number, px: number, ys: number[], xs: number[]): boolean 
 
 /**
  * Object on a uniform background: the border ring (width side/32) has a median colour from which
- * ≥ 80 % of its pixels differ by ≤ 20 in luminance, and 3–90 % of the image is foreground: differs
- * from it by > 30 after a box blur of radius side/48 and by > 20 after a 3×3 box blur. Returns null
- * otherwise.
+ * ≥ 80 % of its pixels differ by ≤ 20 (colour distance: the largest per-channel |difference|),
+ * and 3–90 % of the image is foreground: its colour distance to that median is > 30 after a box blur
+ * of radius side/48 and > 20 after a 3×3 box blur. Returns null otherwise.
  */
 function detectObject(img: Uint8Array, h: number, w: number): ObjectInfo | null {
   const side = Math.min(h, w);
   const rw = Math.max(1, Math.round(side / 32));
-  const lum = new Float32Array(h * w);
-  for (let p = 0; p < h * w; p++) lum[p] = lumAt(img, p);
-  const ring: number[] = [];
   const ch: number[][] = [[], [], []];
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       if (y >= rw && y < h - rw && x >= rw && x < w - rw) continue;
       const p = y * w + x;
-      ring.push(lum[p]);
       for (let c = 0; c < 3; c++) ch[c].push(img[3 * p + c]);
     }
   }
@@ -414,14 +419,33 @@ function detectObject(img: Uint8Array, h: number, w: number): ObjectInfo | null 
     const s = [...a].sort((u, v) => u - v);
     return s[s.length >> 1];
   };
-  const bgLum = median(ring);
-  if (ring.filter((v) => Math.abs(v - bgLum) <= 20).length < 0.8 * ring.length) return null;
-  const lb = boxBlur(lum, h, w, 1, Math.max(1, Math.round(side / 48)));
-  const l1 = boxBlur(lum, h, w, 1, 1);
+  const bg: [number, number, number] = [median(ch[0]), median(ch[1]), median(ch[2])];
+  // Colour distance to the background: the largest per-channel difference (a pale object on a
+  // yellow background differs in blue, not in luminance).
+  const dist = new Float32Array(h * w);
+  for (let p = 0; p < h * w; p++) {
+    dist[p] = Math.max(
+      Math.abs(img[3 * p] - bg[0]),
+      Math.abs(img[3 * p + 1] - bg[1]),
+      Math.abs(img[3 * p + 2] - bg[2]),
+    );
+  }
+  let near = 0;
+  for (let i = 0; i < ch[0].length; i++) {
+    const d = Math.max(
+      Math.abs(ch[0][i] - bg[0]),
+      Math.abs(ch[1][i] - bg[1]),
+      Math.abs(ch[2][i] - bg[2]),
+    );
+    if (d <= 20) near++;
+  }
+  if (near < 0.8 * ch[0].length) return null;
+  const lb = boxBlur(dist, h, w, 1, Math.max(1, Math.round(side / 48)));
+  const l1 = boxBlur(dist, h, w, 1, 1);
   const fg0 = new Uint8Array(h * w);
   let n = 0;
   for (let p = 0; p < h * w; p++) {
-    if (Math.abs(lb[p] - bgLum) > 30 && Math.abs(l1[p] - bgLum) > 20) {
+    if (lb[p] > 30 && l1[p] > 20) {
       fg0[p] = 1;
       n++;
     }
@@ -436,7 +460,7 @@ function detectObject(img: Uint8Array, h: number, w: number): ObjectInfo | null 
   }
   if (!boundary.length) return null;
   return {
-    bg: [median(ch[0]), median(ch[1]), median(ch[2])],
+    bg,
     fg: fg0,
     boundary: Int32Array.from(boundary),
   };
@@ -618,12 +642,103 @@ function drawStain(ctx: Ctx, rng: Rng): Draw {
   };
 }
 
+function drawPaint(ctx: Ctx, rng: Rng): Draw {
+  const { h, w, side } = ctx;
+  // Anchor: a random foreground pixel of a detected object (rejection sampling), else anywhere.
+  let ay = uniform(rng, 0.15, 0.85) * h, ax = uniform(rng, 0.15, 0.85) * w;
+  const obj = ctx.object();
+  if (obj) {
+    for (let t = 0; t < 64; t++) {
+      const y = uniform(rng, 0, h), x = uniform(rng, 0, w), d = 0.04 * side;
+      const inside = (yy: number, xx: number) =>
+        yy >= 0 && yy < h && xx >= 0 && xx < w && obj.fg[Math.floor(yy) * w + Math.floor(xx)] === 1;
+      if (
+        inside(y, x) && inside(y - d, x) && inside(y + d, x) && inside(y, x - d) && inside(y, x + d)
+      ) {
+        [ay, ax] = [y, x];
+        break;
+      }
+    }
+  }
+  const cover = new Float32Array(h * w);
+  const spots = 1 + rng.nextInt(3), info: number[] = [];
+  for (let s = 0; s < spots; s++) {
+    const r = Math.max(1.5, uniform(rng, 0.01, 0.06) * side);
+    const cy = ay + 0.04 * side * gauss(rng), cx = ax + 0.04 * side * gauss(rng);
+    const aspect = uniform(rng, 0.4, 1), angle = uniform(rng, 0, Math.PI);
+    const harm = [2, 3, 4, 5].map(() => [uniform(rng, 0, 0.25), uniform(rng, 0, 2 * Math.PI)]);
+    info.push(cy, cx, r);
+    const rx = r, ry = r * aspect, ca = Math.cos(angle), sa = Math.sin(angle);
+    const ext = Math.ceil(r * 2 + 1);
+    for (let y = Math.max(0, Math.floor(cy - ext)); y < Math.min(h, Math.ceil(cy + ext)); y++) {
+      for (let x = Math.max(0, Math.floor(cx - ext)); x < Math.min(w, Math.ceil(cx + ext)); x++) {
+        const u = (x - cx) * ca + (y - cy) * sa, v = -(x - cx) * sa + (y - cy) * ca;
+        const phi = Math.atan2(v / ry, u / rx);
+        let R = 1;
+        for (let k = 0; k < 4; k++) R += harm[k][0] * Math.cos((k + 2) * phi + harm[k][1]);
+        const rho = Math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / Math.max(R, 0.2);
+        const a = clamp01((1 - rho) * ry + 0.5);
+        if (a > cover[y * w + x]) cover[y * w + x] = a;
+      }
+    }
+  }
+  const strokes = rng.nextInt(3);
+  for (let s = 0; s < strokes; s++) {
+    let y = ay, x = ax, th = uniform(rng, 0, 2 * Math.PI);
+    const len = uniform(rng, 0.04, 0.15) * side, wd = uniform(rng, 1.5, 4);
+    const sigma = uniform(rng, 0.05, 0.2);
+    info.push(len, wd);
+    for (let t = 0; t < len; t += 0.5) {
+      th += sigma * Math.sqrt(0.5) * gauss(rng);
+      y += 0.5 * Math.sin(th);
+      x += 0.5 * Math.cos(th);
+      const wk = Math.max(0.8, wd * (1 - 0.6 * (t / len)));
+      const reach = Math.ceil(wk / 2 + 1);
+      for (let yy = Math.max(0, Math.round(y) - reach); yy <= Math.min(h - 1, y + reach); yy++) {
+        for (let xx = Math.max(0, Math.round(x) - reach); xx <= Math.min(w - 1, x + reach); xx++) {
+          const a = clamp01(wk / 2 + 0.5 - Math.hypot(yy - y, xx - x));
+          if (a > cover[yy * w + xx]) cover[yy * w + xx] = a;
+        }
+      }
+    }
+  }
+  const opacity = uniform(rng, 0.7, 1);
+  const hue = uniform(rng, 0, 360), sat = uniform(rng, 0.6, 1), val = uniform(rng, 0.25, 0.85);
+  const colour = hsvToRgb255(hue, sat, val);
+  const alpha = new Float32Array(h * w);
+  const target = new Float32Array(h * w * 3);
+  const mask = new Uint8Array(h * w);
+  for (let p = 0; p < h * w; p++) {
+    if (cover[p] < 0.25) continue;
+    mask[p] = 1;
+    alpha[p] = opacity * cover[p];
+    target[3 * p] = colour[0];
+    target[3 * p + 1] = colour[1];
+    target[3 * p + 2] = colour[2];
+  }
+  return {
+    alpha,
+    target,
+    mask,
+    params: {
+      anchor: [ay, ax],
+      spots,
+      strokes,
+      shapes: info,
+      opacity,
+      colour: colour.map(Math.round),
+      hue,
+    },
+  };
+}
+
 const DRAW: Record<DefectKind, (ctx: Ctx, rng: Rng) => Draw> = {
   scratch: drawScratch,
   blob: drawBlob,
   edge: drawEdge,
   smear: drawSmear,
   stain: drawStain,
+  paint: drawPaint,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -665,6 +780,14 @@ const DRAW: Record<DefectKind, (ctx: Ctx, rng: Rng) => Draw> = {
  *   colour (HSV hue U(0, 360), saturation U(0.3, 1), value U(0.15, 0.95)) at α up to
  *   U(0.2, 0.6) (smooth-step from the outline over 0.35·r px, mottled ±15 % by the Perlin noise).
  *   Mask = α ≥ 0.1.
+ * - `paint`: an anchor (a random pixel of the object when one on a uniform background is found,
+ *   with the object 0.04·side around it in the four axis directions; else U(0.15, 0.85)·(H, W));
+ *   1–3 splotches of radius U(0.01, 0.06)·side (≥ 1.5 px), centred N(0, (0.04·side)²) from it, aspect U(0.4, 1), rotation U(0, π), outline modulated by
+ *   harmonics 2–5 (amplitudes U(0, 0.25)), anti-aliased over ~1 px; then 0–2 strokes from the
+ *   anchor (random walk, heading U(0, 2π), noise σ ~ U(0.05, 0.2) rad/√px, length
+ *   U(0.04, 0.15)·side, width U(1.5, 4) px tapering to 40 %). One colour (HSV hue U(0, 360),
+ *   saturation U(0.6, 1), value U(0.25, 0.85)) at opacity U(0.7, 1) × coverage; hard-edged.
+ *   Mask = coverage ≥ 0.25.
  *
  * A draw with an empty mask, or whose mean |Δ| inside the mask is below `minChange`, is drawn again
  * (up to `maxTries`; then the most-changed non-empty draw is returned).

@@ -1,7 +1,7 @@
 /**
  * Building blocks of SNARM head training (snarm-method.md §8, §3): MemSeg-style synthetic anomalies
  * (Perlin masks, texture / structure sources, blending), defect-shaped synthetic anomalies
- * (scratch, blob, edge, smear, stain; `sources` of `synthesizeAnomaly`), feature jitter, previews, and the
+ * (scratch, blob, edge, smear, stain, paint; `sources` of `synthesizeAnomaly`), feature jitter, previews, and the
  * leave-own-image-out inter-residual.
  *
  * ```ts

@@ -99,6 +99,11 @@ export interface TrainOptions {
    * the best validated one (early stopping; `patience` validations without improvement end the run).
    */
   valFraction?: number;
+  /**
+   * Anomaly sources of the validation images' synthetic samples (default: every source;
+   * lib/train/samples.ts `valSources`).
+   */
+  valSources?: readonly SynthSource[];
   /** Validate every N steps (default max(10, steps / 10)). */
   valEvery?: number;
   /** Stop after this many validations without a better score (default: never stop early). */
@@ -273,6 +278,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     textureDir: o.textureDir,
     sources: o.sources,
     valFraction: o.valFraction,
+    valSources: o.valSources,
     keepBank: o.keepBank,
     bank: o.bank,
     cacheDir: o.cacheDir === undefined ? `${o.out}/cache` : o.cacheDir,
@@ -313,6 +319,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     resize: set.resize,
     ...(o.sources ? { sources: o.sources } : {}),
     ...(o.valFraction ? { valFraction: o.valFraction } : {}),
+    ...(o.valSources ? { valSources: o.valSources } : {}),
   };
   let weights = o.init ?? initHeadWeights(config, seed);
   if (o.init) {

@@ -6,7 +6,7 @@
  * preview helper for notebooks.
  *
  * The `sources` option of {@link synthesizeAnomaly} also draws the defect-shaped generators of
- * defects.ts (scratch, blob, edge, smear, stain; {@link SynthSource}, {@link parseSynthSources}).
+ * defects.ts (scratch, blob, edge, smear, stain, paint; {@link SynthSource}, {@link parseSynthSources}).
  *
  * Everything is deterministic given the seed (or {@link Rng}): `createRng` of lib/bank/coreset.ts.
  * Work on the preprocessed crop (e.g. the 392×392 `Sample.rgb` / `preprocessRgb`), then feed

@@ -1,0 +1,61 @@
+/**
+ * Residual fusion (spec §4–5) with the nearest-reference search on ONNX Runtime's native CPU engine
+ * (lib/bank/search_native.ts, exact: the same neighbours as the TypeScript reference); every other
+ * step is the reference's (lib/residual/reference.ts `fusionFront` / `fusionBack`). Used by the
+ * head's native engine (lib/model/head.ts).
+ *
+ * The nearest reference of position p (self excluded, exact ties to the lower position) is the
+ * first of p's two nearest references in (distance, position) order that is not p itself: the
+ * search ranks by the same float64 direct differences and the same tie rule as
+ * `nearestReferenceExact`, and only p itself lies at distance 0 ahead of its true nearest.
+ * @module
+ */
+import { createBankIndex, searchTopK } from "../bank/search.ts";
+import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
+import { fusionBack, fusionFront } from "./reference.ts";
+import type { FusionOptions, FusionOut } from "./types.ts";
+
+/**
+ * {@link fuseResidualsRef} with the nearest-reference search on the native engine; same output.
+ * @throws {Error} as `fuseResidualsRef`; when onnxruntime-node does not load.
+ */
+export async function fuseResidualsNative(
+  X: Float32Array,
+  B: number,
+  h: number,
+  w: number,
+  unaryWeight: Float32Array,
+  unaryBias: number,
+  opts: FusionOptions,
+): Promise<FusionOut> {
+  const front = fusionFront(X, B, h, w, unaryWeight, unaryBias, opts);
+  const { C, L, K, sel } = front;
+  const intraNn = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) {
+    const refs = sel.refSorted.subarray(b * K, (b + 1) * K);
+    if (K < 2) {
+      const f = featuresChannelsLast(X, b, C, L);
+      for (let p = 0; p < L; p++) intraNn[b * L + p] = nearestReferenceExact(f, C, p, refs);
+      continue;
+    }
+    // Channels-last f32 features of the image (queries) and of its references (the bank).
+    const q = new Float32Array(L * C);
+    const base = (b * 2 * C + C) * L;
+    for (let c = 0; c < C; c++) {
+      for (let p = 0; p < L; p++) q[p * C + c] = X[base + c * L + p];
+    }
+    const bank = new Float32Array(K * C);
+    for (let k = 0; k < K; k++) bank.set(q.subarray(refs[k] * C, (refs[k] + 1) * C), k * C);
+    const index = await createBankIndex(null, bank, C);
+    try {
+      const r = await searchTopK(q, index, 2, { variant: "native" });
+      for (let p = 0; p < L; p++) {
+        const first = refs[r.indices[2 * p]];
+        intraNn[b * L + p] = first === p ? refs[r.indices[2 * p + 1]] : first;
+      }
+    } finally {
+      index.destroy();
+    }
+  }
+  return fusionBack(X, front, intraNn, opts);
+}
