@@ -25,7 +25,7 @@ import { loadOrtNative } from "../backbone/session.ts";
 import { GraphBuilder } from "../util/onnx_build.ts";
 import type { HeadDims } from "./config.ts";
 import { NORM_EPS } from "./reference.ts";
-import { invertPermutation, navigationIndex, scanPermutations } from "./scan_order.ts";
+import { navigationIndex } from "./scan_order.ts";
 import type { HeadWeights } from "./weights.ts";
 
 type OrtNative = Exclude<Awaited<ReturnType<typeof loadOrtNative>>, Error>;
@@ -61,11 +61,45 @@ function rmsNorm(c: Ctx, x: string, weight: Float32Array): string {
   return g.op1("Mul", [g.op1("Mul", [x, rs]), g.const(f32(weight), [1, weight.length, 1])]);
 }
 
-/** torch softplus (threshold 20) of x. */
+/** torch softplus (threshold 20) of x: log(1 + eˣ), x above 20 (vectorised Exp and Log). */
 function softplus(c: Ctx, x: string): string {
   const { g } = c;
   const big = g.op1("Greater", [x, g.const(new Float32Array([20]), [])]);
-  return g.op1("Where", [big, x, g.op1("Softplus", [x])]);
+  const sp = g.op1("Log", [g.op1("Add", [g.op1("Exp", [x]), g.const(new Float32Array([1]), [])])]);
+  return g.op1("Where", [big, x, sp]);
+}
+
+/**
+ * Sequence s of the scan orders (lib/model/scan_order.ts) of `(B, ch, L)` h×h grids, by a transpose
+ * (s = 1, 3) and a reversal (s = 2, 3) instead of a gather.
+ */
+function scanOrder(c: Ctx, x: string, s: number, ch: number): string {
+  const { g, h, wd, L } = c;
+  let y = x;
+  if (s % 2 === 1) {
+    const grid = g.op1("Reshape", [x, g.ints([0, ch, h, wd])]);
+    const t = g.op1("Transpose", [grid], { perm: { ints: [0, 1, 3, 2] } });
+    y = g.op1("Reshape", [t, g.ints([0, ch, L])]);
+  }
+  return s >= 2 ? reverse(c, y) : y;
+}
+
+/** Inverse of {@link scanOrder}: sequence order → row-major positions. */
+function unScanOrder(c: Ctx, x: string, s: number, ch: number): string {
+  const { g, h, wd, L } = c;
+  let y = s >= 2 ? reverse(c, x) : x;
+  if (s % 2 === 1) {
+    const grid = g.op1("Reshape", [y, g.ints([0, ch, wd, h])]);
+    const t = g.op1("Transpose", [grid], { perm: { ints: [0, 1, 3, 2] } });
+    y = g.op1("Reshape", [t, g.ints([0, ch, L])]);
+  }
+  return y;
+}
+
+/** Reverse axis 2 of `(B, ch, L)`. */
+function reverse(c: Ctx, x: string): string {
+  const { g } = c;
+  return g.op1("Slice", [x, g.ints([-1]), g.ints([-(2 ** 62)]), g.ints([2]), g.ints([-1])]);
 }
 
 /** `(N, d, L)` → 3×3 conv (padding = dilation = r) on the h×w grid → `(N, d, L)`. */
@@ -140,20 +174,21 @@ function blockToScan(
   const delta = g.op1("Transpose", [softplus(c, dt)], { perm: { ints: [0, 2, 1] } }); // (N, Ls, di)
   const uT = g.op1("Transpose", [u], { perm: { ints: [0, 2, 1] } });
   const zT = g.op1("Transpose", [z], { perm: { ints: [0, 2, 1] } });
-  const A = new Float32Array(di * ns);
-  for (let j = 0; j < A.length; j++) A[j] = -Math.exp(m.aLog[j]);
-  const dA = g.op1("Exp", [
-    g.op1("Mul", [g.op1("Unsqueeze", [delta, g.ints([3])]), g.const(A, [di, ns])]),
-  ]);
+  // dA = exp(Δ ⊗ A) as (N, Ls, ns, di): one Δ·A[:, n] per state (trailing broadcasts only).
+  const perState: string[] = [];
+  for (let n = 0; n < ns; n++) {
+    const An = new Float32Array(di);
+    for (let e = 0; e < di; e++) An[e] = -Math.exp(m.aLog[e * ns + n]);
+    perState.push(g.op1("Unsqueeze", [g.op1("Mul", [delta, g.const(An, [di])]), g.ints([2])]));
+  }
+  const dA = g.op1("Exp", [ns > 1 ? g.op1("Concat", perState, { axis: { i: 2 } }) : perState[0]]);
+  const du = g.op1("Mul", [delta, uT]); // (N, Ls, di)
   const BT = g.op1("Transpose", [Bm], { perm: { ints: [0, 2, 1] } }); // (N, Ls, ns)
-  const dBu = g.op1("Mul", [
-    g.op1("Unsqueeze", [g.op1("Mul", [delta, uT]), g.ints([3])]),
-    g.op1("Unsqueeze", [BT, g.ints([2])]),
-  ]);
   const CT = g.op1("Transpose", [Cm], { perm: { ints: [0, 2, 1] } });
   const p = `b${i}`;
-  g.output(dA, `${p}_dA`, "float", ["N", Ls, di, ns]);
-  g.output(dBu, `${p}_dBu`, "float", ["N", Ls, di, ns]);
+  g.output(dA, `${p}_dA`, "float", ["N", Ls, ns, di]);
+  g.output(du, `${p}_du`, "float", ["N", Ls, di]);
+  g.output(BT, `${p}_B`, "float", ["N", Ls, ns]);
   g.output(CT, `${p}_C`, "float", ["N", Ls, ns]);
   g.output(uT, `${p}_u`, "float", ["N", Ls, di]);
   g.output(zT, `${p}_z`, "float", ["N", Ls, di]);
@@ -199,14 +234,12 @@ function branchOut(c: Ctx, i: number, hcur: string, stream: string): string {
     epsilon: { f: NORM_EPS },
   }); // (N, L, d)
   const lnCF = g.op1("Transpose", [ln], { perm: { ints: [0, 2, 1] } }); // (N, d, L)
-  const perms = scanPermutations(c.h, c.wd, nScan);
   // (nScan, B, d, L) → per scan un-permuted, stacked on channels: (B, nScan·d, L)
   const byScan = g.op1("Reshape", [lnCF, g.ints([nScan, -1, d, L])]);
   const parts: string[] = [];
   for (let s = 0; s < nScan; s++) {
     const one = g.op1("Gather", [byScan, g.ints([s], [])], { axis: { i: 0 } }); // (B, d, L)
-    const inv = BigInt64Array.from(invertPermutation(perms[s]), BigInt);
-    parts.push(g.op1("Gather", [one, g.const(inv, [L])], { axis: { i: 2 } }));
+    parts.push(unScanOrder(c, one, s, d));
   }
   const feat = g.op1("Concat", parts, { axis: { i: 1 } }); // (B, nScan·d, L)
   const r = c.w.config.scale_list[i];
@@ -275,15 +308,11 @@ function buildGraphs(
       },
     ); // (B, nBranch·d, h, w)
     const Eb = g.op1("Reshape", [E, g.ints([0, nBranch, d, L])]);
-    const perms = scanPermutations(h, wd, nScan);
-    const permT = perms.map((p) => g.const(BigInt64Array.from(p, BigInt), [L]));
     for (let i = 0; i < nBranch; i++) {
       const Ei = g.op1("Gather", [Eb, g.ints([i], [])], { axis: { i: 1 } }); // (B, d, L)
-      const seq = g.op1(
-        "Concat",
-        permT.map((p) => g.op1("Gather", [Ei, p], { axis: { i: 2 } })),
-        { axis: { i: 0 } },
-      ); // (nScan·B, d, L), q = s·B + b
+      const orders = Array.from({ length: nScan }, (_, s) => scanOrder(c, Ei, s, d));
+      // (nScan·B, d, L), q = s·B + b
+      const seq = nScan > 1 ? g.op1("Concat", orders, { axis: { i: 0 } }) : orders[0];
       blockToScan(c, i, 0, seq, null, gidx);
     }
     graphs.push(g.encode());
@@ -334,12 +363,14 @@ function buildGraphs(
 
 /**
  * Selective-scan recurrence (spec §6 step 5) over the graph's operands, f32:
- * h_t = dA_t ⊙ h_{t−1} + dBu_t (h_0 = 0), y_t,c = Σ_n C_t,n · h_t,c,n.
- * @param dA, dBu `(N, Ls, di, ns)`; @param C `(N, Ls, ns)`. @returns y `(N, Ls, di)`.
+ * h_t,n,c = dA_t,n,c · h_{t−1},n,c + du_t,c · B_t,n (h_0 = 0), y_t,c = Σ_n C_t,n · h_t,n,c.
+ * @param dA `(N, Ls, ns, di)` = exp(Δ·A); @param du `(N, Ls, di)` = Δ·u; @param B, C `(N, Ls, ns)`.
+ * @returns y `(N, Ls, di)` (before the D skip and the gate).
  */
 export function scanRecurrence(
   dA: Float32Array,
-  dBu: Float32Array,
+  du: Float32Array,
+  B: Float32Array,
   C: Float32Array,
   N: number,
   Ls: number,
@@ -347,20 +378,18 @@ export function scanRecurrence(
   ns: number,
 ): Float32Array {
   const y = new Float32Array(N * Ls * di);
-  const hs = new Float32Array(di * ns);
+  const hs = new Float32Array(ns * di);
   for (let q = 0; q < N; q++) {
     hs.fill(0);
     for (let t = 0; t < Ls; t++) {
-      const base = (q * Ls + t) * di * ns, cb = (q * Ls + t) * ns, yb = (q * Ls + t) * di;
-      for (let c = 0; c < di; c++) {
-        let acc = 0;
-        const o = c * ns;
-        for (let n = 0; n < ns; n++) {
-          const v = dA[base + o + n] * hs[o + n] + dBu[base + o + n];
-          hs[o + n] = v;
-          acc += C[cb + n] * v;
+      const r = q * Ls + t, ab = r * ns * di, xb = r * di, cb = r * ns;
+      for (let n = 0; n < ns; n++) {
+        const bn = B[cb + n], cn = C[cb + n], o = n * di, ao = ab + o;
+        for (let c = 0; c < di; c++) {
+          const v = dA[ao + c] * hs[o + c] + du[xb + c] * bn;
+          hs[o + c] = v;
+          y[xb + c] += cn * v;
         }
-        y[yb + c] = acc;
       }
     }
   }
@@ -459,7 +488,8 @@ export class NativeHead {
         const p = `b${i}`;
         const y = scanRecurrence(
           out[`${p}_dA`].data as Float32Array,
-          out[`${p}_dBu`].data as Float32Array,
+          out[`${p}_du`].data as Float32Array,
+          out[`${p}_B`].data as Float32Array,
           out[`${p}_C`].data as Float32Array,
           N,
           Ls,

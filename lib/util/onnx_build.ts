@@ -39,6 +39,8 @@ export class GraphBuilder {
   // deno-lint-ignore no-explicit-any
   private outputs: any[] = [];
   private n = 0;
+  /** Values renamed to a graph output name by {@link output}: later uses map to the new name. */
+  private renamed = new Map<string, string>();
 
   constructor(readonly name: string) {}
 
@@ -53,9 +55,22 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Declare `value` as the graph output `name`. */
+  /**
+   * Declare `value` as the graph output `name`: the node that computes `value` is renamed (no
+   * copy); a graph input, constant or an output already declared goes through an Identity.
+   */
   output(value: string, name: string, elem: Elem, dims: (number | string)[]): void {
-    if (value !== name) this.op("Identity", [value], {}, [name]);
+    const current = this.renamed.get(value) ?? value;
+    if (current !== name) {
+      const producer = this.nodes.find((n) => n.output.includes(current));
+      if (producer && !this.renamed.has(value)) {
+        producer.output = producer.output.map((o: string) => (o === current ? name : o));
+        for (const n of this.nodes) {
+          n.input = n.input.map((i: string) => (i === current ? name : i));
+        }
+        this.renamed.set(value, name);
+      } else this.op("Identity", [current], {}, [name]);
+    }
     this.outputs.push(valueInfo(name, elem, dims));
   }
 
@@ -91,7 +106,7 @@ export class GraphBuilder {
     this.nodes.push(onnx.NodeProto.create({
       name: this.fresh(`n_${type}`),
       opType: type,
-      input: inputs,
+      input: inputs.map((i) => this.renamed.get(i) ?? i),
       output: outs,
       attribute: Object.entries(attrs).map(([name, a]) => {
         if ("f" in a) return onnx.AttributeProto.create({ name, type: 1, f: a.f });
