@@ -215,6 +215,10 @@ Deno.test("model: bad weights name the tensor (missing, wrong shape, wrong dtype
       ),
     /scale_list/,
   );
+  assert.throws(
+    () => parseHeadConfig({ ...base.config, scan: 2 } as unknown as Record<string, unknown>),
+    /scan must be 1 \(row-major only\) or 4/,
+  );
 });
 
 Deno.test("model: bad input X is rejected naming X (channels, non-square grid, NaN)", async () => {
@@ -747,6 +751,38 @@ Deno.test({
       await assert.rejects(() => resolveHeadEngine("auto"), /SNARM_HEAD='gpu'/);
     } finally {
       Deno.env.delete("SNARM_HEAD");
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "scan = 1 heads (official option): WebGPU and native forwards equal the TypeScript reference",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const { initHeadWeights } = await import("../lib/train/init.ts");
+    const cfg = parseHeadConfig({
+      image_size: [3, 96, 96],
+      stride: 8,
+      in_chans: 32,
+      embed_dim: 16,
+      depth: 2,
+      scan: 1,
+      self_ratio: 0.75,
+      scale_list: [1, 3],
+      residual_method: "concat_abs_square",
+    });
+    const head = new Head(initHeadWeights(cfg, 3));
+    assert.equal(head.dims.nHeads, 2);
+    const X = randn(2 * 32 * 144, 7, 1);
+    const ref = await head.forward(X, 2, 12, 12, { engine: "reference" });
+    for (const engine of ["webgpu", "native"] as const) {
+      const r = await head.forward(X, 2, 12, 12, { engine });
+      assert.deepEqual([...r.refMask], [...ref.refMask], `${engine} refMask`);
+      close(r.headLogits, ref.headLogits, `${engine} logits`);
+      close(r.smoothed, ref.smoothed, `${engine} smoothed`);
+      close(r.imageScores, ref.imageScores, `${engine} image scores`);
     }
   },
 });

@@ -21,14 +21,14 @@ import { loadHead } from "../lib/model/head.ts";
 
 const DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
 
-function tinyConfig(depth: number) {
+function tinyConfig(depth: number, scan = 4) {
   return parseHeadConfig({
     image_size: [3, 48, 48],
     stride: 8,
     in_chans: 16,
     embed_dim: 8,
     depth,
-    scan: 4,
+    scan,
     self_ratio: 0.75,
     scale_list: [1, 2],
     residual_method: "concat_abs_square",
@@ -52,14 +52,14 @@ function randomBatch(B: number, Cin: number, L: number, Ls: number, seed: number
   return { Z, refMask, target };
 }
 
-for (const depth of [1, 2]) {
+for (const [depth, scan] of [[1, 4], [2, 4], [1, 1]]) {
   Deno.test({
     name:
-      `GPU training step (depth ${depth}): loss, every gradient and the AdamW update match the float64 reference`,
+      `GPU training step (depth ${depth}, scan ${scan}): loss, every gradient and the AdamW update match the float64 reference`,
     ...gpuTest,
     async fn() {
       const gpu = requireGpu();
-      const cfg = tinyConfig(depth);
+      const cfg = tinyConfig(depth, scan);
       const w0 = initHeadWeights(cfg, 3);
       // Non-trivial BatchNorm / norm parameters so every gradient path is exercised.
       const rnd = mulberry32(9);

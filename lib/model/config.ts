@@ -133,9 +133,9 @@ export function parseHeadConfig(raw: Record<string, unknown>): HeadConfig {
   if (cfg.in_chans % 2 !== 0) {
     throw new Error(`head config: in_chans must be even (X = [r ‖ f]), got ${cfg.in_chans}`);
   }
-  if (cfg.scan !== 4) {
+  if (cfg.scan !== 1 && cfg.scan !== 4) {
     throw new Error(
-      `head config: scan = ${cfg.scan} is not supported; the official 4-scan order (row, column, reversed row, reversed column) is implemented`,
+      `head config: scan must be 1 (row-major only) or 4 (row, column, reversed row, reversed column) as in the official code, got ${cfg.scan}`,
     );
   }
   return cfg;
