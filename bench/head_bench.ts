@@ -5,8 +5,10 @@
  * - the Mamba head + maps from the hybrid residual Z, WebGPU (default adapter) vs the TypeScript
  *   reference, measured in the same run (group "head from Z", baseline = reference);
  * - the full forward from X (residual fusion + Mamba head + maps, 392² maps) per engine, same run:
- *   `head paper <engine>: X s/image` (median of 5 after a warm-up) for the native CPU engine
- *   (onnxruntime-node, lib/model/native_head.ts) and WebGPU (the adapter's WGSL kernels);
+ *   `head paper <engine>: X s/image` (median of 7 after 2 warm-ups) for the native CPU engine
+ *   (onnxruntime-node, lib/model/native_head.ts) and WebGPU (the adapter's WGSL kernels), and
+ *   the peer `head paper torch` (bench/head_torch.py: the official forward's PyTorch ops, checked
+ *   against the fixture, threads = cores) when Debian's python3-torch and python3-scipy are here;
  * - the selective scan kernel alone, in the mixer's size (4 × 600 tokens × 256 channels) and at
  *   L = 2401, d_inner = 512.
  * Before the benches it prints the max |error| of every tensor vs the paper fixture, the CPU time
@@ -60,6 +62,35 @@ async function cpuAndWall<T>(
   return { v, wall, cpu: (c.user + c.system) / 1000 };
 }
 
+/** `head paper torch` in ms (bench/head_torch.py on the paper fixture), or null when not run. */
+async function torchPeer(): Promise<number | null> {
+  if (Deno.env.get("SNARM_HEAD_BENCH_TORCH") === "0") return null;
+  try {
+    const r = await new Deno.Command("/usr/bin/python3", {
+      args: [
+        new URL("./head_torch.py", import.meta.url).pathname,
+        FIX.pathname,
+        String(navigator.hardwareConcurrency),
+      ],
+      env: { OMP_WAIT_POLICY: "PASSIVE" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(r.stdout).trim();
+    if (!r.success) {
+      const err = new TextDecoder().decode(r.stderr).trim().split("\n").pop();
+      console.log(`head torch peer: not run (${err}; Debian: python3-torch python3-scipy)`);
+      return null;
+    }
+    console.log(text);
+    const m = text.match(/head paper torch: ([\d.]+) s\/image/);
+    return m ? Number(m[1]) * 1000 : null;
+  } catch (e) {
+    console.log(`head torch peer: not run (${(e as Error).message})`);
+    return null;
+  }
+}
+
 // ---- parity vs the official paper fixture (WebGPU path) and the one-off timings
 {
   const t0 = performance.now();
@@ -89,22 +120,26 @@ async function cpuAndWall<T>(
   ];
   const perImage = new Map<string, number>();
   for (const engine of engines) {
-    await head.forward(X, B, h, w, { engine });
+    for (let i = 0; i < 2; i++) await head.forward(X, B, h, w, { engine }); // warm-up
     const t: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 7; i++) {
       t.push((await cpuAndWall(() => head.forward(X, B, h, w, { engine }))).wall);
     }
-    const med = t.sort((a, b) => a - b)[2];
-    perImage.set(engine, med);
-    console.log(`head paper ${engine}: ${(med / 1000).toFixed(3)} s/image`);
+    t.sort((a, b) => a - b);
+    perImage.set(engine, t[3]);
+    console.log(`head paper ${engine}: ${(t[3] / 1000).toFixed(3)} s/image`);
+    console.log(`  median of 7 after 2 warm-ups (min ${(t[0] / 1000).toFixed(3)} s)`);
   }
-  if (perImage.has("native") && perImage.has("webgpu")) {
-    console.log(
-      `  native / webgpu: ${
-        (perImage.get("native")! / perImage.get("webgpu")!).toFixed(2)
-      }× the time` +
-        " (the official PyTorch forward: 0.84–0.96 s on this 2-core CPU, issue #10)",
-    );
+  // The peer in the same run: the official forward's PyTorch ops (bench/head_torch.py, checked
+  // against the fixture first) with as many threads as cores, when Debian's python3-torch is here.
+  const torch = await torchPeer();
+  if (torch !== null) perImage.set("torch", torch);
+  for (const [a, b] of [["native", "torch"], ["webgpu", "torch"], ["native", "webgpu"]]) {
+    if (perImage.has(a) && perImage.has(b)) {
+      console.log(
+        `head paper ${a}/${b}: ${(perImage.get(a)! / perImage.get(b)!).toFixed(2)}× the time`,
+      );
+    }
   }
   const runs = [];
   for (let i = 0; i < 3; i++) {
