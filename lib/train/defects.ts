@@ -150,6 +150,27 @@ function boxBlur(src: ArrayLike<number>, h: number, w: number, c: number, r: num
   return out;
 }
 
+/**
+ * Stamp an anti-aliased disc of diameter `width` px at (py, px) into the `(H, W)` coverage `cov`
+ * (max-composited: coverage = clamp(width/2 + 0.5 − distance)); a stroke is a run of such stamps.
+ */
+function stampDisc(
+  cov: Float32Array,
+  h: number,
+  w: number,
+  py: number,
+  px: number,
+  width: number,
+): void {
+  const reach = Math.ceil(width / 2 + 1);
+  for (let y = Math.max(0, Math.round(py) - reach); y <= Math.min(h - 1, py + reach); y++) {
+    for (let x = Math.max(0, Math.round(px) - reach); x <= Math.min(w - 1, px + reach); x++) {
+      const a = clamp01(width / 2 + 0.5 - Math.hypot(y - py, x - px));
+      if (a > cov[y * w + x]) cov[y * w + x] = a;
+    }
+  }
+}
+
 /** 3×3 binary dilation of a `(H, W)` 0/1 mask. */
 function dilate(m: Uint8Array, h: number, w: number): Uint8Array {
   const out = new Uint8Array(m.length);
@@ -290,13 +311,7 @@ function drawScratch(ctx: Ctx, rng: Rng): Draw {
     for (let k = 0; k < n; k++) {
       const [py, px] = pts[k];
       const wd = Math.max(0.8, wmax * (0.55 + 0.45 * Math.sin((Math.PI * k) / Math.max(1, n - 1))));
-      const reach = Math.ceil(wd / 2 + 1);
-      for (let y = Math.max(0, Math.round(py) - reach); y <= Math.min(h - 1, py + reach); y++) {
-        for (let x = Math.max(0, Math.round(px) - reach); x <= Math.min(w - 1, px + reach); x++) {
-          const a = clamp01(wd / 2 + 0.5 - Math.hypot(y - py, x - px));
-          if (a > alpha[y * w + x]) alpha[y * w + x] = a;
-        }
-      }
+      stampDisc(alpha, h, w, py, px, wd);
     }
   }
   const depth = uniform(rng, 0.35, 0.8);
@@ -692,14 +707,7 @@ function drawPaint(ctx: Ctx, rng: Rng): Draw {
       th += sigma * Math.sqrt(0.5) * gauss(rng);
       y += 0.5 * Math.sin(th);
       x += 0.5 * Math.cos(th);
-      const wk = Math.max(0.8, wd * (1 - 0.6 * (t / len)));
-      const reach = Math.ceil(wk / 2 + 1);
-      for (let yy = Math.max(0, Math.round(y) - reach); yy <= Math.min(h - 1, y + reach); yy++) {
-        for (let xx = Math.max(0, Math.round(x) - reach); xx <= Math.min(w - 1, x + reach); xx++) {
-          const a = clamp01(wk / 2 + 0.5 - Math.hypot(yy - y, xx - x));
-          if (a > cover[yy * w + xx]) cover[yy * w + xx] = a;
-        }
-      }
+      stampDisc(cover, h, w, y, x, Math.max(0.8, wd * (1 - 0.6 * (t / len))));
     }
   }
   const opacity = uniform(rng, 0.7, 1);
