@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 // deno-lint-ignore no-import-prefix
 import onnxProto from "npm:onnx-proto@8.0.1";
 import { openTapSession, readModelBytes } from "../lib/backbone/session.ts";
+import { cliMessage } from "../lib/util/errors.ts";
 
 // deno-lint-ignore no-explicit-any
 const { onnx } = onnxProto as any;
@@ -131,7 +132,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`snarm backbone: error: ${(e as Error).message}`);
+    console.error(`snarm backbone: error: ${cliMessage(e)}`);
     Deno.exit(1);
   }
 }

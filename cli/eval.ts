@@ -40,6 +40,18 @@ import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { writeReport } from "../lib/viz/report.ts";
 import type { FitSettings } from "../lib/eval/fit.ts";
 import { parseSynthSources } from "../lib/train/synth.ts";
+import { cliMessage } from "../lib/util/errors.ts";
+
+/** Library option names whose eval flag is not their kebab-case (the fit's settings). */
+const EVAL_FLAGS: Record<string, string> = {
+  roots: "--data",
+  steps: "--fit-steps",
+  lr: "--fit-lr",
+  preset: "--fit-preset",
+  maxImages: "--fit-images",
+  sources: "--synth",
+  valSources: "--val-synth",
+};
 
 const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
 /** The shipped SNARM head (a starting point for fits: `--init-head shipped`). */
@@ -648,7 +660,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`snarm eval: error: ${(e as Error).message}`);
+    console.error(`snarm eval: error: ${cliMessage(e, EVAL_FLAGS)}`);
     Deno.exit(1);
   }
 }

@@ -16,6 +16,7 @@ import {
 } from "../lib/io/commit.ts";
 import { mergeShards } from "../lib/eval/shard.ts";
 import { writeRawMaps, writeResults } from "../lib/eval/results.ts";
+import { cliMessage } from "../lib/util/errors.ts";
 
 const HELP = `deno task merge SHARD_OUT... --out OUT [--save-maps]
 
@@ -81,7 +82,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`snarm merge: error: ${(e as Error).message}`);
+    console.error(`snarm merge: error: ${cliMessage(e)}`);
     Deno.exit(1);
   }
 }

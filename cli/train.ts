@@ -13,6 +13,7 @@ import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
 import { DEFAULT_TEXTURE_DIR, parseSynthSources } from "../lib/train/synth.ts";
 import { loadHeadWeights } from "../lib/model/weights.ts";
 import { acquireLock } from "../lib/io/commit.ts";
+import { cliMessage } from "../lib/util/errors.ts";
 
 const HELP = `deno task train --data DIR [--data DIR …] [options]
 
@@ -192,7 +193,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
+    console.error(`error: ${cliMessage(e, { roots: "--data" })}`);
     Deno.exit(1);
   }
 }

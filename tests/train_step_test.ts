@@ -280,7 +280,7 @@ Deno.test({
       );
       await assert.rejects(
         runTraining({ data: [DATA], out, trainingSet: set, steps: 0, progress: false }),
-        /--steps must be a positive integer/,
+        /steps must be a positive integer/,
       );
       await assert.rejects(
         runTraining({
@@ -291,15 +291,15 @@ Deno.test({
           preset: "huge" as "cpu",
           progress: false,
         }),
-        /--preset/,
+        /preset must be "cpu" or "paper", got "huge"/,
       );
       const base = { data: [DATA], out, trainingSet: set, steps: 2, progress: false };
-      await assert.rejects(runTraining({ ...base, dropout: 1.5 }), /--dropout must be in \[0, 1\)/);
+      await assert.rejects(runTraining({ ...base, dropout: 1.5 }), /dropout must be in \[0, 1\)/);
       await assert.rejects(
         runTraining({ ...base, maxImages: 0 }),
-        /--max-images must be a positive/,
+        /maxImages must be a positive/,
       );
-      await assert.rejects(runTraining({ ...base, seed: -1 }), /--seed must be a non-negative/);
+      await assert.rejects(runTraining({ ...base, seed: -1 }), /seed must be a non-negative/);
       const file = `${out}/a-file`;
       await Deno.writeTextFile(file, "x");
       await assert.rejects(runTraining({ ...base, out: file }), /exists and is not a folder/);

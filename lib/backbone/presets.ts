@@ -3,6 +3,7 @@
  * (snarm-method.md §1).
  * @module
  */
+import { OptionError } from "../util/errors.ts";
 
 /** A backbone configuration for {@link loadBackbone}. */
 export interface BackbonePreset {
@@ -150,7 +151,7 @@ export function parseTaps(spec: string | undefined): string[][] | undefined {
   if (spec === undefined) return undefined;
   const groups = spec.split(";").map((g) => g.split(",").map((t) => t.trim()).filter(Boolean));
   if (!groups.length || groups.some((g) => !g.length)) {
-    throw new Error(`--taps expects groups of tensor names like "A,B;C,D", got "${spec}"`);
+    throw new OptionError("taps", `expects groups of tensor names like "A,B;C,D", got "${spec}"`);
   }
   return groups;
 }

@@ -35,6 +35,7 @@ import { headBlend, type MapBlend } from "./blend.ts";
 import { checkFeaturesFinite, scoreFeatures } from "./score.ts";
 export { checkFeaturesFinite } from "./score.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
+import { OptionError } from "../util/errors.ts";
 
 /** Options of {@link runEval}. Every field has the `deno task eval` default. */
 export interface EvalOptions {
@@ -213,7 +214,10 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   }
   const resize = opts.resize ?? Math.round((size * 448) / 392);
   if (!Number.isInteger(resize) || resize < size) {
-    throw new Error(`--resize must be an integer ≥ the crop size ${size}, got ${opts.resize}`);
+    throw new OptionError(
+      "resize",
+      `must be an integer ≥ the crop size ${size}, got ${opts.resize}`,
+    );
   }
   const geometry = { resize, crop: size };
   const grid = size / 8;
@@ -257,7 +261,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const desc = bb.describe();
   const method = opts.method ?? "bank";
   if (method !== "bank" && method !== "snarm") {
-    throw new Error(`--method must be "bank" or "snarm", got "${method}"`);
+    throw new OptionError("method", `must be "bank" or "snarm", got "${method}"`);
   }
   /** Load a head file and check it fits the features, geometry and categories. */
   const useHead = async (path: string, categories: string[], fitted: boolean) => {
@@ -496,7 +500,7 @@ export function shardSplits(
   if (
     !Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count
   ) {
-    throw new Error(`--shard I/N needs 0 ≤ I < N, got ${index}/${count}`);
+    throw new OptionError("shard", `I/N needs 0 ≤ I < N, got ${index}/${count}`);
   }
   const total = splits.reduce((a, s) => a + s.test.length, 0);
   if (count > total) {

@@ -5,7 +5,7 @@
  * Winograd GEMMs), `head_winograd*.wgsl` (3×3 convs: F(4×4) for rates ≤ 12, F(2×2) otherwise;
  * the gather of the suspicious tokens is fused into the block conv's output transform),
  * `head_tokens.wgsl` (scan order, fused add + RMSNorm, LayerNorm + un-permute),
- * `mamba_conv1d.wgsl`, `selective_scan.wgsl` (Δ = dt_proj fused) and `head_maps.wgsl` (pixel map,
+ * `head_conv1d.wgsl`, `head_selective_scan.wgsl` (Δ = dt_proj fused) and `head_maps.wgsl` (pixel map,
  * Gaussian). Kernels write buffers and the next kernel reads a texture copy: on lavapipe texture
  * loads are ~3× cheaper than storage loads, buffer stores ~2× cheaper than texture stores, and
  * the copy is a memcpy.
@@ -102,7 +102,7 @@ interface Act {
   layers: number;
 }
 
-/** Template values of mamba_conv1d.wgsl for kernel size kc (sliding window in registers). */
+/** Template values of head_conv1d.wgsl for kernel size kc (sliding window in registers). */
 function conv1dTemplate(kc: number): Record<string, string | number> {
   let decl = "", step = "    let s = bs";
   for (let j = 0; j < kc; j++) decl += `  let w${j} = cw[cb + ${j}u];\n`;
@@ -205,7 +205,7 @@ export class GpuHead {
       const shape: GemmShape = gemmShapeFor(d, WG, QPI);
       const tokTpl = tokensSource(await loadWgsl("head_tokens.wgsl"), C4);
       const convWG = scanWorkgroupSize(N * D4);
-      const convSrc = fillTemplate(await loadWgsl("mamba_conv1d.wgsl"), {
+      const convSrc = fillTemplate(await loadWgsl("head_conv1d.wgsl"), {
         ...conv1dTemplate(kc),
         WG: convWG,
       });

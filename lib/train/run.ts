@@ -25,6 +25,7 @@ import type { HeadWeights } from "../model/weights.ts";
 import type { Bank } from "../bank/bank.ts";
 import { validateBank, validateHead, type Validation } from "./validate.ts";
 import type { Metrics } from "../metrics/compute.ts";
+import { OptionError } from "../util/errors.ts";
 
 /** Head sizes of a training preset (the rest of the config is official: §6). */
 export interface TrainPreset {
@@ -172,41 +173,44 @@ export function stepBatch(seed: number, s: number, B: number, n: number): number
 export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const presetName = o.preset ?? "cpu";
   const preset = TRAIN_PRESETS[presetName];
-  if (!preset) throw new Error(`--preset must be "cpu" or "paper", got "${o.preset}"`);
+  if (!preset) throw new OptionError("preset", `must be "cpu" or "paper", got "${o.preset}"`);
   const steps = o.steps ?? 1000, B = o.batch ?? preset.batch, lr = o.lr ?? 1e-3;
   const seed = o.seed ?? 0, every = o.checkpointEvery ?? 100;
   const warmup = o.warmup ?? Math.floor(steps * 0.05);
   for (const [k, v] of Object.entries({ steps, batch: B, "checkpoint-every": every })) {
     if (!Number.isInteger(v) || v < 1) {
-      throw new Error(`--${k} must be a positive integer, got ${v}`);
+      throw new OptionError(k, `must be a positive integer, got ${v}`);
     }
   }
-  if (!(lr > 0)) throw new Error(`--lr must be > 0, got ${lr}`);
+  if (!(lr > 0)) throw new OptionError("lr", `must be > 0, got ${lr}`);
   const dropout = o.dropout ?? 0.1;
   if (!(dropout >= 0 && dropout < 1)) {
-    throw new Error(`--dropout must be in [0, 1), got ${dropout}`);
+    throw new OptionError("dropout", `must be in [0, 1), got ${dropout}`);
   }
   if (!Number.isInteger(seed) || seed < 0) {
-    throw new Error(`--seed must be a non-negative integer, got ${seed}`);
+    throw new OptionError("seed", `must be a non-negative integer, got ${seed}`);
   }
   if (o.maxImages !== undefined && (!Number.isInteger(o.maxImages) || o.maxImages < 1)) {
-    throw new Error(`--max-images must be a positive integer, got ${o.maxImages}`);
+    throw new OptionError("maxImages", `must be a positive integer, got ${o.maxImages}`);
   }
   if (
     o.synthPerImage !== undefined && (!Number.isInteger(o.synthPerImage) || o.synthPerImage < 0)
   ) {
-    throw new Error(`--synth-per-image must be a non-negative integer, got ${o.synthPerImage}`);
+    throw new OptionError(
+      "synthPerImage",
+      `must be a non-negative integer, got ${o.synthPerImage}`,
+    );
   }
   if (o.synthPerImage === 0) {
     console.warn("train: --synth-per-image 0: every target is 0 (no anomalies to learn from)");
   }
   for (const [k, v] of Object.entries({ "bank-size": o.bankSize, "bank-cap": o.bankCap })) {
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
-      throw new Error(`--${k} must be a positive integer, got ${v}`);
+      throw new OptionError(k, `must be a positive integer, got ${v}`);
     }
   }
   if (!Number.isInteger(warmup) || warmup < 0 || warmup > steps) {
-    throw new Error(`--warmup must be an integer in [0, steps], got ${warmup}`);
+    throw new OptionError("warmup", `must be an integer in [0, steps], got ${warmup}`);
   }
   const gpu: Gpu | null = await tryGetGpu();
   if (!gpu) {
@@ -227,11 +231,15 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     }
   };
   const outStat = exists(o.out);
-  if (outStat && !outStat.isDirectory) throw new Error(`--out ${o.out} exists and is not a folder`);
+  if (outStat && !outStat.isDirectory) {
+    throw new OptionError("out", `${o.out} exists and is not a folder`);
+  }
   // Check the resume (or its absence) before the long sample preparation.
   let resumed: Checkpoint | null = null;
   if (o.resume) {
-    if (!exists(ckptPath)) throw new Error(`--resume: no checkpoint at ${ckptPath}`);
+    if (!exists(ckptPath)) {
+      throw new OptionError("resume", `names no checkpoint: ${ckptPath} is missing`);
+    }
     resumed = await loadCheckpoint(ckptPath);
     const { samples: _s, ...saved } = resumed.settings;
     const diff = settingsMismatch(saved, {
@@ -249,7 +257,10 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       );
     }
     if (resumed.step > steps) {
-      throw new Error(`--resume: ${ckptPath} is at step ${resumed.step}, beyond --steps ${steps}`);
+      throw new OptionError(
+        "resume",
+        `${ckptPath} is at step ${resumed.step}, beyond steps = ${steps}`,
+      );
     }
   } else if (exists(ckptPath)) {
     throw new Error(

@@ -36,6 +36,7 @@ import { gridTarget } from "./loss.ts";
 import { trainingResidual } from "./residuals.ts";
 import { SYNTH_SOURCES, synthesizeAnomaly, type SynthSource } from "./synth.ts";
 import { mulberry32 } from "./grad/pointwise.ts";
+import { OptionError } from "../util/errors.ts";
 
 /** One training sample. */
 export interface TrainSample {
@@ -229,21 +230,24 @@ async function embedRgb(bb: Backbone, rgb: Uint8Array, size: number): Promise<Fe
 export async function prepareTrainingSet(opts: PrepareOptions): Promise<TrainingSet> {
   const size = opts.imageSize ?? 392;
   if (!Number.isInteger(size) || size < 32 || size % 8 !== 0) {
-    throw new Error(`--image-size must be a multiple of 8 and at least 32, got ${size}`);
+    throw new OptionError("imageSize", `must be a multiple of 8 and at least 32, got ${size}`);
   }
-  if (!opts.roots.length) throw new Error("--data: give at least one dataset root");
+  if (!opts.roots.length) throw new OptionError("roots", "must name at least one dataset root");
   if (opts.bank && opts.roots.length !== 1) {
     throw new Error("prepareTrainingSet: a given bank needs exactly one root");
   }
   const grid = size / 8, L = grid * grid;
   const resize = opts.resize ?? Math.round((size * 448) / 392);
   if (!Number.isInteger(resize) || resize < size) {
-    throw new Error(`--resize must be an integer ≥ the crop size ${size}, got ${opts.resize}`);
+    throw new OptionError(
+      "resize",
+      `must be an integer ≥ the crop size ${size}, got ${opts.resize}`,
+    );
   }
   const geometry = { resize, crop: size };
   const valFraction = opts.valFraction ?? 0;
   if (!(valFraction >= 0 && valFraction < 1)) {
-    throw new Error(`--val-fraction must be in [0, 1), got ${opts.valFraction}`);
+    throw new OptionError("valFraction", `must be in [0, 1), got ${opts.valFraction}`);
   }
   const seed = opts.seed ?? 0, synthPer = opts.synthPerImage ?? 2, k = opts.topk ?? 3;
   const valSynth = opts.valSynthPerImage ?? 4;
