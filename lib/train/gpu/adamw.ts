@@ -6,7 +6,8 @@
  */
 import type { KernelSequence, Tensor } from "./graph.ts";
 import { f32bits } from "./graph.ts";
-import { checkSize, elementGrid, PARAM_WORDS, recordTrainKernel } from "./pointwise.ts";
+import { checkSize } from "./check.ts";
+import { elementGrid, PARAM_WORDS, recordTrainKernel } from "./pointwise.ts";
 
 /** A recorded AdamW step whose step number and learning rate are set before each run. */
 export interface AdamWRecord {

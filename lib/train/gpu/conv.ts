@@ -12,30 +12,8 @@
  */
 import type { KernelSequence, Ref, Tensor } from "./graph.ts";
 import { grid2d } from "./graph.ts";
+import { checkDims, checkRef } from "./check.ts";
 import { recordGemm, scratchTensor } from "./gemm.ts";
-
-/** @throws {Error} unless `off + extent ≤ t.length` (and off is a non-negative integer). */
-export function checkRef(r: Ref, extent: number, name: string, what: string): void {
-  const off = r.off ?? 0;
-  if (!Number.isInteger(off) || off < 0) {
-    throw new Error(`${what}: ${name} offset ${off} must be a non-negative integer`);
-  }
-  if (off + extent > r.t.length) {
-    throw new Error(
-      `${what}: ${name} (${r.t.label}) needs ${extent} elements from offset ${off}, ` +
-        `has ${r.t.length}`,
-    );
-  }
-}
-
-/** @throws {Error} unless every value is a positive integer. */
-export function checkDims(dims: Record<string, number>, what: string): void {
-  for (const [k, v] of Object.entries(dims)) {
-    if (!Number.isInteger(v) || v < 1) {
-      throw new Error(`${what}: ${k} = ${v} must be a positive integer`);
-    }
-  }
-}
 
 /** Arguments of {@link recordIm2col}. */
 export interface Im2colArgs {
@@ -58,10 +36,10 @@ export interface Im2colArgs {
  */
 export async function recordIm2col(seq: KernelSequence, a: Im2colArgs): Promise<void> {
   const { n, h, w, C, dil } = a;
-  checkDims({ n, h, w, C, dil }, "recordIm2col");
+  checkDims("recordIm2col", { n, h, w, C, dil });
   const total = n * h * w * 9 * C;
-  checkRef(a.X, n * h * w * C, "X", "recordIm2col");
-  checkRef(a.col, total, "col", "recordIm2col");
+  checkRef("recordIm2col: X", a.X, n * h * w * C);
+  checkRef("recordIm2col: col", a.col, total);
   if (a.X.t === a.col.t) throw new Error("recordIm2col: X and col must be different tensors");
   await seq.dispatch({
     shader: "train_im2col.wgsl",
@@ -93,10 +71,10 @@ export interface Col2imArgs {
  */
 export async function recordCol2im(seq: KernelSequence, a: Col2imArgs): Promise<void> {
   const { n, h, w, C, dil } = a;
-  checkDims({ n, h, w, C, dil }, "recordCol2im");
+  checkDims("recordCol2im", { n, h, w, C, dil });
   const total = n * h * w * C;
-  checkRef(a.dcol, total * 9, "dcol", "recordCol2im");
-  checkRef(a.dX, total, "dX", "recordCol2im");
+  checkRef("recordCol2im: dcol", a.dcol, total * 9);
+  checkRef("recordCol2im: dX", a.dX, total);
   if (a.dX.t === a.dcol.t) throw new Error("recordCol2im: dcol and dX must be different tensors");
   await seq.dispatch({
     shader: "train_col2im.wgsl",
@@ -138,14 +116,14 @@ export async function recordColSum(seq: KernelSequence, a: ColSumArgs): Promise<
 async function colSumLevel(seq: KernelSequence, a: ColSumArgs, depth: number): Promise<void> {
   const what = "recordColSum";
   const { rows, cols, lda } = a;
-  checkDims({ cols, lda }, what);
+  checkDims(what, { cols, lda });
   if (!Number.isInteger(rows) || rows < 0) throw new Error(`${what}: rows = ${rows} invalid`);
   if (lda < cols) throw new Error(`${what}: lda ${lda} < cols ${cols}`);
   const ldb = a.ldb ?? cols;
   if (a.B && ldb < cols) throw new Error(`${what}: ldb ${ldb} < cols ${cols}`);
-  if (rows > 0) checkRef(a.A, (rows - 1) * lda + cols, "A", what);
-  if (a.B && rows > 0) checkRef(a.B, (rows - 1) * ldb + cols, "B", what);
-  checkRef(a.out, cols, "out", what);
+  if (rows > 0) checkRef(`${what}: A`, a.A, (rows - 1) * lda + cols);
+  if (a.B && rows > 0) checkRef(`${what}: B`, a.B, (rows - 1) * ldb + cols);
+  checkRef(`${what}: out`, a.out, cols);
   if (a.out.t === a.A.t || a.out.t === a.B?.t) {
     throw new Error(`${what}: out (${a.out.t.label}) must not be the same tensor as A or B`);
   }
@@ -213,10 +191,10 @@ export async function recordConv3x3Forward(
   a: Conv3x3ForwardArgs,
 ): Promise<void> {
   const { n, h, w, Cin, Cout, dil } = a;
-  checkDims({ n, h, w, Cin, Cout, dil }, "recordConv3x3Forward");
+  checkDims("recordConv3x3Forward", { n, h, w, Cin, Cout, dil });
   const rows = n * h * w, K = 9 * Cin;
-  checkRef({ t: a.col }, rows * K, "col", "recordConv3x3Forward");
-  checkRef(a.W, Cout * K, "W", "recordConv3x3Forward");
+  checkRef("recordConv3x3Forward: col", { t: a.col }, rows * K);
+  checkRef("recordConv3x3Forward: W", a.W, Cout * K);
   await recordIm2col(seq, { X: a.X, n, h, w, C: Cin, dil, col: { t: a.col } });
   await recordGemm(seq, {
     M: rows,
@@ -274,11 +252,11 @@ export async function recordConv3x3Backward(
 ): Promise<void> {
   const { n, h, w, Cin, Cout, dil } = a;
   const what = "recordConv3x3Backward";
-  checkDims({ n, h, w, Cin, Cout, dil }, what);
+  checkDims(what, { n, h, w, Cin, Cout, dil });
   const rows = n * h * w, K = 9 * Cin;
-  checkRef({ t: a.col }, rows * K, "col", what);
-  checkRef(a.W, Cout * K, "W", what);
-  checkRef(a.dY, rows * Cout, "dY", what);
+  checkRef(`${what}: col`, { t: a.col }, rows * K);
+  checkRef(`${what}: W`, a.W, Cout * K);
+  checkRef(`${what}: dY`, a.dY, rows * Cout);
   await recordIm2col(seq, { X: a.X, n, h, w, C: Cin, dil, col: { t: a.col } });
   await recordGemm(seq, {
     M: Cout,
@@ -304,7 +282,7 @@ export async function recordConv3x3Backward(
     });
   }
   if (a.dX) {
-    checkRef({ t: a.dcol }, rows * K, "dcol", what);
+    checkRef(`${what}: dcol`, { t: a.dcol }, rows * K);
     await recordGemm(seq, {
       M: rows,
       N: K,

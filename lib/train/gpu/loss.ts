@@ -7,7 +7,8 @@
  */
 import type { KernelSequence, Ref } from "./graph.ts";
 import { f32bits } from "./graph.ts";
-import { checkSize, elementGrid, recordTrainKernel } from "./pointwise.ts";
+import { checkSize } from "./check.ts";
+import { elementGrid, recordTrainKernel } from "./pointwise.ts";
 
 /**
  * Record the SNARM loss and its gradients (formulas: lib/train/loss.ts focalLossLogits,

@@ -10,7 +10,8 @@
  */
 import type { KernelSequence, Ref, Tensor } from "./graph.ts";
 import { f32bits, grid2d } from "./graph.ts";
-import { checkSize, elementGrid, recordTrainKernel } from "./pointwise.ts";
+import { checkSize } from "./check.ts";
+import { elementGrid, recordTrainKernel } from "./pointwise.ts";
 
 const NORM = "train_norm.wgsl";
 const BN = "train_batchnorm.wgsl";

@@ -9,7 +9,7 @@
  */
 import type { KernelSequence, Ref } from "./graph.ts";
 import { grid2d } from "./graph.ts";
-import { checkRef } from "./conv.ts";
+import { checkRef } from "./check.ts";
 
 /** Arguments of {@link recordGatherRows} and {@link recordScatterRows}. */
 export interface RowsArgs {
@@ -34,10 +34,10 @@ function validate(a: RowsArgs, what: string, srcRows: number | null, dstRows: nu
   if (a.srcLd < a.width || a.dstLd < a.width) {
     throw new Error(`${what}: srcLd ${a.srcLd} / dstLd ${a.dstLd} must be ≥ width ${a.width}`);
   }
-  checkRef(a.idx, a.rows, "idx", what);
+  checkRef(`${what}: idx`, a.idx, a.rows);
   const ext = (rows: number, ld: number) => rows === 0 ? 0 : (rows - 1) * ld + a.width;
-  if (srcRows !== null) checkRef(a.src, ext(srcRows, a.srcLd), "src", what);
-  if (dstRows !== null) checkRef(a.dst, ext(dstRows, a.dstLd), "dst", what);
+  if (srcRows !== null) checkRef(`${what}: src`, a.src, ext(srcRows, a.srcLd));
+  if (dstRows !== null) checkRef(`${what}: dst`, a.dst, ext(dstRows, a.dstLd));
   if (a.dst.t === a.src.t || a.dst.t === a.idx.t) {
     throw new Error(`${what}: dst (${a.dst.t.label}) must not be the src or idx tensor`);
   }

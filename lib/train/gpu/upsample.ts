@@ -9,7 +9,7 @@
  */
 import type { KernelSequence, Ref, Tensor } from "./graph.ts";
 import { grid2d } from "./graph.ts";
-import { checkDims, checkRef } from "./conv.ts";
+import { checkDims, checkRef } from "./check.ts";
 import { scratchTensor } from "./gemm.ts";
 
 /** Arguments of {@link recordUpsampleBilinear}. */
@@ -80,7 +80,7 @@ function tapTable(seq: KernelSequence, h: number, w: number, H: number, W: numbe
 }
 
 function check(n: number, h: number, w: number, H: number, W: number, what: string): void {
-  checkDims({ n, h, w, H, W }, what);
+  checkDims(what, { n, h, w, H, W });
   // Loop lengths of the backward are the tap ranges (≤ about 2·H/h + 2 ≤ H): stay far below
   // lavapipe's 65535 loop limit.
   if (H > 30000 || W > 30000) throw new Error(`${what}: output ${H}×${W} too large`);
@@ -97,8 +97,8 @@ export async function recordUpsampleBilinear(
   const { n, h, w, H, W } = a;
   const what = "recordUpsampleBilinear";
   check(n, h, w, H, W, what);
-  checkRef(a.X, n * h * w, "X", what);
-  checkRef(a.Y, n * H * W, "Y", what);
+  checkRef(`${what}: X`, a.X, n * h * w);
+  checkRef(`${what}: Y`, a.Y, n * H * W);
   if (a.X.t === a.Y.t) throw new Error(`${what}: X and Y must be different tensors`);
   const tab = tapTable(seq, h, w, H, W);
   const total = n * H * W;
@@ -124,8 +124,8 @@ export async function recordUpsampleBilinearBackward(
   const { n, h, w, H, W } = a;
   const what = "recordUpsampleBilinearBackward";
   check(n, h, w, H, W, what);
-  checkRef(a.dY, n * H * W, "dY", what);
-  checkRef(a.dX, n * h * w, "dX", what);
+  checkRef(`${what}: dY`, a.dY, n * H * W);
+  checkRef(`${what}: dX`, a.dX, n * h * w);
   if (a.dX.t === a.dY.t) throw new Error(`${what}: dY and dX must be different tensors`);
   const tab = tapTable(seq, h, w, H, W);
   const T = scratchTensor(seq, "upsample.T", n * H * w);
