@@ -18,6 +18,7 @@ import {
   U_STORAGE,
   U_UNIFORM,
 } from "./search_common.ts";
+import { TextureUsage } from "../gpu/buffers.ts";
 
 /** Parameters of the broadcast (design E) kernel. Code size = nb·w·dp·qpi unrolled MACs. */
 export interface BroadcastPlan {
@@ -306,7 +307,7 @@ export async function searchBroadcast(
           label: "knn queries",
           size: [dp / 4, qp],
           format: "rgba32float",
-          usage: 0x04 /* TEXTURE_BINDING */ | 0x02, /* COPY_DST */
+          usage: TextureUsage.TEXTURE_BINDING | TextureUsage.COPY_DST,
         });
         gpu.device.queue.writeTexture({ texture: tex }, texData, {
           bytesPerRow: dp * 4,

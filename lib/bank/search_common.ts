@@ -4,15 +4,16 @@
  * @module
  */
 import { GpuError } from "../gpu/device.ts";
+import { BufferUsage } from "../gpu/buffers.ts";
 
 export const INF = Number.POSITIVE_INFINITY;
 export const NO_INDEX = 0xffffffff;
 
-export const U_STORAGE = 0x80,
-  U_UNIFORM = 0x40,
-  U_COPY_DST = 0x08,
-  U_COPY_SRC = 0x04,
-  U_MAP_READ = 0x01;
+export const U_STORAGE = BufferUsage.STORAGE,
+  U_UNIFORM = BufferUsage.UNIFORM,
+  U_COPY_DST = BufferUsage.COPY_DST,
+  U_COPY_SRC = BufferUsage.COPY_SRC,
+  U_MAP_READ = BufferUsage.MAP_READ;
 
 /** Branch-free sorted insertion of (v, id) into ascending t0..t{k-1} / n0..n{k-1} (strict `<`). */
 export function insertCode(

@@ -12,11 +12,24 @@ export type GpuArray =
   | Int32Array<ArrayBuffer>
   | Uint16Array<ArrayBuffer>;
 
-const STORAGE = 0x80; // GPUBufferUsage.STORAGE
-const COPY_SRC = 0x04;
-const COPY_DST = 0x08;
-const MAP_READ = 0x01;
-const UNIFORM = 0x40;
+/** `GPUBufferUsage` flags, as numbers (the global is absent where WebGPU is). */
+export const BufferUsage = {
+  MAP_READ: 0x01,
+  COPY_SRC: 0x04,
+  COPY_DST: 0x08,
+  UNIFORM: 0x40,
+  STORAGE: 0x80,
+} as const;
+
+/** `GPUTextureUsage` flags, as numbers. */
+export const TextureUsage = {
+  COPY_SRC: 0x01,
+  COPY_DST: 0x02,
+  TEXTURE_BINDING: 0x04,
+  STORAGE_BINDING: 0x08,
+} as const;
+
+const { STORAGE, COPY_SRC, COPY_DST, MAP_READ, UNIFORM } = BufferUsage;
 
 function align4(n: number): number {
   return Math.ceil(n / 4) * 4;

@@ -8,6 +8,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { GpuError } from "../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { bindGroup, type Step, uniformWords } from "./steps.ts";
+import { BufferUsage, TextureUsage } from "../gpu/buffers.ts";
 
 export { linearRef } from "./reference.ts";
 
@@ -189,7 +190,7 @@ export function createWeightTexture(
     label,
     size: [K / 4, N, batches],
     format: "rgba32float",
-    usage: 0x04 | 0x02, // TEXTURE_BINDING | COPY_DST
+    usage: TextureUsage.TEXTURE_BINDING | TextureUsage.COPY_DST,
   });
   gpu.device.queue.writeTexture({ texture: tex }, W as Float32Array<ArrayBuffer>, {
     bytesPerRow: K * 4,
@@ -210,7 +211,13 @@ export interface GemmDummies {
 
 /** Create the dummy resources (a 16-byte buffer). */
 export function createGemmDummies(gpu: Gpu): GemmDummies {
-  return { buf: gpu.device.createBuffer({ label: "dummy", size: 16, usage: 0x80 | 0x08 }) };
+  return {
+    buf: gpu.device.createBuffer({
+      label: "dummy",
+      size: 16,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_DST,
+    }),
+  };
 }
 
 /**

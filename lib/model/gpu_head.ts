@@ -13,7 +13,7 @@
  */
 import { type Gpu, GpuError, withErrorScope } from "../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
-import { createStorage, readF32 } from "../gpu/buffers.ts";
+import { BufferUsage, createStorage, readF32 } from "../gpu/buffers.ts";
 import type { HeadDims } from "./config.ts";
 import {
   createGemmDummies,
@@ -608,13 +608,13 @@ export class GpuHead {
     const allMaps = mo
       ? gpu.device.createBuffer({
         size: 2 * B * mapBytes,
-        usage: 0x80 | 0x04 | 0x08,
+        usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
         label: "maps all",
       })
       : null;
     const all = gpu.device.createBuffer({
       size: B * nH * L * 4,
-      usage: 0x80 | 0x04 | 0x08,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
       label: "logits all",
     });
     const zt = new Float32Array(L * Cin);

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
+import { BufferUsage } from "../gpu/buffers.ts";
 
 /** One recorded GPU step. */
 export type Step =
@@ -74,7 +75,11 @@ export function bindGroup(
 export function uniformWords(gpu: Gpu, words: number[], label: string): GPUBuffer {
   const a = new Uint32Array(Math.max(4, Math.ceil(words.length / 4) * 4));
   a.set(words);
-  const buf = gpu.device.createBuffer({ label, size: a.byteLength, usage: 0x40 | 0x08 });
+  const buf = gpu.device.createBuffer({
+    label,
+    size: a.byteLength,
+    usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+  });
   gpu.device.queue.writeBuffer(buf, 0, a);
   return buf;
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { type Gpu, GpuError, withErrorScope } from "../gpu/device.ts";
+import { BufferUsage } from "../gpu/buffers.ts";
 
 const TEXTURE_BINDING = 0x04, STORAGE_BINDING = 0x08, COPY_SRC = 0x01, COPY_DST = 0x02;
 
@@ -84,7 +85,11 @@ export async function readActTexture(
     const w4 = width / 4;
     const bpr = Math.ceil((w4 * 16) / 256) * 256;
     const size = bpr * rows * layers;
-    const staging = gpu.device.createBuffer({ size, usage: 0x01 | 0x08, label: "tex staging" });
+    const staging = gpu.device.createBuffer({
+      size,
+      usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
+      label: "tex staging",
+    });
     const enc = gpu.device.createCommandEncoder();
     enc.copyTextureToBuffer({ texture: tex }, {
       buffer: staging,
