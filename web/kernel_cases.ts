@@ -168,7 +168,7 @@ export const KERNEL_CASES: KernelCase[] = [
       const { io, head } = await tinyFixture();
       const X = io.tensors.get("X")!.data as Float32Array;
       const [B, , h, w] = io.tensors.get("X")!.shape;
-      const g = await head.forward(X, B, h, w);
+      const g = await head.forward(X, B, h, w, { engine: "webgpu" }); // the WGSL kernels
       const r = await head.forward(X, B, h, w, { reference: true });
       return {
         err: Math.max(maxAbs(g.headLogits, r.headLogits), maxAbs(g.smoothed, r.smoothed)),
