@@ -11,3 +11,4 @@ export * from "./results.ts";
 export * from "./shard.ts";
 export * from "./memory.ts";
 export * from "./blend.ts";
+export * from "./explain.ts";

@@ -13,10 +13,9 @@
  */
 import type { FeatureGrid } from "../types.ts";
 import type { BankIndex } from "../bank/search.ts";
-import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import type { Head } from "../model/mod.ts";
-import { residualNorms, scorePatchMap } from "./bank_only.ts";
 import { blendScored, type MapBlend } from "./blend.ts";
+import { explainFeatures } from "./explain.ts";
 
 /** What scored one image. */
 export interface ScoredImage {
@@ -49,37 +48,25 @@ export async function scoreFeatures(
   scorer: { head: Head; blend: MapBlend | null } | null,
   size: number,
 ): Promise<ScoredImage> {
-  let t = performance.now();
-  const { residual } = await computeInterResidual(f, index, k);
-  const search = (performance.now() - t) / 1000;
-  t = performance.now();
-  const norms = residualNorms(residual);
+  const blend = scorer?.blend && scorer.blend.lambda > 0 ? scorer.blend : null;
+  const x = await explainFeatures(f, size, {
+    index,
+    k,
+    head: scorer?.head ?? null,
+    bankMap: !scorer || blend !== null,
+  });
   let map: Float32Array, score: number;
-  let refMask: Uint8Array | null = null, unary: Float32Array | null = null;
-  let waypoint: Float32Array | null = null;
-  if (scorer) {
-    const X = interModelInput(residual, f);
-    const out = await scorer.head.forward(X, 1, f.h, f.w, { outSize: [size, size] });
-    map = out.smoothed;
-    score = out.imageScores[0];
-    refMask = out.refMask;
-    unary = out.unary;
-    waypoint = out.waypoint;
-    if (scorer.blend && scorer.blend.lambda > 0) {
-      const bank = scorePatchMap(norms, f.h, f.w, size);
-      ({ map, score } = blendScored(map, bank.map, scorer.blend, size));
-    }
-  } else {
-    ({ map, score } = scorePatchMap(norms, f.h, f.w, size));
-  }
+  if (!x.head) ({ map, score } = { map: x.bankMap!, score: x.bankScore! });
+  else if (blend) ({ map, score } = blendScored(x.head.smoothed, x.bankMap!, blend, size));
+  else ({ map, score } = { map: x.head.smoothed, score: x.head.score });
   return {
     map,
     score,
-    residualNorms: norms,
-    refMask,
-    unary,
-    waypoint,
-    seconds: { search, maps: (performance.now() - t) / 1000 },
+    residualNorms: x.interNorms,
+    refMask: x.refMask,
+    unary: x.unary,
+    waypoint: x.waypoint,
+    seconds: x.seconds,
   };
 }
 

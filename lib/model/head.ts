@@ -5,7 +5,7 @@
  * @module
  */
 import { tryGetGpu, warnFallback } from "../gpu/device.ts";
-import { fuseResiduals } from "../residual/mod.ts";
+import { fuseResiduals, type FusionOut } from "../residual/mod.ts";
 import { fuseResidualsNative } from "../residual/native.ts";
 import { loadOrtNative } from "../backbone/session.ts";
 import { NativeHead } from "./native_head.ts";
@@ -317,11 +317,27 @@ export class Head {
     const engine = opts.reference
       ? "reference"
       : await resolveHeadEngine(opts.engine, !!opts.capture);
-    const fusionOpts = { ratio: this.config.self_ratio, method: this.config.residual_method };
-    const fuse = engine === "native" ? fuseResidualsNative : fuseResiduals;
-    const fu = await fuse(X, B, h, w, this.weights.unaryW, this.weights.unaryB[0], fusionOpts);
+    const fu = await this.fuse(X, B, h, w, engine);
     const r = await this.fromZ(fu.Z, fu.refMask, B, h, w, { ...opts, engine });
     return { unary: fu.unary, waypoint: fu.waypoint, refMask: fu.refMask, ...r };
+  }
+
+  /**
+   * The residual fusion stage with this head's navigator (spec §4–5): P(r), unary and waypoint
+   * maps, self-references, intra-residual and Z, all of {@link FusionOut}.
+   * @param X `(B, in_chans, h, w)` [r ‖ f]; @param engine as {@link HeadForwardOptions.engine}.
+   */
+  async fuse(
+    X: Float32Array,
+    B: number,
+    h: number,
+    w: number,
+    engine: HeadEngine = "auto",
+  ): Promise<FusionOut> {
+    const e = await resolveHeadEngine(engine);
+    const fusionOpts = { ratio: this.config.self_ratio, method: this.config.residual_method };
+    const fuse = e === "native" ? fuseResidualsNative : fuseResiduals;
+    return await fuse(X, B, h, w, this.weights.unaryW, this.weights.unaryB[0], fusionOpts);
   }
 
   /** Save the weights (official names, config in `__metadata__`), atomically. */
