@@ -16,6 +16,7 @@
 
 import type { RgbImage } from "../io/image.ts";
 import { resizeLinearU8 } from "./resize.ts";
+import { OptionError } from "../util/errors.ts";
 
 /** Geometry options. Defaults: `{ resize: 448, crop: 392 }` (spec §11). */
 export interface PreprocessOptions {
@@ -65,6 +66,33 @@ export function resolveGeometry(opts: PreprocessOptions = {}): { resize: number;
     throw new RangeError(`preprocess: crop ${crop} is larger than resize ${resize}`);
   }
   return { resize, crop };
+}
+
+/** Largest crop size `runGeometry` accepts (px). */
+export const MAX_IMAGE_SIZE = 4096;
+
+/**
+ * The geometry of an eval or training run: crop = `imageSize` (default 392, a multiple of 8 in
+ * [32, {@link MAX_IMAGE_SIZE}]), resize (default round(crop · 448 / 392), the official ratio; at
+ * least the crop) and the patch grid crop / 8.
+ * @throws {OptionError} naming `imageSize` or `resize`.
+ */
+export function runGeometry(
+  imageSize?: number,
+  resize?: number,
+): { size: number; grid: number; geometry: { resize: number; crop: number } } {
+  const size = imageSize ?? 392;
+  if (!Number.isInteger(size) || size < 32 || size % 8 !== 0 || size > MAX_IMAGE_SIZE) {
+    throw new OptionError(
+      "imageSize",
+      `must be a multiple of 8 in [32, ${MAX_IMAGE_SIZE}], got ${imageSize}`,
+    );
+  }
+  const r = resize ?? Math.round((size * 448) / 392);
+  if (!Number.isInteger(r) || r < size) {
+    throw new OptionError("resize", `must be an integer ≥ the crop size ${size}, got ${resize}`);
+  }
+  return { size, grid: size / 8, geometry: { resize: r, crop: size } };
 }
 
 /** Python `round` (half to even). */

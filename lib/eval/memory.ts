@@ -26,7 +26,7 @@ export const WARN_FRACTION = 0.5;
 /** Say the estimate (without warning) above this fraction. */
 export const INFO_FRACTION = 0.2;
 /** Largest accepted `--image-size` (px per side). */
-export const MAX_IMAGE_SIZE = 4096;
+export { MAX_IMAGE_SIZE } from "../data/preprocess.ts";
 
 /** What the estimate depends on. */
 export interface MemoryInputs {

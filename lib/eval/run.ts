@@ -28,7 +28,8 @@ import { METRIC_KEYS } from "../metrics/compute.ts";
 import { tryGetGpu } from "../gpu/mod.ts";
 import { hitFault } from "../util/fault.ts";
 import { PRESETS } from "../backbone/presets.ts";
-import { checkEvalMemory, MAX_IMAGE_SIZE } from "./memory.ts";
+import { checkEvalMemory } from "./memory.ts";
+import { runGeometry } from "../data/preprocess.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { fitHead, type FitSettings } from "./fit.ts";
 import { headBlend, type MapBlend } from "./blend.ts";
@@ -206,21 +207,8 @@ async function embedSample(bb: Backbone, s: Sample) {
  */
 export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const t0 = performance.now();
-  const size = opts.imageSize ?? 392;
-  if (!Number.isInteger(size) || size < 32 || size % 8 !== 0 || size > MAX_IMAGE_SIZE) {
-    throw new Error(
-      `--image-size must be a multiple of 8 in [32, ${MAX_IMAGE_SIZE}], got ${opts.imageSize}`,
-    );
-  }
-  const resize = opts.resize ?? Math.round((size * 448) / 392);
-  if (!Number.isInteger(resize) || resize < size) {
-    throw new OptionError(
-      "resize",
-      `must be an integer ≥ the crop size ${size}, got ${opts.resize}`,
-    );
-  }
-  const geometry = { resize, crop: size };
-  const grid = size / 8;
+  const { size, grid, geometry } = runGeometry(opts.imageSize, opts.resize);
+  const resize = geometry.resize;
   const k = opts.topk ?? 3;
   const seed = opts.seed ?? 0;
   const unified = opts.unified ?? true;

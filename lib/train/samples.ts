@@ -37,6 +37,7 @@ import { trainingResidual } from "./residuals.ts";
 import { SYNTH_SOURCES, synthesizeAnomaly, type SynthSource } from "./synth.ts";
 import { mulberry32 } from "./grad/pointwise.ts";
 import { OptionError } from "../util/errors.ts";
+import { runGeometry } from "../data/preprocess.ts";
 
 /** One training sample. */
 export interface TrainSample {
@@ -228,23 +229,12 @@ async function embedRgb(bb: Backbone, rgb: Uint8Array, size: number): Promise<Fe
  * @throws {Error} when a cache file does not match the requested options.
  */
 export async function prepareTrainingSet(opts: PrepareOptions): Promise<TrainingSet> {
-  const size = opts.imageSize ?? 392;
-  if (!Number.isInteger(size) || size < 32 || size % 8 !== 0) {
-    throw new OptionError("imageSize", `must be a multiple of 8 and at least 32, got ${size}`);
-  }
+  const { size, grid, geometry } = runGeometry(opts.imageSize, opts.resize);
   if (!opts.roots.length) throw new OptionError("roots", "must name at least one dataset root");
   if (opts.bank && opts.roots.length !== 1) {
     throw new Error("prepareTrainingSet: a given bank needs exactly one root");
   }
-  const grid = size / 8, L = grid * grid;
-  const resize = opts.resize ?? Math.round((size * 448) / 392);
-  if (!Number.isInteger(resize) || resize < size) {
-    throw new OptionError(
-      "resize",
-      `must be an integer ≥ the crop size ${size}, got ${opts.resize}`,
-    );
-  }
-  const geometry = { resize, crop: size };
+  const L = grid * grid, resize = geometry.resize;
   const valFraction = opts.valFraction ?? 0;
   if (!(valFraction >= 0 && valFraction < 1)) {
     throw new OptionError("valFraction", `must be in [0, 1), got ${opts.valFraction}`);
