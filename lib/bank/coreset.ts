@@ -49,6 +49,7 @@ import {
   withErrorScope,
 } from "../gpu/mod.ts";
 import { greedyCoresetCpu } from "./coreset_cpu.ts";
+import { bindGroup } from "../gpu/pipeline.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Seeded PRNG
@@ -460,28 +461,8 @@ export async function greedyCoresetGpu(
       const pu = createUniform(gpu, new Uint32Array([n, 0, 0, 0]), "coreset update params");
       const pa = createUniform(gpu, new Uint32Array([numParts, t, 0, 0]), "coreset argmax params");
       owned.push(mind, state, partV, partI, sel, rad, pu, pa);
-      const bgU = dev.createBindGroup({
-        layout: upd.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: tex.createView() },
-          { binding: 1, resource: { buffer: mind } },
-          { binding: 2, resource: { buffer: state } },
-          { binding: 3, resource: { buffer: partV } },
-          { binding: 4, resource: { buffer: partI } },
-          { binding: 5, resource: { buffer: pu } },
-        ],
-      });
-      const bgA = dev.createBindGroup({
-        layout: arg.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: partV } },
-          { binding: 1, resource: { buffer: partI } },
-          { binding: 2, resource: { buffer: state } },
-          { binding: 3, resource: { buffer: sel } },
-          { binding: 4, resource: { buffer: rad } },
-          { binding: 5, resource: { buffer: pa } },
-        ],
-      });
+      const bgU = bindGroup(gpu, upd, [tex.createView(), mind, state, partV, partI, pu]);
+      const bgA = bindGroup(gpu, arg, [partV, partI, state, sel, rad, pa]);
       for (let s0 = 0; s0 < t; s0 += stepsPerSubmit) {
         const s1 = Math.min(t, s0 + stepsPerSubmit);
         const enc = dev.createCommandEncoder({ label: "coreset steps" });

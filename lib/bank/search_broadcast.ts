@@ -5,7 +5,7 @@
  * @module
  */
 import { type Gpu, GpuError, withErrorScope } from "../gpu/device.ts";
-import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
+import { bindGroup, fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { type BankIndexImpl, ROW_PAD } from "./bank_index.ts";
 import {
   copyIndices,
@@ -229,33 +229,24 @@ export function broadcastGroups(
   let bank = index.bankGroups.get(key);
   if (!bank) {
     bank = [];
-    const layout = pipeline.getBindGroupLayout(1);
     for (let c = 0; c < nd; c++) {
-      const entries: GPUBindGroupEntry[] = [];
-      for (let w = 0; w < p.w; w++) {
-        entries.push({
-          binding: w,
-          resource: {
-            buffer: index.bankBuf!,
-            offset: (c * rows + w * p.nb) * index.dp * 4,
-            size: winBytes,
-          },
-        });
-      }
-      bank.push(gpu.device.createBindGroup({ layout, entries }));
+      const windows = Array.from({ length: p.w }, (_, w) => ({
+        buffer: index.bankBuf!,
+        offset: (c * rows + w * p.nb) * index.dp * 4,
+        size: winBytes,
+      }));
+      bank.push(bindGroup(gpu, pipeline, windows, "", 1));
     }
     index.bankGroups.set(key, bank);
   }
   const recBytes = 16 + rows * 4;
   const stride = recordStride(gpu, p);
   const build = (buf: GPUBuffer) => {
-    const layout = pipeline.getBindGroupLayout(2);
     const out: GPUBindGroup[] = [];
     for (let c = 0; c < nd; c++) {
-      out.push(gpu.device.createBindGroup({
-        layout,
-        entries: [{ binding: 0, resource: { buffer: buf, offset: c * stride, size: recBytes } }],
-      }));
+      out.push(
+        bindGroup(gpu, pipeline, [{ buffer: buf, offset: c * stride, size: recBytes }], "", 2),
+      );
     }
     return out;
   };
@@ -332,14 +323,7 @@ export async function searchBroadcast(
         });
         gpu.device.queue.writeBuffer(tdBuf, 0, td);
         gpu.device.queue.writeBuffer(tiBuf, 0, ti);
-        const g0 = gpu.device.createBindGroup({
-          layout: pipeline.getBindGroupLayout(0),
-          entries: [
-            { binding: 0, resource: tex.createView() },
-            { binding: 1, resource: { buffer: tdBuf } },
-            { binding: 2, resource: { buffer: tiBuf } },
-          ],
-        });
+        const g0 = bindGroup(gpu, pipeline, [tex.createView(), tdBuf, tiBuf]);
         const enc = gpu.device.createCommandEncoder({ label: "bank search" });
         const pass = enc.beginComputePass();
         pass.setPipeline(pipeline);

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Gpu, GpuError, withErrorScope } from "../gpu/device.ts";
-import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
+import { bindGroup, fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import type { BankIndexImpl } from "./bank_index.ts";
 import {
   copyIndices,
@@ -206,39 +206,27 @@ export async function searchTiled(
     const pass = enc.beginComputePass();
     pass.setPipeline(tiled);
     chunks.forEach(([s, e], c) => {
-      const bg = dev.createBindGroup({
-        layout: tiled.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: qtBuf } },
-          {
-            binding: 1,
-            resource: { buffer: index.bankBuf!, offset: s * dp * 4, size: (e - s) * dp * 4 },
-          },
-          { binding: 2, resource: { buffer: bnBuf! } },
-          { binding: 3, resource: { buffer: pd } },
-          { binding: 4, resource: { buffer: pi } },
-          { binding: 5, resource: { buffer: parBuf, offset: c * stride, size: 32 } },
-        ],
-      });
+      const bg = bindGroup(gpu, tiled, [
+        qtBuf,
+        { buffer: index.bankBuf!, offset: s * dp * 4, size: (e - s) * dp * 4 },
+        bnBuf!,
+        pd,
+        pi,
+        { buffer: parBuf, offset: c * stride, size: 32 },
+      ]);
       pass.setBindGroup(0, bg);
       // The last segment of a chunk may be shorter: the kernel bounds its tiles by P.rows.
       pass.dispatchWorkgroups(qp / per, Math.ceil((e - s) / segRows));
     });
     pass.setPipeline(merge);
     merges.forEach((_, m) => {
-      const bg = dev.createBindGroup({
-        layout: merge.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: pd } },
-          { binding: 1, resource: { buffer: pi } },
-          { binding: 2, resource: { buffer: tdBuf } },
-          { binding: 3, resource: { buffer: tiBuf } },
-          {
-            binding: 4,
-            resource: { buffer: parBuf, offset: (chunks.length + m) * stride, size: 16 },
-          },
-        ],
-      });
+      const bg = bindGroup(gpu, merge, [
+        pd,
+        pi,
+        tdBuf,
+        tiBuf,
+        { buffer: parBuf, offset: (chunks.length + m) * stride, size: 16 },
+      ]);
       pass.setBindGroup(0, bg);
       pass.dispatchWorkgroups(qp / 64);
     });

@@ -116,3 +116,40 @@ export function getPipeline(
 export function pipelineCount(gpu: Gpu): number {
   return pipelineCache.get(gpu.device)?.size ?? 0;
 }
+
+/**
+ * A resource for {@link bindGroup}: a whole buffer, a buffer range, a texture (bound as a 2-D
+ * array view, the layout of the head's activation textures) or an explicit view.
+ */
+export type Bindable = GPUBuffer | GPUBufferBinding | GPUTexture | GPUTextureView;
+
+/**
+ * The bind group of group `group` (default 0) of `pipeline`: entry i is bound at binding i; `null`
+ * entries (bindings the entry point does not use) are skipped. The one place the toolkit builds
+ * bind groups.
+ */
+export function bindGroup(
+  gpu: Gpu,
+  pipeline: GPUComputePipeline,
+  entries: Array<Bindable | null>,
+  label = "",
+  group = 0,
+): GPUBindGroup {
+  const list: GPUBindGroupEntry[] = [];
+  entries.forEach((r, i) => {
+    if (r === null) return;
+    list.push({
+      binding: i,
+      resource: r instanceof GPUBuffer
+        ? { buffer: r }
+        : r instanceof GPUTexture
+        ? r.createView({ dimension: "2d-array" })
+        : r,
+    });
+  });
+  return gpu.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(group),
+    entries: list,
+  });
+}

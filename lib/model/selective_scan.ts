@@ -8,7 +8,7 @@
  * @module
  */
 import { type Gpu, tryGetGpu, warnFallback } from "../gpu/device.ts";
-import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
+import { bindGroup, fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { createStorage, createUniform, readF32 } from "../gpu/buffers.ts";
 import {
   checkScanOperands,
@@ -245,18 +245,7 @@ export class SelectiveScanProgram {
     );
     const yB = createStorage(gpu, ns * L * d4 * 16, "scan y");
     const prm = createUniform(gpu, scanParams(ns, L, d4, CG, 0, d4), "scan params");
-    const bg = gpu.device.createBindGroup({
-      layout: pipe.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: prm } },
-        { binding: 1, resource: uT.createView({ dimension: "2d-array" }) },
-        { binding: 2, resource: zT.createView({ dimension: "2d-array" }) },
-        { binding: 3, resource: rT.createView({ dimension: "2d-array" }) },
-        { binding: 4, resource: dT.createView({ dimension: "2d-array" }) },
-        { binding: 5, resource: { buffer: chan } },
-        { binding: 6, resource: { buffer: yB } },
-      ],
-    });
+    const bg = bindGroup(gpu, pipe, [prm, uT, zT, rT, dT, chan, yB], "selective scan");
     return new SelectiveScanProgram(
       gpu,
       pipe,

@@ -39,37 +39,7 @@ export function encodeSteps(enc: GPUCommandEncoder, steps: Step[]): void {
   if (pass) pass.end();
 }
 
-/** A bindable resource; textures are bound as 2-D array views. */
-export type Bindable = GPUBuffer | GPUTexture | GPUTextureView;
-
-/**
- * Build a bind group for group 0: entry i is bound at binding i; `null` entries (bindings the
- * entry point does not use) are skipped.
- */
-export function bindGroup(
-  gpu: Gpu,
-  pipeline: GPUComputePipeline,
-  entries: Array<Bindable | null>,
-  label = "",
-): GPUBindGroup {
-  const list: GPUBindGroupEntry[] = [];
-  entries.forEach((r, i) => {
-    if (r === null) return;
-    list.push({
-      binding: i,
-      resource: r instanceof GPUBuffer
-        ? { buffer: r }
-        : r instanceof GPUTexture
-        ? r.createView({ dimension: "2d-array" })
-        : r,
-    });
-  });
-  return gpu.device.createBindGroup({
-    label,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: list,
-  });
-}
+export { type Bindable, bindGroup } from "../gpu/pipeline.ts";
 
 /** A uniform buffer from u32 words (padded to 16 bytes). */
 export function uniformWords(gpu: Gpu, words: number[], label: string): GPUBuffer {

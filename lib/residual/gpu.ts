@@ -10,6 +10,7 @@
  * @module
  */
 import {
+  bindGroup,
   createStorage,
   createUniform,
   getPipeline,
@@ -92,24 +93,6 @@ function weightBuffer(gpu: Gpu, weight: Float32Array): GPUBuffer {
   return buf;
 }
 
-function bindGroup(
-  gpu: Gpu,
-  pipeline: GPUComputePipeline,
-  entries: Array<[number, GPUBuffer, number?, number?]>,
-  views: Array<[number, GPUTextureView]> = [],
-): GPUBindGroup {
-  return gpu.device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [
-      ...entries.map(([binding, buffer, offset, size]) => ({
-        binding,
-        resource: { buffer, offset: offset ?? 0, size },
-      })),
-      ...views.map(([binding, resource]) => ({ binding, resource })),
-    ],
-  });
-}
-
 async function fuseOnGpu(
   gpu: Gpu,
   X: Float32Array,
@@ -166,7 +149,7 @@ async function fuseOnGpu(
       const groups = Math.ceil(Bc * L / 64);
 
       // 1. R = P(r), unary, waypoint.
-      const bgR = bindGroup(gpu, encR, [[0, xBuf], [1, params], [2, zBuf], [3, wBuf], [4, navBuf]]);
+      const bgR = bindGroup(gpu, encR, [xBuf, params, zBuf, wBuf, navBuf]);
       await submitAndWait(gpu, "residual encode_r", (enc) => {
         const pass = enc.beginComputePass();
         pass.setPipeline(encR);
@@ -202,7 +185,7 @@ async function fuseOnGpu(
       // 4. s = f[nn] − f and P(s).
       const nnBuf = keep(createStorage(gpu, nnc, "residual nn"));
       const sBuf = keep(createStorage(gpu, Bc * C * L * 4, "residual intra-residual"));
-      const bgS = bindGroup(gpu, encS, [[0, xBuf], [1, params], [2, zBuf], [5, nnBuf], [6, sBuf]]);
+      const bgS = bindGroup(gpu, encS, [xBuf, params, zBuf, null, null, nnBuf, sBuf]);
       await submitAndWait(gpu, "residual encode_s", (enc) => {
         const pass = enc.beginComputePass();
         pass.setPipeline(encS);
