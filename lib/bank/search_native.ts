@@ -26,16 +26,11 @@
  * v = +∞ sort last) and drops them from the candidates.
  * @module
  */
-// Full npm: specifier so the toolkit also works when imported by URL (project rule).
-// deno-lint-ignore no-import-prefix
-import onnxProto from "npm:onnx-proto@8.0.1";
 import { loadOrtNative } from "../backbone/session.ts";
+import { GraphBuilder } from "../util/onnx_build.ts";
 import type { BankIndexImpl } from "./bank_index.ts";
 import { INF } from "./search_common.ts";
 import { searchTopKRef, type TopK } from "./search_ref.ts";
-
-// deno-lint-ignore no-explicit-any
-const { onnx } = onnxProto as any;
 
 type OrtNative = Exclude<Awaited<ReturnType<typeof loadOrtNative>>, Error>;
 type Session = Awaited<ReturnType<OrtNative["InferenceSession"]["create"]>>;
@@ -77,58 +72,26 @@ export async function requireNative(): Promise<OrtNative> {
 
 /** ModelProto bytes of the Gemm + TopK graph for feature size `d` (dynamic Q, N_c, K). */
 export function nativeKnnModel(d: number): Uint8Array {
-  const dim = (x: number | string) =>
-    onnx.TensorShapeProto.Dimension.create(
-      typeof x === "number" ? { dimValue: x } : {
-        dimParam: x,
-      },
-    );
-  const vi = (name: string, elemType: number, dims: (number | string)[]) =>
-    onnx.ValueInfoProto.create({
-      name,
-      type: onnx.TypeProto.create({
-        tensorType: onnx.TypeProto.Tensor.create({
-          elemType,
-          shape: onnx.TensorShapeProto.create({ dim: dims.map(dim) }),
-        }),
-      }),
-    });
-  const FLOAT = 1, INT64 = 7, A_FLOAT = 1, A_INT = 2;
-  const af = (name: string, f: number) => onnx.AttributeProto.create({ name, type: A_FLOAT, f });
-  const ai = (name: string, i: number) => onnx.AttributeProto.create({ name, type: A_INT, i });
-  const graph = onnx.GraphProto.create({
-    name: "snarm_knn",
-    node: [
-      onnx.NodeProto.create({
-        name: "scores",
-        opType: "Gemm",
-        input: ["q", "b", "n"],
-        output: ["v"],
-        attribute: [af("alpha", -2), af("beta", 1), ai("transB", 1)],
-      }),
-      onnx.NodeProto.create({
-        name: "topk",
-        opType: "TopK",
-        input: ["v", "k"],
-        output: ["vals", "idx"],
-        attribute: [ai("axis", 1), ai("largest", 0), ai("sorted", 1)],
-      }),
-    ],
-    input: [
-      vi("q", FLOAT, ["Q", d]),
-      vi("b", FLOAT, ["N", d]),
-      vi("n", FLOAT, ["N"]),
-      vi("k", INT64, [1]),
-    ],
-    output: [vi("vals", FLOAT, ["Q", "K"]), vi("idx", INT64, ["Q", "K"])],
-  });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: "snarm",
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: "", version: 13 })],
-    graph,
-  });
-  return onnx.ModelProto.encode(model).finish() as Uint8Array;
+  const g = new GraphBuilder("snarm_knn");
+  const q = g.input("q", "float", ["Q", d]);
+  const b = g.input("b", "float", ["N", d]);
+  const n = g.input("n", "float", ["N"]);
+  const k = g.input("k", "int64", [1]);
+  const v = g.op1("Gemm", [q, b, n], { alpha: { f: -2 }, beta: { f: 1 }, transB: { i: 1 } });
+  const [vals, idx] = g.op(
+    "TopK",
+    [v, k],
+    {
+      axis: { i: 1 },
+      largest: { i: 0 },
+      sorted: { i: 1 },
+    },
+    undefined,
+    2,
+  );
+  g.output(vals, "vals", "float", ["Q", "K"]);
+  g.output(idx, "idx", "int64", ["Q", "K"]);
+  return g.encode();
 }
 
 const sessions = new Map<string, Promise<Session>>();
