@@ -41,6 +41,7 @@ import { writeReport } from "../lib/viz/report.ts";
 import type { FitSettings } from "../lib/eval/fit.ts";
 import { parseSynthSources } from "../lib/train/synth.ts";
 import { cliMessage } from "../lib/util/errors.ts";
+import { resolveHeadEngine } from "../lib/model/head.ts";
 
 /** Library option names whose eval flag is not their kebab-case (the fit's settings). */
 const EVAL_FLAGS: Record<string, string> = {
@@ -80,10 +81,10 @@ SNARM evaluation: backbone patch features → memory bank (coreset, built on the
 top-3 bank search → inter-residual → anomaly maps (SNARM, default: a head fitted on the data's
 training images, its map blended with the bank map by a validation-chosen λ; --method bank: the
 residual norm) → Gaussian σ=4 → image score → the 7 metrics. On a CPU adapter (lavapipe) or
-without one, backbone, search and coreset run on CPU engines (ONNX Runtime, WebAssembly); the head
-runs on WebGPU (fitting needs an adapter; without one the default falls back to bank-only, said
-so). Relative paths are resolved from the folder you run the task in. SNARM_NO_GPU=1 hides the
-adapter (CPU engines, else TypeScript references).
+without one, backbone, search, coreset and the head's forward run on CPU engines (ONNX Runtime,
+WebAssembly; SNARM_HEAD=webgpu|reference picks the head's); fitting trains on WebGPU (without an
+adapter the default falls back to bank-only, said so). Relative paths are resolved from the folder
+you run the task in. SNARM_NO_GPU=1 hides the adapter (CPU engines, else TypeScript references).
 
   --data DIR            dataset root (default: embedded data/hazelnut_toy). Layouts, detected:
                         MVTec AD (<cat>/train/good, test/<type>, ground_truth/<type>), MVTec
@@ -364,7 +365,9 @@ async function main() {
         : chosen.head
         ? `SNARM head ${chosen.head}`
         : "SNARM, head fitted on the data's training images"
-    }; adapter: ${gpu ? gpu.info.description : "none (CPU engines / TypeScript reference)"}`,
+    }; adapter: ${gpu ? gpu.info.description : "none (CPU engines / TypeScript reference)"}${
+      chosen.method === "bank" ? "" : `; head engine: ${await resolveHeadEngine()}`
+    }`,
   );
 
   // One run per --out (lock beside it); finish or roll back what a killed run left; build every
