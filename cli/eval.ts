@@ -263,7 +263,7 @@ async function main() {
     );
   }
   const fitLr = values["fit-lr"] === undefined ? undefined : Number(values["fit-lr"]);
-  if (fitLr !== undefined && !(fitLr > 0)) {
+  if (fitLr !== undefined && !(fitLr > 0 && Number.isFinite(fitLr))) {
     throw new Error(`--fit-lr expects a positive number, got "${values["fit-lr"]}"`);
   }
   if (values["fit-preset"] !== undefined && !["cpu", "paper"].includes(values["fit-preset"])) {
@@ -285,7 +285,7 @@ async function main() {
       : {}),
     ...(values.synth !== undefined ? { sources: parseSynthSources(values.synth) } : {}),
     ...(values["val-synth"] !== undefined
-      ? { valSources: parseSynthSources(values["val-synth"]) }
+      ? { valSources: parseSynthSources(values["val-synth"], "valSources") }
       : {}),
     ...(values["texture-dir"] !== undefined ? { textureDir: userPath(values["texture-dir"]) } : {}),
     ...(initHead ? { init: initHead } : {}),

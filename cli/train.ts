@@ -193,7 +193,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`error: ${cliMessage(e, { roots: "--data" })}`);
+    console.error(`error: ${cliMessage(e, { roots: "--data", sources: "--synth" })}`);
     Deno.exit(1);
   }
 }

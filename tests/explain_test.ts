@@ -66,6 +66,16 @@ Deno.test({
     const noHead = await explainFeatures(x.features, SIZE, { index });
     assert.equal(noHead.head, null);
     assert.equal(noHead.unary, null);
+    // Bad inputs name what is wrong.
+    await assert.rejects(() => explainFeatures(x.features, 8, { index }), /size \(the map side\)/);
+    const { initHeadWeights } = await import("../lib/train/init.ts");
+    const { Head, parseHeadConfig } = await import("../lib/model/mod.ts");
+    const other = new Head(initHeadWeights(parseHeadConfig({ ...head.config, in_chans: 16 }), 0));
+    await assert.rejects(
+      () => explainFeatures(x.features, SIZE, { index, head: other }),
+      /head expects in_chans = 16 = 2 × 8-d features; these features are 256-d/,
+    );
+    assert.throws(() => maskToPatches(new Uint8Array(SIZE * SIZE), SIZE, 0, 0), /grid 0×0/);
     index.destroy();
     await backbone.release();
   },

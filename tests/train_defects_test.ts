@@ -425,10 +425,14 @@ Deno.test("parseSynthSources: trimmed list; errors name the bad entry and list v
   assert.throws(
     () => parseSynthSources("scratch,crack"),
     (e: Error) =>
-      e instanceof RangeError && /'crack'/.test(e.message) &&
+      e.name === "OptionError" &&
+      /^sources names an unknown anomaly source 'crack'/.test(e.message) &&
       SYNTH_SOURCES.every((s) => e.message.includes(s)),
   );
   assert.throws(() => parseSynthSources(""), /empty entry/);
-  assert.throws(() => parseSynthSources("blob,,stain"), /empty entry/);
+  assert.throws(
+    () => parseSynthSources("blob,,stain", "valSources"),
+    /^OptionError: valSources has an empty entry/,
+  );
   assert.throws(() => parseSynthSources("Blob"), /'Blob'/);
 });

@@ -20,6 +20,7 @@ import { computeInterResidual, interModelInput } from "../bank/residual.ts";
 import type { Head, HeadEngine } from "../model/head.ts";
 import type { Sample } from "../data/sample.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";
+import { OptionError } from "../util/errors.ts";
 
 /** Every intermediate of one image (grids row-major `(h, w)`, maps `(S, S)`, S = crop size). */
 export interface ImageExplanation {
@@ -82,6 +83,18 @@ export async function explainFeatures(
 ): Promise<ImageExplanation> {
   const k = opts.k ?? 3;
   if (f.n !== 1) throw new Error(`explainFeatures: features of ${f.n} images; expected one`);
+  if (!Number.isInteger(size) || size < 16) {
+    throw new OptionError("size", `(the map side) must be an integer ≥ 16 px, got ${size}`);
+  }
+  if (opts.head && opts.head.config.in_chans !== 2 * f.c) {
+    throw new OptionError(
+      "head",
+      `expects in_chans = ${opts.head.config.in_chans} = 2 × ${opts.head.config.in_chans / 2}-d ` +
+        `features; these features are ${f.c}-d (a head for this backbone needs in_chans ${
+          2 * f.c
+        })`,
+    );
+  }
   let t = performance.now();
   const top = await computeInterResidual(f, opts.index, k);
   const search = (performance.now() - t) / 1000;
@@ -150,6 +163,12 @@ export async function explainImage(
   opts: ExplainOptions & { backbone: Backbone },
 ): Promise<ImageExplanation> {
   const size = Math.round(Math.sqrt(sample.image.length / 3));
+  if (3 * size * size !== sample.image.length) {
+    throw new OptionError(
+      "sample",
+      `image of ${sample.image.length} values is not a square (3, S, S) crop`,
+    );
+  }
   const f = await opts.backbone.embed(sample.image, [1, 3, size, size]);
   return await explainFeatures(f, size, opts);
 }
@@ -159,8 +178,11 @@ export async function explainImage(
  * ground truth at the grid, for comparing grid-level stages with a defect.
  */
 export function maskToPatches(mask: Uint8Array, size: number, h: number, w: number): Uint8Array {
-  if (mask.length !== size * size) {
-    throw new Error(`maskToPatches: mask of ${mask.length} pixels, expected ${size}×${size}`);
+  if (!mask || mask.length !== size * size) {
+    throw new Error(`maskToPatches: mask of ${mask?.length} pixels, expected ${size}×${size}`);
+  }
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
+    throw new Error(`maskToPatches: grid ${h}×${w} must be positive integers`);
   }
   const m = new Uint8Array(h * w);
   for (let y = 0; y < size; y++) {

@@ -320,6 +320,13 @@ async function fitLocked(
     }
   }
   const f = fitDefaults(o);
+  if (!o.valSources && f.valSources.length === SYNTH_SOURCES.length) {
+    console.warn(
+      "snarm fit: the head trains on every anomaly source, so none is held out: validation " +
+        "uses all of them, kinds the head trained on included (it then favours the head); " +
+        "leave some out of the training sources or name the validation sources",
+    );
+  }
   const stage = await stageFolder(dir);
   try {
     const init = o.init ? await loadHeadWeights(o.init) : undefined;

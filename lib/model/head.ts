@@ -246,7 +246,10 @@ export class Head {
     const gpu = engine === "reference" ? null : await tryGetGpu();
     const why = gpuHeadUnsupported(this.dims, Cin, h, w);
     if (!gpu || why) {
-      if (!opts.reference) warnFallback(why ? `the Mamba head (${why})` : "the Mamba head");
+      // A chosen reference (option or SNARM_HEAD; "auto" picks it only without an adapter) is no
+      // fallback: no warning then.
+      const chosen = engine === "reference" && (opts.reference || (await tryGetGpu()) !== null);
+      if (!chosen) warnFallback(why ? `the Mamba head (${why})` : "the Mamba head");
       return {
         logits: headForwardRef(this.weights, Z, refMask, B, h, w, { capture: opts.capture }),
         maps: null,

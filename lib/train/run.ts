@@ -182,7 +182,9 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       throw new OptionError(k, `must be a positive integer, got ${v}`);
     }
   }
-  if (!(lr > 0)) throw new OptionError("lr", `must be > 0, got ${lr}`);
+  if (!(lr > 0 && Number.isFinite(lr))) {
+    throw new OptionError("lr", `must be finite and > 0, got ${lr}`);
+  }
   const dropout = o.dropout ?? 0.1;
   if (!(dropout >= 0 && dropout < 1)) {
     throw new OptionError("dropout", `must be in [0, 1), got ${dropout}`);

@@ -28,6 +28,7 @@ import {
   isDefectKind,
   synthesizeDefect,
 } from "./defects.ts";
+import { OptionError } from "../util/errors.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Photometric / geometric augmentations of the structure source
@@ -439,15 +440,23 @@ function checkSources(sources: readonly string[], what: string): void {
  * @throws {RangeError} on an empty list or entry, or an unknown entry (naming it and listing the
  *   valid sources).
  */
-export function parseSynthSources(s: string): SynthSource[] {
+export function parseSynthSources(s: string, option = "sources"): SynthSource[] {
   const parts = s.split(",").map((t) => t.trim());
+  const valid = SYNTH_SOURCES.join(", ");
   if (parts.some((t) => !t.length)) {
-    throw new RangeError(
-      `parseSynthSources: empty entry in '${s}'; expected a comma-separated list of ` +
-        SYNTH_SOURCES.join(", "),
+    throw new OptionError(
+      option,
+      `has an empty entry in '${s}'; expected a comma-separated list of ${valid}`,
     );
   }
-  checkSources(parts, "parseSynthSources");
+  for (const t of parts) {
+    if (!(SYNTH_SOURCES as readonly string[]).includes(t)) {
+      throw new OptionError(
+        option,
+        `names an unknown anomaly source '${t}'; valid sources: ${valid}`,
+      );
+    }
+  }
   return parts as SynthSource[];
 }
 
