@@ -5,7 +5,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { BufferUsage } from "../gpu/buffers.ts";
+import { createUniform } from "../gpu/buffers.ts";
 
 /** One recorded GPU step. */
 export type Step =
@@ -41,15 +41,7 @@ export function encodeSteps(enc: GPUCommandEncoder, steps: Step[]): void {
 
 export { type Bindable, bindGroup } from "../gpu/pipeline.ts";
 
-/** A uniform buffer from u32 words (padded to 16 bytes). */
+/** A uniform buffer from u32 words (padded to 16 bytes; lib/gpu/buffers.ts `createUniform`). */
 export function uniformWords(gpu: Gpu, words: number[], label: string): GPUBuffer {
-  const a = new Uint32Array(Math.max(4, Math.ceil(words.length / 4) * 4));
-  a.set(words);
-  const buf = gpu.device.createBuffer({
-    label,
-    size: a.byteLength,
-    usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
-  });
-  gpu.device.queue.writeBuffer(buf, 0, a);
-  return buf;
+  return createUniform(gpu, Uint32Array.from(words), label);
 }

@@ -27,6 +27,7 @@
 import { type Gpu, GpuError, withErrorScope } from "../../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../../gpu/pipeline.ts";
 import { createStorage, readBuffer } from "../../gpu/buffers.ts";
+import { createUniform } from "../../gpu/buffers.ts";
 
 /** A persistent GPU tensor: a whole storage buffer of `length` 32-bit elements. */
 export interface Tensor {
@@ -194,13 +195,8 @@ export class KernelSequence {
     let uniform: GPUBuffer | null = null;
     const nWords = o.params.length;
     if (nWords > 0) {
-      uniform = this.gpu.device.createBuffer({
-        label: label + ".params",
-        size: Math.max(16, Math.ceil(nWords / 4) * 16),
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
+      uniform = createUniform(this.gpu, Uint32Array.from(o.params), label + ".params");
       this.owned.push(uniform);
-      this.gpu.device.queue.writeBuffer(uniform, 0, Uint32Array.from(o.params));
       entries.push({ binding: 0, resource: { buffer: uniform } });
     }
     o.bindings.forEach((t, i) => entries.push({ binding: i + 1, resource: { buffer: t.buf } }));
