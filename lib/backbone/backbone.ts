@@ -104,6 +104,43 @@ function checkPositiveInt(v: number, what: string): void {
   }
 }
 
+/** The feature settings of an eval or training run (field names as in their options objects). */
+export interface RunFeatureOptions {
+  /** Preset name (default "mobilenetv2"). */
+  backbone?: string;
+  /** Tensor names to tap (groups averaged), for a user model. */
+  taps?: string[][];
+  /** Input tensor name of a user model. */
+  inputName?: string;
+  /** ONNX model path (required for presets without a bundled model). */
+  model?: string;
+  /** ONNX Runtime engine (default "auto"). */
+  backboneEngine?: EngineChoice;
+  /** Feature dimension after the recipe's projection. */
+  featureDim?: number;
+}
+
+/**
+ * The backbone of an eval or training run at crop `size` and grid `grid` (= size / 8): the one
+ * set-up `runEval` and `prepareTrainingSet` share.
+ * @throws as {@link loadBackbone}.
+ */
+export function loadRunBackbone(
+  o: RunFeatureOptions,
+  size: number,
+  grid: number,
+): Promise<Backbone> {
+  return loadBackbone(o.backbone ?? "mobilenetv2", {
+    modelPath: o.model,
+    inputSize: size,
+    grid,
+    targetDim: o.featureDim,
+    engine: o.backboneEngine,
+    taps: o.taps,
+    inputName: o.inputName,
+  });
+}
+
 /**
  * Load a backbone: read the ONNX model, add the preset's taps as outputs (dequantising int8
  * tensors, freeing fixed spatial input dims when `inputSize` differs; see `prepareTapModel`),

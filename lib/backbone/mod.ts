@@ -17,6 +17,8 @@ export {
   type BackboneDescription,
   loadBackbone,
   type LoadBackboneOptions,
+  loadRunBackbone,
+  type RunFeatureOptions,
 } from "./backbone.ts";
 export {
   type BackbonePreset,

@@ -12,7 +12,7 @@ import {
   type Sample,
 } from "../data/mod.ts";
 import { DatasetError, type DatasetOptions } from "../data/dataset.ts";
-import { type Backbone, loadBackbone } from "../backbone/mod.ts";
+import { type Backbone, loadRunBackbone } from "../backbone/mod.ts";
 import {
   type Bank,
   type BankScope,
@@ -237,15 +237,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       : 0,
   });
   const gpu = await tryGetGpu();
-  const bb = await loadBackbone(opts.backbone ?? "mobilenetv2", {
-    modelPath: opts.model,
-    inputSize: size,
-    grid,
-    targetDim: opts.featureDim,
-    engine: opts.backboneEngine,
-    taps: opts.taps,
-    inputName: opts.inputName,
-  });
+  const bb = await loadRunBackbone(opts, size, grid);
   const desc = bb.describe();
   const method = opts.method ?? "bank";
   if (method !== "bank" && method !== "snarm") {

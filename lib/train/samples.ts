@@ -15,7 +15,7 @@
  * option that changes the samples, so a resumed or repeated run skips the backbone and the search.
  * @module
  */
-import { type Backbone, loadBackbone } from "../backbone/mod.ts";
+import { type Backbone, loadRunBackbone } from "../backbone/mod.ts";
 import { type Bank, buildBank } from "../bank/bank.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
 import { interModelInput } from "../bank/residual.ts";
@@ -276,15 +276,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
     });
     return { root, cats, splits };
   });
-  const bb = await loadBackbone(opts.backbone ?? "mobilenetv2", {
-    modelPath: opts.model,
-    inputSize: size,
-    grid,
-    targetDim: opts.featureDim,
-    engine: opts.backboneEngine,
-    taps: opts.taps,
-    inputName: opts.inputName,
-  });
+  const bb = await loadRunBackbone(opts, size, grid);
   const desc = bb.describe();
   const C = desc.featureDim;
   const gpu = await tryGetGpu();
