@@ -1,6 +1,6 @@
 /**
  * Exact L2 top-k bank search (lib/bank/search.ts, wgsl/knn_*.wgsl) and inter-residual
- * (lib/bank/residual.ts) against the TypeScript reference and the official fixture.
+ * (lib/residual/inter.ts) against the TypeScript reference and the official fixture.
  */
 import assert from "node:assert/strict";
 import { pipelineCount } from "../lib/gpu/mod.ts";
@@ -16,7 +16,7 @@ import {
   type SearchVariant,
   type TopK,
 } from "../lib/bank/search.ts";
-import { computeInterResidual, interModelInput, interResidual } from "../lib/bank/residual.ts";
+import { computeInterResidual, interModelInput, interResidual } from "../lib/residual/inter.ts";
 import { toChannelsFirst } from "../lib/types.ts";
 import { gpuTest, requireGpu } from "./_gpu.ts";
 

@@ -4,7 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { buildBank, createBankIndex, createRng } from "../lib/bank/mod.ts";
-import { computeInterResidual } from "../lib/bank/residual.ts";
+import {
+  computeInterResidual,
+  leaveImageOutMask,
+  trainingResidual,
+} from "../lib/residual/inter.ts";
 import { loadBackbone } from "../lib/backbone/mod.ts";
 import {
   encodePng,
@@ -19,7 +23,6 @@ import {
   blendAnomaly,
   encodeSynthStrip,
   jitterFeatures,
-  leaveImageOutMask,
   listTextureFiles,
   perlinMask,
   randPerlin2d,
@@ -28,7 +31,6 @@ import {
   STRUCTURE_OPS,
   synthesizeAnomaly,
   synthPreview,
-  trainingResidual,
 } from "../lib/train/mod.ts";
 import type { FeatureGrid } from "../lib/types.ts";
 

@@ -13,4 +13,3 @@
 export * from "./bank.ts";
 export * from "./coreset.ts";
 export * from "./search.ts";
-export * from "./residual.ts";

@@ -16,7 +16,7 @@
 import type { FeatureGrid } from "../types.ts";
 import type { Backbone } from "../backbone/mod.ts";
 import type { BankIndex } from "../bank/search.ts";
-import { computeInterResidual, interModelInput } from "../bank/residual.ts";
+import { computeInterResidual, interModelInput } from "../residual/inter.ts";
 import type { Head, HeadEngine } from "../model/head.ts";
 import type { Sample } from "../data/sample.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";

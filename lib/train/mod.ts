@@ -51,7 +51,6 @@ export {
   isDefectKind,
   synthesizeDefect,
 } from "./defects.ts";
-export { leaveImageOutMask, trainingResidual, type TrainingResidualResult } from "./residuals.ts";
 export * as grad from "./grad/mod.ts";
 export {
   headForwardBackwardRef,

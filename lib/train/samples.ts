@@ -18,7 +18,7 @@
 import { type Backbone, loadRunBackbone } from "../backbone/mod.ts";
 import { type Bank, buildBank } from "../bank/bank.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
-import { interModelInput } from "../bank/residual.ts";
+import { interModelInput, trainingResidual } from "../residual/inter.ts";
 import {
   DatasetError,
   type DatasetOptions,
@@ -33,7 +33,6 @@ import { readSafeTensors, requireTensor, writeSafeTensors } from "../io/safetens
 import type { FeatureGrid } from "../types.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { gridTarget } from "./loss.ts";
-import { trainingResidual } from "./residuals.ts";
 import { SYNTH_SOURCES, synthesizeAnomaly, type SynthSource } from "./synth.ts";
 import { mulberry32 } from "./grad/pointwise.ts";
 import { OptionError } from "../util/errors.ts";
