@@ -30,6 +30,7 @@ import {
 } from "../lib/model/mod.ts";
 import { fuseResiduals } from "../lib/residual/mod.ts";
 import { nativeSearchAvailable } from "../lib/bank/search.ts";
+import { runPeer } from "./_peer.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/paper/", import.meta.url);
 const io = await readSafeTensors(new URL("io.safetensors", FIX));
@@ -65,30 +66,15 @@ async function cpuAndWall<T>(
 /** `head paper torch` in ms (bench/head_torch.py on the paper fixture), or null when not run. */
 async function torchPeer(): Promise<number | null> {
   if (Deno.env.get("SNARM_HEAD_BENCH_TORCH") === "0") return null;
-  try {
-    const r = await new Deno.Command("/usr/bin/python3", {
-      args: [
-        new URL("./head_torch.py", import.meta.url).pathname,
-        FIX.pathname,
-        String(navigator.hardwareConcurrency),
-      ],
-      env: { OMP_WAIT_POLICY: "PASSIVE" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(r.stdout).trim();
-    if (!r.success) {
-      const err = new TextDecoder().decode(r.stderr).trim().split("\n").pop();
-      console.log(`head torch peer: not run (${err}; Debian: python3-torch python3-scipy)`);
-      return null;
-    }
-    console.log(text);
-    const m = text.match(/head paper torch: ([\d.]+) s\/image/);
-    return m ? Number(m[1]) * 1000 : null;
-  } catch (e) {
-    console.log(`head torch peer: not run (${(e as Error).message})`);
-    return null;
-  }
+  const args = [FIX.pathname, String(navigator.hardwareConcurrency)];
+  const lines = await runPeer(
+    "./head_torch.py",
+    args,
+    "head torch peer",
+    "python3-torch python3-scipy",
+  );
+  const m = lines?.join("\n").match(/head paper torch: ([\d.]+) s\/image/);
+  return m ? Number(m[1]) * 1000 : null;
 }
 
 // ---- parity vs the official paper fixture (WebGPU path) and the one-off timings

@@ -31,6 +31,7 @@ import {
   searchTopKRef,
   type SearchVariant,
 } from "../lib/bank/search.ts";
+import { runPeer } from "./_peer.ts";
 
 interface Size {
   name: string;
@@ -128,27 +129,11 @@ for (const size of ALL) {
 async function faissPeer(sizes: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   if (Deno.env.get("SNARM_KNN_BENCH_FAISS") === "0" || !sizes.length) return out;
-  const script = new URL("./knn_faiss.py", import.meta.url).pathname;
-  try {
-    const r = await new Deno.Command("/usr/bin/python3", {
-      args: [script, sizes.join(","), String(navigator.hardwareConcurrency)],
-      env: { OMP_WAIT_POLICY: "PASSIVE" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(r.stdout);
-    if (!r.success) {
-      const err = new TextDecoder().decode(r.stderr).trim().split("\n").pop();
-      console.log(`knn faiss peer: not run (${err}; Debian: apt-get install -y python3-faiss)`);
-      return out;
-    }
-    for (const line of text.trim().split("\n")) {
-      console.log(line);
-      const m = line.match(/^knn (\w+) faiss: ([\d.]+) GFLOP\/s/);
-      if (m) out.set(m[1], Number(m[2]));
-    }
-  } catch (e) {
-    console.log(`knn faiss peer: not run (${(e as Error).message})`);
+  const args = [sizes.join(","), String(navigator.hardwareConcurrency)];
+  const lines = await runPeer("./knn_faiss.py", args, "knn faiss peer", "python3-faiss");
+  for (const line of lines ?? []) {
+    const m = line.match(/^knn (\w+) faiss: ([\d.]+) GFLOP\/s/);
+    if (m) out.set(m[1], Number(m[2]));
   }
   return out;
 }

@@ -50,6 +50,7 @@ import {
 } from "../gpu/mod.ts";
 import { greedyCoresetCpu } from "./coreset_cpu.ts";
 import { bindGroup } from "../gpu/pipeline.ts";
+import { envChoice } from "../util/env.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Seeded PRNG
@@ -532,18 +533,10 @@ const CORESET_IMPLS: readonly string[] = ["webgpu", "cpu", "reference", "auto"];
 export async function resolveCoresetImpl(
   requested?: CoresetImpl | "auto",
 ): Promise<CoresetImpl> {
-  let env: string | undefined;
-  try {
-    env = Deno.env.get("SNARM_CORESET");
-  } catch {
-    env = undefined;
-  }
-  const v = requested ?? (env === "" ? undefined : env) ?? "auto";
+  const v = requested ?? envChoice("SNARM_CORESET", CORESET_IMPLS) ?? "auto";
   if (!CORESET_IMPLS.includes(v)) {
     throw new RangeError(
-      `coreset: unknown implementation "${v}"${
-        requested === undefined ? " (SNARM_CORESET)" : ""
-      }; use webgpu, cpu, reference or auto`,
+      `coreset: unknown implementation "${v}"; use webgpu, cpu, reference or auto`,
     );
   }
   if (v !== "auto") return v as CoresetImpl;

@@ -62,6 +62,7 @@ import {
   requireNative,
   searchNative,
 } from "./search_native.ts";
+import { envChoice } from "../util/env.ts";
 
 export type { TopK } from "./search_ref.ts";
 export { allowedMaskFromImageIds, neighbourDistances, searchTopKRef } from "./search_ref.ts";
@@ -85,21 +86,11 @@ export type SearchVariant =
   | "native"
   | "reference";
 
-const ENV_VARIANTS = ["native", "webgpu", "reference"];
+const ENV_VARIANTS = ["native", "webgpu", "reference"] as const;
 
 /** `SNARM_SEARCH` (native | webgpu | reference), or undefined when unset or unreadable. */
 function envVariant(): SearchVariant | undefined {
-  let v: string | undefined;
-  try {
-    v = Deno.env.get("SNARM_SEARCH");
-  } catch {
-    return undefined;
-  }
-  if (!v) return undefined;
-  if (!ENV_VARIANTS.includes(v)) {
-    throw new Error(`SNARM_SEARCH='${v}': use one of ${ENV_VARIANTS.join(", ")}`);
-  }
-  return v as SearchVariant;
+  return envChoice("SNARM_SEARCH", ENV_VARIANTS);
 }
 
 /**

@@ -21,6 +21,7 @@ import type { Head, HeadEngine } from "../model/head.ts";
 import type { Sample } from "../data/sample.ts";
 import { residualNorms, scorePatchMap } from "./bank_only.ts";
 import { OptionError } from "../util/errors.ts";
+import { channelsFirstNorms } from "../viz/maps.ts";
 
 /** Every intermediate of one image (grids row-major `(h, w)`, maps `(S, S)`, S = crop size). */
 export interface ImageExplanation {
@@ -130,12 +131,7 @@ export async function explainFeatures(
   const engine = opts.engine ?? "auto";
   const fu = await head.fuse(X, 1, f.h, f.w, engine);
   const r = await head.fromZ(fu.Z, fu.refMask, 1, f.h, f.w, { outSize: [size, size], engine });
-  const L = f.h * f.w, C = f.c;
-  const intraNorms = new Float32Array(L);
-  for (let c = 0; c < C; c++) {
-    for (let p = 0; p < L; p++) intraNorms[p] += fu.intraResidual[c * L + p] ** 2;
-  }
-  for (let p = 0; p < L; p++) intraNorms[p] = Math.sqrt(intraNorms[p]);
+  const intraNorms = channelsFirstNorms(fu.intraResidual, { B: 1, C: f.c, h: f.h, w: f.w });
   return {
     ...out,
     unary: fu.unary,

@@ -41,6 +41,7 @@ import {
   SYNTH_SOURCES,
   type SynthSource,
 } from "../train/synth.ts";
+import { DEFECT_KINDS } from "../train/defects.ts";
 
 /** Bump when a change of the fitting code changes fitted heads (invalidates cached fits). */
 const FIT_VERSION = 4;
@@ -51,16 +52,9 @@ const FIT_VERSION = 4;
  * hazelnut_toy (one common split, `scripts/compare_heads.ts`) 87.1 against 77.3 for all seven
  * sources and 76.5 for MemSeg's structure + texture; on grid 86.4 against 88.9 for all seven; mean
  * over the two 86.7 against 83.1. `paint` (opaque colour/ink marks, MVTec AD's `color` and `print`
- * defect types) joined the defect-shaped set later: it is one of them, not a separate choice.
+ * defect types) joined the defect-shaped set later: the default is the whole set.
  */
-export const FIT_SOURCES: readonly SynthSource[] = [
-  "scratch",
-  "blob",
-  "edge",
-  "smear",
-  "stain",
-  "paint",
-];
+export const FIT_SOURCES: readonly SynthSource[] = DEFECT_KINDS;
 
 /** Fit settings (defaults sized for two CPU cores: minutes on the embedded data). */
 export interface FitSettings {

@@ -22,6 +22,7 @@ import {
   saveHeadWeights,
 } from "./weights.ts";
 import { parseSafeTensors } from "../io/safetensors.ts";
+import { envChoice } from "../util/env.ts";
 
 /** Options of {@link Head.forward}. */
 export interface HeadForwardOptions {
@@ -45,7 +46,7 @@ export interface HeadForwardOptions {
  */
 export type HeadEngine = "auto" | "native" | "webgpu" | "reference";
 
-const HEAD_ENGINES = ["native", "webgpu", "reference"];
+const HEAD_ENGINES = ["native", "webgpu", "reference"] as const;
 
 /**
  * Resolve a {@link HeadEngine} request. Capturing intermediates needs webgpu or the reference
@@ -57,19 +58,7 @@ export async function resolveHeadEngine(
   engine: HeadEngine = "auto",
   capture = false,
 ): Promise<"native" | "webgpu" | "reference"> {
-  let e = engine;
-  if (e === "auto") {
-    let env: string | undefined;
-    try {
-      env = Deno.env.get("SNARM_HEAD");
-    } catch { /* no env access */ }
-    if (env) {
-      if (!HEAD_ENGINES.includes(env)) {
-        throw new Error(`SNARM_HEAD='${env}': use one of ${HEAD_ENGINES.join(", ")}`);
-      }
-      e = env as HeadEngine;
-    }
-  }
+  const e = engine === "auto" ? envChoice("SNARM_HEAD", HEAD_ENGINES) ?? "auto" : engine;
   if (e === "native") {
     if (capture) {
       throw new Error("head engine native: capturing intermediates needs webgpu or reference");

@@ -171,6 +171,23 @@ function stampDisc(
   }
 }
 
+/** A one-colour overlay of blend weights `alpha` `(H, W)`: target = `colour`, mask = α > 0. */
+function solidColour(
+  alpha: Float32Array,
+  colour: ArrayLike<number>,
+): { alpha: Float32Array; target: Float32Array; mask: Uint8Array } {
+  const target = new Float32Array(alpha.length * 3);
+  const mask = new Uint8Array(alpha.length);
+  for (let p = 0; p < alpha.length; p++) {
+    if (!(alpha[p] > 0)) continue;
+    mask[p] = 1;
+    target[3 * p] = colour[0];
+    target[3 * p + 1] = colour[1];
+    target[3 * p + 2] = colour[2];
+  }
+  return { alpha, target, mask };
+}
+
 /** 3×3 binary dilation of a `(H, W)` 0/1 mask. */
 function dilate(m: Uint8Array, h: number, w: number): Uint8Array {
   const out = new Uint8Array(m.length);
@@ -636,23 +653,14 @@ function drawStain(ctx: Ctx, rng: Rng): Draw {
   const colour = hsvToRgb255(hue, sat, val);
   const feather = Math.max(2, 0.35 * reg.ry);
   const alpha = new Float32Array(h * w);
-  const mask = new Uint8Array(h * w);
-  const target = new Float32Array(h * w * 3);
   for (let p = 0; p < h * w; p++) {
     if (reg.depth[p] <= 0) continue;
     const t = clamp01(reg.depth[p] / feather);
     const a = aMax * t * t * (3 - 2 * t) * (0.85 + 0.15 * reg.noise[p]);
-    if (a < 0.1) continue;
-    alpha[p] = a;
-    mask[p] = 1;
-    target[3 * p] = colour[0];
-    target[3 * p + 1] = colour[1];
-    target[3 * p + 2] = colour[2];
+    if (a >= 0.1) alpha[p] = a;
   }
   return {
-    alpha,
-    target,
-    mask,
+    ...solidColour(alpha, colour),
     params: { ...reg.params, alphaMax: aMax, colour: colour.map(Math.round), hue, feather },
   };
 }
@@ -714,20 +722,9 @@ function drawPaint(ctx: Ctx, rng: Rng): Draw {
   const hue = uniform(rng, 0, 360), sat = uniform(rng, 0.6, 1), val = uniform(rng, 0.25, 0.85);
   const colour = hsvToRgb255(hue, sat, val);
   const alpha = new Float32Array(h * w);
-  const target = new Float32Array(h * w * 3);
-  const mask = new Uint8Array(h * w);
-  for (let p = 0; p < h * w; p++) {
-    if (cover[p] < 0.25) continue;
-    mask[p] = 1;
-    alpha[p] = opacity * cover[p];
-    target[3 * p] = colour[0];
-    target[3 * p + 1] = colour[1];
-    target[3 * p + 2] = colour[2];
-  }
+  for (let p = 0; p < h * w; p++) if (cover[p] >= 0.25) alpha[p] = opacity * cover[p];
   return {
-    alpha,
-    target,
-    mask,
+    ...solidColour(alpha, colour),
     params: {
       anchor: [ay, ax],
       spots,
