@@ -757,32 +757,37 @@ Deno.test({
 
 Deno.test({
   name:
-    "scan = 1 heads (official option): WebGPU and native forwards equal the TypeScript reference",
+    "scan = 1 and scan = 4 heads, B = 2, random weights: WebGPU and native forwards equal the TypeScript reference",
   ...gpuTest,
   async fn() {
     requireGpu();
     const { initHeadWeights } = await import("../lib/train/init.ts");
-    const cfg = parseHeadConfig({
-      image_size: [3, 96, 96],
-      stride: 8,
-      in_chans: 32,
-      embed_dim: 16,
-      depth: 2,
-      scan: 1,
-      self_ratio: 0.75,
-      scale_list: [1, 3],
-      residual_method: "concat_abs_square",
-    });
-    const head = new Head(initHeadWeights(cfg, 3));
-    assert.equal(head.dims.nHeads, 2);
-    const X = randn(2 * 32 * 144, 7, 1);
-    const ref = await head.forward(X, 2, 12, 12, { engine: "reference" });
-    for (const engine of ["webgpu", "native"] as const) {
-      const r = await head.forward(X, 2, 12, 12, { engine });
-      assert.deepEqual([...r.refMask], [...ref.refMask], `${engine} refMask`);
-      close(r.headLogits, ref.headLogits, `${engine} logits`);
-      close(r.smoothed, ref.smoothed, `${engine} smoothed`);
-      close(r.imageScores, ref.imageScores, `${engine} image scores`);
+    for (const scan of [1, 4]) {
+      const cfg = parseHeadConfig({
+        image_size: [3, 96, 96],
+        stride: 8,
+        in_chans: 32,
+        embed_dim: 16,
+        depth: 2,
+        scan,
+        self_ratio: 0.75,
+        scale_list: [1, 3],
+        residual_method: "concat_abs_square",
+      });
+      const head = new Head(initHeadWeights(cfg, 3));
+      assert.equal(head.dims.nHeads, 2 * scan);
+      const X = randn(2 * 32 * 144, 7, 1);
+      const ref = await head.forward(X, 2, 12, 12, { engine: "reference" });
+      for (const engine of ["webgpu", "native"] as const) {
+        // another input first: the native engine reuses its output buffers across forwards
+        await head.forward(randn(2 * 32 * 144, 8, 1), 2, 12, 12, { engine });
+        const r = await head.forward(X, 2, 12, 12, { engine });
+        const what = `scan ${scan} ${engine}`;
+        assert.deepEqual([...r.refMask], [...ref.refMask], `${what} refMask`);
+        close(r.headLogits, ref.headLogits, `${what} logits`);
+        close(r.smoothed, ref.smoothed, `${what} smoothed`);
+        close(r.imageScores, ref.imageScores, `${what} image scores`);
+      }
     }
   },
 });

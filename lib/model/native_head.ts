@@ -6,16 +6,21 @@
  * constants (pre-packed once per session), and only the selective-scan recurrence (spec §6
  * "Mamba v1 (S6) computation" step 5) in TypeScript between them:
  *
- *   front  (Z, gather index)          → per branch: the block-1 scan operands
- *   mid k  (scan outputs y, carries)  → per branch: block k's out_proj + scatter, block k+1's operands
- *   back   (scan outputs y, carries)  → logits `(nHeads, B, L)`
+ *   front  (Z, gather index, keep mask) → per branch: block 1's scan and gate operands, carry q
+ *   mid k  (gated scan outputs, q)       → per branch: block k's out_proj + scatter, block k+1's
+ *   back   (gated scan outputs, q)       → logits `(nHeads, B, L)` (and the pixel map)
  *
- * Per branch and block the graphs hand the scan `dA = exp(Δ ⊗ A)` and `dBu = (Δ·u) ⊗ B` as
- * `(N, Ls, dInner, dState)` and `C` as `(N, Ls, dState)` (N = nScan·B sequences, q = s·B + b); the
- * recurrence h_t = dA_t·h_{t−1} + dBu_t, y_t = Σ_n C_t,n·h_t,n runs in f32 here. All branches go
- * through each graph together (one run per stage: depth + 1 runs and depth·nBranch scans per
- * forward). Layouts inside the graphs are channels-first `(N, d, L)` in scan order, as the official
- * module's; results match {@link headForwardRef} to f32 rounding (tests/model_test.ts).
+ * Per branch and block the graphs hand the host `dA = exp(Δ ⊗ A)` as `(N, Ls, dState, dInner)`,
+ * Δ·u, u and SiLU(z) as `(N, Ls, dInner)`, B and C as `(N, Ls, dState)` (N = nScan·B sequences,
+ * q = b·nScan + s), and one carry q `(N, d, L)` (the residual stream plus the conv output where
+ * the mixer does not write); the host runs the recurrence h_t = dA_t·h_{t−1} + (Δ·u)_t·B_t,
+ * y_t = Σ_n C_t,n·h_t,n and the gate (y + D·u)·SiLU(z) in f32. All branches go through each graph
+ * together (depth + 1 runs and depth·nBranch scans per forward), and each stage writes into output
+ * buffers reused by the next forward of the same shape. Layouts inside the graphs are
+ * channels-first `(N, d, L)` on the row-major grid: each scan order's 3×3 conv runs with its
+ * transformed kernel ({@link scanKernel}) instead of on a permuted copy, and the navigated tokens
+ * are gathered in scan order. Results match {@link headForwardRef} to f32 rounding
+ * (tests/model_test.ts).
  *
  * Used by lib/model/head.ts when the WebGPU adapter is a CPU (lavapipe, SwiftShader) or absent and
  * onnxruntime-node loads (`SNARM_HEAD=native|webgpu|reference` overrides).
@@ -25,15 +30,12 @@ import { loadOrtNative } from "../backbone/session.ts";
 import { GraphBuilder } from "../util/onnx_build.ts";
 import type { HeadDims } from "./config.ts";
 import { NORM_EPS } from "./reference.ts";
-import { navigationIndex } from "./scan_order.ts";
+import { navigationIndex, scanPermutations } from "./scan_order.ts";
 import type { HeadWeights } from "./weights.ts";
 
 type OrtNative = Exclude<Awaited<ReturnType<typeof loadOrtNative>>, Error>;
 type Session = Awaited<ReturnType<OrtNative["InferenceSession"]["create"]>>;
 type Tensor = InstanceType<OrtNative["Tensor"]>;
-
-/** The per-branch tensors one stage hands to the next (besides the scan operands). */
-const CARRY = ["u", "z", "hc", "stream"] as const;
 
 /** Graph-building context of one head and grid. */
 interface Ctx {
@@ -61,7 +63,10 @@ function rmsNorm(c: Ctx, x: string, weight: Float32Array): string {
   return g.op1("Mul", [g.op1("Mul", [x, rs]), g.const(f32(weight), [1, weight.length, 1])]);
 }
 
-/** torch softplus (threshold 20) of x: log(1 + eˣ), x above 20 (vectorised Exp and Log). */
+/**
+ * torch softplus (threshold 20) of x: log(1 + eˣ), x above 20 (vectorised Exp and Log; ONNX
+ * Softplus took about 3× as long in ONNX Runtime 1.30's profile of the paper head).
+ */
 function softplus(c: Ctx, x: string): string {
   const { g } = c;
   const big = g.op1("Greater", [x, g.const(new Float32Array([20]), [])]);
@@ -70,81 +75,104 @@ function softplus(c: Ctx, x: string): string {
 }
 
 /**
- * Sequence s of the scan orders (lib/model/scan_order.ts) of `(B, ch, L)` h×h grids, by a transpose
- * (s = 1, 3) and a reversal (s = 2, 3) instead of a gather.
+ * The 3×3 kernel that scan order s applies on the row-major grid: the official block reshapes
+ * sequence s to its own h×h grid (the grid transposed for s = 1, rotated 180° for s = 2, both for
+ * s = 3; lib/model/scan_order.ts) before the conv, and conv(T(X), W) = T(conv(X, T(W))) for those
+ * T with symmetric padding, so the conv runs on the row-major grid with W transposed and/or
+ * rotated. `(co, ci, 3, 3)` in, same layout out.
  */
-function scanOrder(c: Ctx, x: string, s: number, ch: number): string {
-  const { g, h, wd, L } = c;
-  let y = x;
-  if (s % 2 === 1) {
-    const grid = g.op1("Reshape", [x, g.ints([0, ch, h, wd])]);
-    const t = g.op1("Transpose", [grid], { perm: { ints: [0, 1, 3, 2] } });
-    y = g.op1("Reshape", [t, g.ints([0, ch, L])]);
+export function scanKernel(W: Float32Array, co: number, ci: number, s: number): Float32Array {
+  const out = new Float32Array(W.length);
+  for (let oc = 0; oc < co * ci; oc++) {
+    for (let ky = 0; ky < 3; ky++) {
+      for (let kx = 0; kx < 3; kx++) {
+        let y = ky, x = kx;
+        if (s % 2 === 1) [y, x] = [x, y];
+        if (s >= 2) [y, x] = [2 - y, 2 - x];
+        out[oc * 9 + ky * 3 + kx] = W[oc * 9 + y * 3 + x];
+      }
+    }
   }
-  return s >= 2 ? reverse(c, y) : y;
+  return out;
 }
 
-/** Inverse of {@link scanOrder}: sequence order → row-major positions. */
-function unScanOrder(c: Ctx, x: string, s: number, ch: number): string {
-  const { g, h, wd, L } = c;
-  let y = s >= 2 ? reverse(c, x) : x;
-  if (s % 2 === 1) {
-    const grid = g.op1("Reshape", [y, g.ints([0, ch, wd, h])]);
-    const t = g.op1("Transpose", [grid], { perm: { ints: [0, 1, 3, 2] } });
-    y = g.op1("Reshape", [t, g.ints([0, ch, L])]);
-  }
-  return y;
+/** The nScan scan kernels of a block conv stacked on the output channels: `(nScan·d, d, 3, 3)`. */
+function scanKernels(W: Float32Array, d: number, nScan: number): Float32Array {
+  const out = new Float32Array(nScan * W.length);
+  for (let s = 0; s < nScan; s++) out.set(scanKernel(W, d, d, s), s * W.length);
+  return out;
 }
 
-/** Reverse axis 2 of `(B, ch, L)`. */
-function reverse(c: Ctx, x: string): string {
-  const { g } = c;
-  return g.op1("Slice", [x, g.ints([-1]), g.ints([-(2 ** 62)]), g.ints([2]), g.ints([-1])]);
-}
-
-/** `(N, d, L)` → 3×3 conv (padding = dilation = r) on the h×w grid → `(N, d, L)`. */
+/**
+ * `(N, cin, L)` → 3×3 conv (padding = dilation = r) on the h×w grid → `(N, cout, L)`; W is
+ * `(cout, cin / groups, 3, 3)`.
+ */
 function conv3x3(
   c: Ctx,
   x: string,
-  ch: number,
+  cin: number,
+  cout: number,
   W: Float32Array,
   bias: Float32Array | null,
   r: number,
   groups = 1,
 ): string {
   const { g, h, wd, L } = c;
-  const grid = g.op1("Reshape", [x, g.ints([0, ch, h, wd])]);
-  const inputs = [grid, g.const(f32(W), [ch, ch / groups, 3, 3])];
-  if (bias) inputs.push(g.const(f32(bias), [ch]));
+  const grid = g.op1("Reshape", [x, g.ints([0, cin, h, wd])]);
+  const inputs = [grid, g.const(f32(W), [cout, cin / groups, 3, 3])];
+  if (bias) inputs.push(g.const(f32(bias), [cout]));
   const y = g.op1("Conv", inputs, {
     kernel_shape: { ints: [3, 3] },
     dilations: { ints: [r, r] },
     pads: { ints: [r, r, r, r] },
     group: { i: groups },
   });
-  return g.op1("Reshape", [y, g.ints([0, ch, L])]);
+  return g.op1("Reshape", [y, g.ints([0, cout, L])]);
 }
 
 /**
- * Block `k` of branch `i` up to the selective scan: add + RMSNorm, the 3×3 conv, the gather of the
+ * Block `k` of branch `i` up to the selective scan: RMSNorm, the 3×3 conv, the gather of the
  * navigated tokens, in_proj, the causal depthwise conv1d + SiLU, x_proj, dt_proj and softplus.
- * Declares the scan operands and carries of (i, k) as graph outputs.
+ * `st` is the block's residual stream: the `(B, d, L)` branch embedding for block 0 (the same for
+ * every scan order), else `(N, d, L)`. Declares as graph outputs the scan operands dA, Δ·u, B, C,
+ * the gate operands u and SiLU(z), and the carry q = st + hc·keep (the stream plus the conv output
+ * at the tokens the mixer does not replace; see {@link mixerOut}).
  */
 function blockToScan(
   c: Ctx,
   i: number,
   k: number,
-  hcur: string,
-  stream: string | null,
+  stIn: string,
   gidx: string,
+  keep: string,
 ): void {
   const { g, dims, Ls } = c;
   const { d, dInner: di, dtRank: R, dState: ns, dConv: kc } = dims;
   const blk = c.w.branches[i].blocks[k];
   const m = blk.mixer;
-  const st = stream === null ? hcur : g.op1("Add", [hcur, stream]);
-  const hn = rmsNorm(c, st, blk.normW);
-  const hc = conv3x3(c, hn, d, blk.convW, blk.convB, 1);
+  const { nScan } = dims;
+  // The block's conv of every scan order on the row-major grid (see scanKernel): block 0's input
+  // is the branch embedding, one `(B, d, L)` grid for all orders, so one conv with the nScan
+  // kernels stacked on the output channels; later blocks hold one grid per order, stacked on the
+  // channels `(B, nScan·d, L)` (sequence q = b·nScan + s), so one grouped conv.
+  const W = scanKernels(blk.convW, d, nScan);
+  const bias = new Float32Array(nScan * d);
+  for (let s = 0; s < nScan; s++) bias.set(blk.convB, s * d);
+  let st: string, hc: string;
+  if (k === 0) {
+    const hn = rmsNorm(c, stIn, blk.normW);
+    hc = g.op1("Reshape", [conv3x3(c, hn, d, nScan * d, W, bias, 1), g.ints([-1, d, c.L])]);
+    const tiled = g.op1("Expand", [
+      g.op1("Unsqueeze", [stIn, g.ints([1])]),
+      g.ints([1, nScan, 1, 1]),
+    ]);
+    st = g.op1("Reshape", [tiled, g.ints([-1, d, c.L])]); // (N, d, L)
+  } else {
+    st = stIn;
+    const hn = g.op1("Reshape", [rmsNorm(c, st, blk.normW), g.ints([-1, nScan * d, c.L])]);
+    const y = conv3x3(c, hn, nScan * d, nScan * d, W, bias, 1, nScan);
+    hc = g.op1("Reshape", [y, g.ints([-1, d, c.L])]);
+  }
   const idx = g.op1("Expand", [gidx, g.ints([1, d, 1])]);
   const xin = g.op1("GatherElements", [hc, idx], { axis: { i: 2 } }); // (N, d, Ls)
   const xz = g.op1("MatMul", [g.const(f32(m.inProj), [2 * di, d]), xin]); // (N, 2di, Ls)
@@ -174,14 +202,15 @@ function blockToScan(
   const delta = g.op1("Transpose", [softplus(c, dt)], { perm: { ints: [0, 2, 1] } }); // (N, Ls, di)
   const uT = g.op1("Transpose", [u], { perm: { ints: [0, 2, 1] } });
   const zT = g.op1("Transpose", [z], { perm: { ints: [0, 2, 1] } });
-  // dA = exp(Δ ⊗ A) as (N, Ls, ns, di): one Δ·A[:, n] per state (trailing broadcasts only).
-  const perState: string[] = [];
+  const siluZ = g.op1("Mul", [zT, g.op1("Sigmoid", [zT])]); // (N, Ls, di)
+  // dA = exp(Δ ⊗ A) as (N, Ls, ns, di): (N, Ls, 1, di) · (ns, di), A = −exp(A_log)ᵀ.
+  const A = new Float32Array(ns * di);
   for (let n = 0; n < ns; n++) {
-    const An = new Float32Array(di);
-    for (let e = 0; e < di; e++) An[e] = -Math.exp(m.aLog[e * ns + n]);
-    perState.push(g.op1("Unsqueeze", [g.op1("Mul", [delta, g.const(An, [di])]), g.ints([2])]));
+    for (let e = 0; e < di; e++) A[n * di + e] = -Math.exp(m.aLog[e * ns + n]);
   }
-  const dA = g.op1("Exp", [ns > 1 ? g.op1("Concat", perState, { axis: { i: 2 } }) : perState[0]]);
+  const dA = g.op1("Exp", [
+    g.op1("Mul", [g.op1("Unsqueeze", [delta, g.ints([2])]), g.const(A, [ns, di])]),
+  ]);
   const du = g.op1("Mul", [delta, uT]); // (N, Ls, di)
   const BT = g.op1("Transpose", [Bm], { perm: { ints: [0, 2, 1] } }); // (N, Ls, ns)
   const CT = g.op1("Transpose", [Cm], { perm: { ints: [0, 2, 1] } });
@@ -191,23 +220,23 @@ function blockToScan(
   g.output(BT, `${p}_B`, "float", ["N", Ls, ns]);
   g.output(CT, `${p}_C`, "float", ["N", Ls, ns]);
   g.output(uT, `${p}_u`, "float", ["N", Ls, di]);
-  g.output(zT, `${p}_z`, "float", ["N", Ls, di]);
-  g.output(hc, `${p}_hc`, "float", ["N", d, c.L]);
-  g.output(st, `${p}_stream`, "float", ["N", d, c.L]);
+  g.output(siluZ, `${p}_g`, "float", ["N", Ls, di]);
+  // q: st + hc where the mixer output will not land, st exactly where it will (hc·0 = 0)
+  g.output(g.op1("Add", [st, g.op1("Mul", [hc, keep])]), `${p}_q`, "float", ["N", d, c.L]);
 }
 
-/** Block `k`'s mixer after the scan: the gate, out_proj and the scatter back into hc. */
-function scanToBlockOut(c: Ctx, i: number, k: number, gidx: string): string {
+/**
+ * Block `k`'s mixer after the scan and gate (y + D·u)·SiLU(z), computed by the host: out_proj, and
+ * the next residual stream st' = scatter(hc, out) + st as q with the mixer output added at the
+ * navigated tokens (exactly the reference's sum: there q holds st alone).
+ */
+function mixerOut(c: Ctx, i: number, k: number, gidx: string): string {
   const { g, dims, Ls } = c;
   const { d, dInner: di } = dims;
   const m = c.w.branches[i].blocks[k].mixer;
   const p = `b${i}`;
-  const y = g.input(`${p}_in_y`, "float", ["N", Ls, di]);
-  const u = g.input(`${p}_in_u`, "float", ["N", Ls, di]);
-  const z = g.input(`${p}_in_z`, "float", ["N", Ls, di]);
-  const hc = g.input(`${p}_in_hc`, "float", ["N", d, c.L]);
-  const yD = g.op1("Add", [y, g.op1("Mul", [u, g.const(f32(m.D), [di])])]);
-  const gated = g.op1("Mul", [yD, g.op1("Mul", [z, g.op1("Sigmoid", [z])])]);
+  const gated = g.input(`${p}_in_gated`, "float", ["N", Ls, di]);
+  const q = g.input(`${p}_in_q`, "float", ["N", d, c.L]);
   const outProjT = new Float32Array(di * d); // (di, d) = out_proj.weightᵀ
   for (let o = 0; o < d; o++) {
     for (let e = 0; e < di; e++) outProjT[e * d + o] = m.outProj[o * di + e];
@@ -216,15 +245,16 @@ function scanToBlockOut(c: Ctx, i: number, k: number, gidx: string): string {
     perm: { ints: [0, 2, 1] },
   }); // (N, d, Ls)
   const idx = g.op1("Expand", [gidx, g.ints([1, d, 1])]);
-  return g.op1("ScatterElements", [hc, idx, xout], { axis: { i: 2 } });
+  const sum = g.op1("Add", [g.op1("GatherElements", [q, idx], { axis: { i: 2 } }), xout]);
+  return g.op1("ScatterElements", [q, idx, sum], { axis: { i: 2 } });
 }
 
 /** Final LayerNorm, un-permute and the decoder heads of branch `i` → `(nScan, B, L)` logits. */
-function branchOut(c: Ctx, i: number, hcur: string, stream: string): string {
+function branchOut(c: Ctx, i: number, st: string): string {
   const { g, dims, L } = c;
   const { d, nScan } = dims;
   const bw = c.w.branches[i];
-  const sum = g.op1("Transpose", [g.op1("Add", [hcur, stream])], { perm: { ints: [0, 2, 1] } });
+  const sum = g.op1("Transpose", [st], { perm: { ints: [0, 2, 1] } });
   const ln = g.op1("LayerNormalization", [
     sum,
     g.const(f32(bw.lnW), [d]),
@@ -234,14 +264,8 @@ function branchOut(c: Ctx, i: number, hcur: string, stream: string): string {
     epsilon: { f: NORM_EPS },
   }); // (N, L, d)
   const lnCF = g.op1("Transpose", [ln], { perm: { ints: [0, 2, 1] } }); // (N, d, L)
-  // (nScan, B, d, L) → per scan un-permuted, stacked on channels: (B, nScan·d, L)
-  const byScan = g.op1("Reshape", [lnCF, g.ints([nScan, -1, d, L])]);
-  const parts: string[] = [];
-  for (let s = 0; s < nScan; s++) {
-    const one = g.op1("Gather", [byScan, g.ints([s], [])], { axis: { i: 0 } }); // (B, d, L)
-    parts.push(unScanOrder(c, one, s, d));
-  }
-  const feat = g.op1("Concat", parts, { axis: { i: 1 } }); // (B, nScan·d, L)
+  // (N, d, L) with q = b·nScan + s, row-major grids: (B, nScan·d, L), channel s·d + c
+  const feat = g.op1("Reshape", [lnCF, g.ints([-1, nScan * d, L])]);
   const r = c.w.config.scale_list[i];
   const convW = new Float32Array(nScan * d * d * 9);
   const scale = new Float32Array(nScan * d), shift = new Float32Array(nScan * d);
@@ -257,7 +281,7 @@ function branchOut(c: Ctx, i: number, hcur: string, stream: string): string {
     outW.set(hw.outW, s * d);
     outB[s] = hw.outB[0];
   }
-  const conv = conv3x3(c, feat, nScan * d, convW, null, r, nScan); // (B, nScan·d, L)
+  const conv = conv3x3(c, feat, nScan * d, nScan * d, convW, null, r, nScan); // (B, nScan·d, L)
   const bn = g.op1("Add", [
     g.op1("Mul", [conv, g.const(scale, [nScan * d, 1])]),
     g.const(shift, [nScan * d, 1]),
@@ -295,6 +319,7 @@ function buildGraphs(
     const c: Ctx = { g, w, dims, h, wd, L, Ls };
     const Z = g.input("Z", "float", ["B", Cin, h, wd]);
     const gidx = g.input("gidx", "int64", ["N", 1, Ls]);
+    const keep = g.input("keep", "float", ["N", 1, L]);
     const W = new Float32Array(nBranch * d * Cin), bias = new Float32Array(nBranch * d);
     w.branches.forEach((bw, i) => {
       W.set(bw.embedW, i * d * Cin);
@@ -310,10 +335,7 @@ function buildGraphs(
     const Eb = g.op1("Reshape", [E, g.ints([0, nBranch, d, L])]);
     for (let i = 0; i < nBranch; i++) {
       const Ei = g.op1("Gather", [Eb, g.ints([i], [])], { axis: { i: 1 } }); // (B, d, L)
-      const orders = Array.from({ length: nScan }, (_, s) => scanOrder(c, Ei, s, d));
-      // (nScan·B, d, L), q = s·B + b
-      const seq = nScan > 1 ? g.op1("Concat", orders, { axis: { i: 0 } }) : orders[0];
-      blockToScan(c, i, 0, seq, null, gidx);
+      blockToScan(c, i, 0, Ei, gidx, keep);
     }
     graphs.push(g.encode());
   }
@@ -322,10 +344,9 @@ function buildGraphs(
     const g = new GraphBuilder(`snarm_head_mid${k}`);
     const c: Ctx = { g, w, dims, h, wd, L, Ls };
     const gidx = g.input("gidx", "int64", ["N", 1, Ls]);
+    const keep = g.input("keep", "float", ["N", 1, L]);
     for (let i = 0; i < nBranch; i++) {
-      const stream = g.input(`b${i}_in_stream`, "float", ["N", d, L]);
-      const hcur = scanToBlockOut(c, i, k, gidx);
-      blockToScan(c, i, k + 1, hcur, stream, gidx);
+      blockToScan(c, i, k + 1, mixerOut(c, i, k, gidx), gidx, keep);
     }
     graphs.push(g.encode());
   }
@@ -336,9 +357,7 @@ function buildGraphs(
     const gidx = g.input("gidx", "int64", ["N", 1, Ls]);
     const outs: string[] = [];
     for (let i = 0; i < nBranch; i++) {
-      const stream = g.input(`b${i}_in_stream`, "float", ["N", d, L]);
-      const hcur = scanToBlockOut(c, i, depth - 1, gidx);
-      outs.push(branchOut(c, i, hcur, stream));
+      outs.push(branchOut(c, i, mixerOut(c, i, depth - 1, gidx)));
     }
     const logits = g.op1("Concat", outs, { axis: { i: 0 } });
     g.output(logits, "logits", "float", [dims.nHeads, "B", L]);
@@ -365,6 +384,7 @@ function buildGraphs(
  * Selective-scan recurrence (spec §6 step 5) over the graph's operands, f32:
  * h_t,n,c = dA_t,n,c · h_{t−1},n,c + du_t,c · B_t,n (h_0 = 0), y_t,c = Σ_n C_t,n · h_t,n,c.
  * @param dA `(N, Ls, ns, di)` = exp(Δ·A); @param du `(N, Ls, di)` = Δ·u; @param B, C `(N, Ls, ns)`.
+ * @param out optional `(N, Ls, di)` buffer for y (overwritten).
  * @returns y `(N, Ls, di)` (before the D skip and the gate).
  */
 export function scanRecurrence(
@@ -376,8 +396,9 @@ export function scanRecurrence(
   Ls: number,
   di: number,
   ns: number,
+  out?: Float32Array,
 ): Float32Array {
-  const y = new Float32Array(N * Ls * di);
+  const y = out ? out.fill(0) : new Float32Array(N * Ls * di);
   const hs = new Float32Array(ns * di);
   for (let q = 0; q < N; q++) {
     hs.fill(0);
@@ -396,12 +417,36 @@ export function scanRecurrence(
   return y;
 }
 
+/** Reusable outputs of one forward: per stage the fetches, per stage and branch the scan y. */
+interface StageBuffers {
+  busy: boolean;
+  fetches: (Record<string, Tensor> | null)[];
+  ys: Float32Array[][];
+}
+
+/**
+ * The mixer's gate in place (spec §6 step 6): y ← (y + D·u) · SiLU(z), all `(N, Ls, di)` with D
+ * `(di)` and `siluZ` = SiLU(z) from the graph.
+ */
+export function gate(y: Float32Array, u: Float32Array, siluZ: Float32Array, D: Float32Array): void {
+  const di = D.length;
+  for (let o = 0; o < y.length; o += di) {
+    for (let c = 0; c < di; c++) y[o + c] = (y[o + c] + D[c] * u[o + c]) * siluZ[o + c];
+  }
+}
+
 /** Wall ms of the last {@link NativeHead.logits} call: each graph run, and the scans (bench). */
 export const lastNativeHeadProfile: { graphs: number[]; scans: number } = { graphs: [], scans: 0 };
 
 /** A head compiled for the native engine (sessions per suspicious count Ls). */
 export class NativeHead {
   private sessions = new Map<string, Promise<Session[]>>();
+  /**
+   * Output buffers of each stage, per session key: the graphs write into them (pre-allocated
+   * fetches; fresh ~100 MB of outputs per stage cost more than the stage's kernels), reused by the
+   * next forward of that shape. One set per forward in flight: a busy set is not shared.
+   */
+  private buffers = new Map<string, StageBuffers[]>();
 
   private constructor(
     private ort: OrtNative,
@@ -445,6 +490,23 @@ export class NativeHead {
     return p;
   }
 
+  /** A free set of stage buffers for `key` (a new, empty one when all are busy), marked busy. */
+  private takeBuffers(key: string, sess: Session[]): StageBuffers {
+    let pool = this.buffers.get(key);
+    if (!pool) {
+      // a few shapes at most (the last, smaller batch of a run): drop the oldest beyond four
+      if (this.buffers.size >= 4) this.buffers.delete(this.buffers.keys().next().value!);
+      this.buffers.set(key, pool = []);
+    }
+    let buf = pool.find((b) => !b.busy);
+    if (!buf) {
+      buf = { busy: false, fetches: sess.map(() => null), ys: sess.map(() => []) };
+      pool.push(buf);
+    }
+    buf.busy = true;
+    return buf;
+  }
+
   /**
    * Logits `(nHeads, B, h·w)` (head index = branch·nScan + scan) from Z `(B, in_chans, h, w)` and the
    * `(B, h·w)` navigation mask, as {@link headForwardRef}; with `outSize` [H, W] also the pixel map
@@ -462,45 +524,74 @@ export class NativeHead {
     const { nScan, nBranch, dInner: di, dState: ns } = dims;
     const nav = navigationIndex(refMask, B, h, w, nScan);
     const Ls = nav.Ls, N = nScan * B;
+    // Row-major grid positions of the navigated tokens in scan order, sequence q = b·nScan + s
+    // (the graphs keep every grid row-major; see scanKernel).
+    const perms = scanPermutations(h, w, nScan);
+    const gather = new BigInt64Array(N * Ls);
+    for (let s = 0; s < nScan; s++) {
+      for (let b = 0; b < B; b++) {
+        const src = (s * B + b) * Ls, dst = (b * nScan + s) * Ls;
+        for (let j = 0; j < Ls; j++) gather[dst + j] = BigInt(perms[s][nav.gather[src + j]]);
+      }
+    }
     const sess = await this.graphSessions(h, w, Ls, outSize);
     const T = (data: Float32Array | BigInt64Array, dimsT: number[]): Tensor =>
       new this.ort.Tensor(data instanceof BigInt64Array ? "int64" : "float32", data, dimsT);
-    const gidx = T(BigInt64Array.from(nav.gather, BigInt), [N, 1, Ls]);
+    const gidx = T(gather, [N, 1, Ls]);
+    // 1 where a sequence's grid position keeps its conv output, 0 at its navigated tokens
+    const keepMask = new Float32Array(N * h * w).fill(1);
+    for (let q = 0; q < N; q++) {
+      for (let j = 0; j < Ls; j++) keepMask[q * h * w + Number(gather[q * Ls + j])] = 0;
+    }
+    const keep = T(keepMask, [N, 1, h * w]);
     let feeds: Record<string, Tensor> = {
       Z: T(Z, [B, this.weights.config.in_chans, h, w]),
       gidx,
+      keep,
     };
+    const buf = this.takeBuffers(`${h}x${w}:${Ls}:${outSize ? outSize.join("x") : ""}:${B}`, sess);
     const prof = { graphs: [] as number[], scans: 0 };
-    for (let k = 0; k < sess.length; k++) {
-      let t0 = performance.now();
-      const out = await sess[k].run(feeds);
-      prof.graphs.push(performance.now() - t0);
-      if (k === sess.length - 1) {
-        Object.assign(lastNativeHeadProfile, prof);
-        return {
-          logits: new Float32Array(out.logits.data as Float32Array),
-          pixelMap: outSize ? new Float32Array(out.pixel_map.data as Float32Array) : null,
-        };
+    try {
+      for (let k = 0; k < sess.length; k++) {
+        let t0 = performance.now();
+        const fetch = buf.fetches[k];
+        const run = await (fetch ? sess[k].run(feeds, fetch) : sess[k].run(feeds));
+        // The first forward of a shape keeps its outputs as the buffers of the next ones.
+        const out = fetch ?? (buf.fetches[k] = run);
+        prof.graphs.push(performance.now() - t0);
+        if (k === sess.length - 1) {
+          Object.assign(lastNativeHeadProfile, prof);
+          return {
+            logits: new Float32Array(out.logits.data as Float32Array),
+            pixelMap: outSize ? new Float32Array(out.pixel_map.data as Float32Array) : null,
+          };
+        }
+        t0 = performance.now();
+        const next: Record<string, Tensor> = { gidx, keep };
+        for (let i = 0; i < nBranch; i++) {
+          const p = `b${i}`;
+          const y = scanRecurrence(
+            out[`${p}_dA`].data as Float32Array,
+            out[`${p}_du`].data as Float32Array,
+            out[`${p}_B`].data as Float32Array,
+            out[`${p}_C`].data as Float32Array,
+            N,
+            Ls,
+            di,
+            ns,
+            buf.ys[k][i],
+          );
+          buf.ys[k][i] = y;
+          const D = this.weights.branches[i].blocks[k].mixer.D;
+          gate(y, out[`${p}_u`].data as Float32Array, out[`${p}_g`].data as Float32Array, D);
+          next[`${p}_in_gated`] = T(y, [N, Ls, di]);
+          next[`${p}_in_q`] = out[`${p}_q`];
+        }
+        prof.scans += performance.now() - t0;
+        feeds = next;
       }
-      t0 = performance.now();
-      const next: Record<string, Tensor> = { gidx };
-      for (let i = 0; i < nBranch; i++) {
-        const p = `b${i}`;
-        const y = scanRecurrence(
-          out[`${p}_dA`].data as Float32Array,
-          out[`${p}_du`].data as Float32Array,
-          out[`${p}_B`].data as Float32Array,
-          out[`${p}_C`].data as Float32Array,
-          N,
-          Ls,
-          di,
-          ns,
-        );
-        next[`${p}_in_y`] = T(y, [N, Ls, di]);
-        for (const name of CARRY) next[`${p}_in_${name}`] = out[`${p}_${name}`];
-      }
-      prof.scans += performance.now() - t0;
-      feeds = next;
+    } finally {
+      buf.busy = false;
     }
     throw new Error("native head: no graph ran");
   }
