@@ -95,21 +95,27 @@ export function gaussianFilter(
   }
   const k = gaussianKernel1d(sigma, truncate);
   const r = (k.length - 1) / 2;
-  // scipy filters axis 0 first, then axis 1, rounding to the array dtype (f32) in between.
+  // scipy filters axis 0 first, then axis 1, rounding to the array dtype (f32) in between. Each
+  // output sums its taps in order t = −r … r in float64, as before; the loops run over whole rows
+  // (axis 0) and over a reflected copy of each row (axis 1) instead of reflecting every tap.
   const tmp = new Float32Array(H * W);
+  const acc = new Float64Array(W);
   for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      let s = 0;
-      for (let t = -r; t <= r; t++) s += k[t + r] * map[reflectIndex(y + t, H) * W + x];
-      tmp[y * W + x] = s;
+    acc.fill(0);
+    for (let t = -r; t <= r; t++) {
+      const kt = k[t + r], row = reflectIndex(y + t, H) * W;
+      for (let x = 0; x < W; x++) acc[x] += kt * map[row + x];
     }
+    tmp.set(acc, y * W);
   }
   const out = new Float32Array(H * W);
+  const pad = new Float32Array(W + 2 * r);
   for (let y = 0; y < H; y++) {
     const row = y * W;
+    for (let x = -r; x < W + r; x++) pad[x + r] = tmp[row + reflectIndex(x, W)];
     for (let x = 0; x < W; x++) {
       let s = 0;
-      for (let t = -r; t <= r; t++) s += k[t + r] * tmp[row + reflectIndex(x + t, W)];
+      for (let t = 0; t <= 2 * r; t++) s += k[t] * pad[x + t];
       out[row + x] = s;
     }
   }

@@ -34,16 +34,23 @@ export function encodeImageInto(
   for (let j = 0; j < C; j++) {
     const i0 = 2 * j, i1 = 2 * j + 1;
     const o = dstOff + j * L;
-    for (let p = 0; p < L; p++) {
-      const a = i0 < C ? Math.abs(src[srcOff + i0 * L + p]) : sqr(src[srcOff + (i0 - C) * L + p]);
-      const b = i1 < C ? Math.abs(src[srcOff + i1 * L + p]) : sqr(src[srcOff + (i1 - C) * L + p]);
-      dst[o + p] = fr(fr(a + b) * 0.5);
+    const a0 = srcOff + (i0 < C ? i0 : i0 - C) * L, b0 = srcOff + (i1 < C ? i1 : i1 - C) * L;
+    if (i1 < C) { // both |x|
+      for (let p = 0; p < L; p++) {
+        dst[o + p] = fr(fr(Math.abs(src[a0 + p]) + Math.abs(src[b0 + p])) * 0.5);
+      }
+    } else if (i0 >= C) { // both x²
+      for (let p = 0; p < L; p++) {
+        const a = src[a0 + p], b = src[b0 + p];
+        dst[o + p] = fr(fr(fr(a * a) + fr(b * b)) * 0.5);
+      }
+    } else { // |x| ‖ x² (odd C)
+      for (let p = 0; p < L; p++) {
+        const b = src[b0 + p];
+        dst[o + p] = fr(fr(Math.abs(src[a0 + p]) + fr(b * b)) * 0.5);
+      }
     }
   }
-}
-
-function sqr(x: number): number {
-  return fr(x * x);
 }
 
 /**

@@ -41,8 +41,16 @@ export async function fuseResidualsNative(
     // Channels-last f32 features of the image (queries) and of its references (the bank).
     const q = new Float32Array(L * C);
     const base = (b * 2 * C + C) * L;
-    for (let c = 0; c < C; c++) {
-      for (let p = 0; p < L; p++) q[p * C + c] = X[base + c * L + p];
+    // (C, L) → (L, C) in 32 × 32 tiles (a plain strided copy misses the cache on every write)
+    for (let c0 = 0; c0 < C; c0 += 32) {
+      const c1 = Math.min(C, c0 + 32);
+      for (let p0 = 0; p0 < L; p0 += 32) {
+        const p1 = Math.min(L, p0 + 32);
+        for (let c = c0; c < c1; c++) {
+          const src = base + c * L;
+          for (let p = p0; p < p1; p++) q[p * C + c] = X[src + p];
+        }
+      }
     }
     const bank = new Float32Array(K * C);
     for (let k = 0; k < K; k++) bank.set(q.subarray(refs[k] * C, (refs[k] + 1) * C), k * C);
