@@ -6,7 +6,6 @@ import {
   greedyCoresetGpu,
   greedyCoresetReference,
   quantizeCoresetPoints,
-  type Rng,
   sampleWithoutReplacement,
 } from "../lib/bank/coreset.ts";
 import {
@@ -21,31 +20,7 @@ import {
 import { encodeSafeTensors, readSafeTensors } from "../lib/io/safetensors.ts";
 import type { FeatureGrid } from "../lib/types.ts";
 import { gpuTest, requireGpu } from "./_gpu.ts";
-
-function uniformPoints(n: number, d: number, rng: Rng): Float32Array {
-  const x = new Float32Array(n * d);
-  for (let i = 0; i < x.length; i++) x[i] = rng.nextFloat() * 2 - 1;
-  return x;
-}
-
-/** n points around `k` Gaussian-ish cluster centres (sum of uniforms), d dims. */
-function clusteredPoints(n: number, d: number, k: number, rng: Rng): Float32Array {
-  const centres = uniformPoints(k, d, rng).map((v) => v * 10);
-  const x = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    const c = rng.nextInt(k);
-    for (let j = 0; j < d; j++) {
-      x[i * d + j] = centres[c * d + j] + (rng.nextFloat() + rng.nextFloat() - 1) * 0.8;
-    }
-  }
-  return x;
-}
-
-function setup(points: Float32Array, n: number, d: number, seed: number) {
-  const q = quantizeCoresetPoints(points, d);
-  const starts = sampleWithoutReplacement(n, 10, createRng(seed));
-  return { pts: q.codes, init: coresetInitDistances(q.codes, n, d, starts) };
-}
+import { clusteredPoints, coresetSetup, uniformPoints } from "./_points.ts";
 
 /** Max over all points of the f64 Euclidean distance to the nearest of `centres`. */
 function coverageRadius(x: Float32Array, n: number, d: number, centres: ArrayLike<number>): number {
@@ -74,7 +49,7 @@ Deno.test({
   async fn() {
     const gpu = requireGpu();
     const n = 20000, d = 64, t = 200;
-    const { pts, init } = setup(uniformPoints(n, d, createRng(11)), n, d, 12);
+    const { codes: pts, init } = coresetSetup(uniformPoints(n, d, createRng(11)), n, d, 12);
     const g = await greedyCoresetGpu(gpu, pts, n, d, t, init, { stepsPerSubmit: 64 });
     const r = greedyCoresetReference(pts, n, d, t, init);
     assert.deepEqual([...g.indices], [...r.indices]);
@@ -98,7 +73,7 @@ Deno.test({
       const b = perm[i] % distinct;
       x.set(base.subarray(b * d, b * d + d), i * d);
     }
-    const { pts, init } = setup(x, n, d, 6);
+    const { codes: pts, init } = coresetSetup(x, n, d, 6);
     const g = await greedyCoresetGpu(gpu, pts, n, d, t, init);
     const r = greedyCoresetReference(pts, n, d, t, init);
     assert.deepEqual([...g.indices], [...r.indices]);

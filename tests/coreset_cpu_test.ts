@@ -4,39 +4,14 @@ import {
   createRng,
   greedyCoresetReference,
   maxCode,
-  quantizeCoresetPoints,
   resolveCoresetImpl,
-  type Rng,
   sampleWithoutReplacement,
 } from "../lib/bank/coreset.ts";
 import { greedyCoresetCpu } from "../lib/bank/coreset_cpu.ts";
 import { buildBank } from "../lib/bank/bank.ts";
 import type { FeatureGrid } from "../lib/types.ts";
 import { gpu, gpuTest, requireGpu } from "./_gpu.ts";
-
-function uniformPoints(n: number, d: number, rng: Rng): Float32Array {
-  const x = new Float32Array(n * d);
-  for (let i = 0; i < x.length; i++) x[i] = rng.nextFloat() * 2 - 1;
-  return x;
-}
-
-function clusteredPoints(n: number, d: number, k: number, rng: Rng): Float32Array {
-  const centres = uniformPoints(k, d, rng).map((v) => v * 10);
-  const x = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    const c = rng.nextInt(k);
-    for (let j = 0; j < d; j++) {
-      x[i * d + j] = centres[c * d + j] + (rng.nextFloat() + rng.nextFloat() - 1) * 0.8;
-    }
-  }
-  return x;
-}
-
-function setup(points: Float32Array, n: number, d: number, seed: number) {
-  const q = quantizeCoresetPoints(points, d);
-  const starts = sampleWithoutReplacement(n, Math.min(10, n), createRng(seed));
-  return { codes: q.codes, init: coresetInitDistances(q.codes, n, d, starts) };
-}
+import { clusteredPoints, coresetSetup, uniformPoints } from "./_points.ts";
 
 /** Both CPU kernels equal the reference (indices and values); returns the reference result. */
 function assertSame(codes: Int16Array, n: number, d: number, t: number, init: Int32Array) {
@@ -56,14 +31,14 @@ function assertSame(codes: Int16Array, n: number, d: number, t: number, init: In
 
 Deno.test("coreset cpu: identical to the reference on uniform random codes (d=128, d=8, d=20)", () => {
   for (const [n, d, t, seed] of [[3000, 128, 300, 1], [4000, 8, 600, 2], [2500, 20, 400, 3]]) {
-    const { codes, init } = setup(uniformPoints(n, d, createRng(seed)), n, d, seed + 10);
+    const { codes, init } = coresetSetup(uniformPoints(n, d, createRng(seed)), n, d, seed + 10);
     assertSame(codes, n, d, t, init);
   }
 });
 
 Deno.test("coreset cpu: identical on clustered data (pruning active), d=128 and d=8", () => {
   for (const [n, d, t, seed] of [[6000, 128, 800, 4], [6000, 8, 1500, 5]]) {
-    const { codes, init } = setup(clusteredPoints(n, d, 25, createRng(seed)), n, d, seed);
+    const { codes, init } = coresetSetup(clusteredPoints(n, d, 25, createRng(seed)), n, d, seed);
     const r = assertSame(codes, n, d, t, init);
     assert.equal(new Set(r.indices).size, t);
   }
@@ -79,7 +54,7 @@ Deno.test("coreset cpu: exact duplicates and tied distances (ties → lowest ind
     const b = perm[i] % distinct;
     x.set(base.subarray(b * d, b * d + d), i * d);
   }
-  const { codes, init } = setup(x, n, d, 6);
+  const { codes, init } = coresetSetup(x, n, d, 6);
   const r = assertSame(codes, n, d, t, init);
   // Once everything is covered (value 0), the lowest unselected indices come in order.
   const firstZero = r.minDist.findIndex((v, i) => i > 0 && v === 0);
@@ -96,12 +71,12 @@ Deno.test("coreset cpu: exact duplicates and tied distances (ties → lowest ind
 Deno.test("coreset cpu: T = n, T = 0, 1, 2, and d = 1 (TypeScript kernel)", () => {
   const n = 300;
   for (const d of [8, 3]) {
-    const { codes, init } = setup(clusteredPoints(n, d, 7, createRng(7)), n, d, 8);
+    const { codes, init } = coresetSetup(clusteredPoints(n, d, 7, createRng(7)), n, d, 8);
     const r = assertSame(codes, n, d, n, init);
     assert.deepEqual([...r.indices].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
     for (const t of [0, 1, 2]) assertSame(codes, n, d, t, init);
   }
-  const { codes, init } = setup(uniformPoints(500, 1, createRng(9)), 500, 1, 9);
+  const { codes, init } = coresetSetup(uniformPoints(500, 1, createRng(9)), 500, 1, 9);
   assertSame(codes, 500, 1, 200, init);
   let used = "";
   greedyCoresetCpu(codes, 500, 1, 10, init, { onKernel: (k) => (used = k) });

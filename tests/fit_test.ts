@@ -8,7 +8,8 @@
  * The fits are shared between the tests of this file (one kernel compilation per process).
  */
 import assert from "node:assert/strict";
-import { BLEND_LAMBDAS, blendMaps } from "../lib/eval/blend.ts";
+import { BLEND_LAMBDAS, blendMaps, blendMargin, selectLambda } from "../lib/eval/blend.ts";
+import type { Metrics } from "../lib/metrics/compute.ts";
 import { splitImages } from "../lib/train/samples.ts";
 import { join } from "node:path";
 import { gpuTest, requireGpu } from "./_gpu.ts";
@@ -216,14 +217,15 @@ Deno.test({
     // every candidate λ and bank-only (λ = 1) were scored on validation; the chosen one is best
     const lambdas = rec.blend.table.map((t: { lambda: number }) => t.lambda);
     assert.deepEqual(lambdas, [...BLEND_LAMBDAS, 1]);
-    // one-SE rule: the chosen λ is the largest candidate within one bootstrap SE of the best
-    const cands = rec.blend.table.filter((t: { lambda: number }) => t.lambda < 1);
-    const top = cands.find((t: { lambda: number }) => t.lambda === rec.blend.best);
-    for (const t of cands) assert.ok(t.score <= top.score, "best is the maximum");
-    assert.ok(rec.blend.se >= 0);
-    const within = cands.filter((t: { score: number }) => t.score >= top.score - rec.blend.se);
-    const want = Math.max(...within.map((t: { lambda: number }) => t.lambda));
-    assert.equal(rec.blend.blend.lambda, want);
+    // dominance rule: the chosen λ has the largest worst-metric margin over bank-only
+    assert.equal(rec.blend.rule, "dominance");
+    assert.equal(rec.blend.blend.lambda, selectLambda(rec.blend.table));
+    const chosen = rec.blend.table.find((t: { lambda: number }) =>
+      t.lambda === rec.blend.blend.lambda
+    );
+    for (const t of rec.blend.table.filter((t: { lambda: number }) => t.lambda < 1)) {
+      assert.ok(t.margin <= chosen.margin + 1e-9, `λ ${t.lambda} margin ≤ the chosen one's`);
+    }
     assert.equal(rec.settings.steps, FIT.steps);
     for (const f of ["head.safetensors", "bank.safetensors", "loss.csv", "key.json"]) {
       await Deno.stat(join(base.dir, f));
@@ -349,6 +351,37 @@ Deno.test("blendMaps: z-scores each map with its clean statistics and mixes them
   const h0 = blendMaps(head, bank, { ...b, lambda: 0 });
   assert.ok(h0[0] < h0[1] && h0[1] < h0[2]);
   assert.throws(() => blendMaps(head, bank.subarray(0, 2), b), /head map 3 vs bank map 2/);
+});
+
+Deno.test("selectLambda: the candidate with the largest worst-metric margin over bank-only", () => {
+  const m = (iauroc: number, pap: number, aupro: number) =>
+    ({ image_auroc: iauroc, pixel_ap: pap, aupro }) as unknown as Metrics;
+  const bank = { lambda: 1, metrics: m(1, 0.3, 0.865) };
+  // λ 0 has the best mean but loses AUPRO by 0.03; λ 0.25 loses by 0.0001; 0.5 and 0.75 win all
+  const t = [
+    { lambda: 0, metrics: m(1, 0.44, 0.832) },
+    { lambda: 0.25, metrics: m(1, 0.43, 0.8649) },
+    { lambda: 0.5, metrics: m(1, 0.39, 0.873) },
+    { lambda: 0.75, metrics: m(1, 0.35, 0.871) },
+    bank,
+  ];
+  // 0.5 and 0.75 tie at margin 0 (image AUROC 1 = 1): the better mean decides
+  assert.equal(selectLambda(t), 0.5);
+  assert.equal(blendMargin(t[2].metrics, bank.metrics), 0);
+  assert.ok(Math.abs(blendMargin(t[0].metrics, bank.metrics) + 0.033) < 1e-12);
+  // a metric that is NaN on one side (no anomalous pixel) is left out of the margin
+  const nan = m(NaN, 0.5, 0.9);
+  assert.ok(Math.abs(blendMargin(nan, bank.metrics) - 0.035) < 1e-12);
+  // equal margins and means: the larger λ (more bank weight)
+  assert.equal(
+    selectLambda([
+      { lambda: 0.25, metrics: bank.metrics },
+      { lambda: 0.5, metrics: bank.metrics },
+      bank,
+    ]),
+    0.5,
+  );
+  assert.throws(() => selectLambda([t[0]]), /needs bank-only/);
 });
 
 Deno.test("splitImages: seeded, disjoint validation and training images per category, with caps", () => {

@@ -16,43 +16,13 @@ import {
   type TopK,
 } from "../lib/bank/search.ts";
 import { gpu, gpuTest } from "./_gpu.ts";
+import { assertSameTopK, rand } from "./_knn.ts";
+
+/** The native search's distances are the reference's f64 sums rounded once: 1e-5 relative. */
+const assertExact = (got: TopK, ref: TopK, what: string) => assertSameTopK(got, ref, what, 1e-5);
 
 const available = await nativeSearchAvailable();
 const nativeTest = { ignore: !available, sanitizeResources: false, sanitizeOps: false };
-
-/** Deterministic uniform values in [-0.5, 0.5) (LCG), or small integers when `ints` is given. */
-function rand(n: number, seed: number, ints = 0): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = ints ? Math.floor((s / 2 ** 32) * (2 * ints + 1)) - ints : s / 2 ** 32 - 0.5;
-  }
-  return a;
-}
-
-function assertSame(got: TopK, ref: TopK, what: string): void {
-  assert.equal(got.q, ref.q, `${what}: Q`);
-  assert.equal(got.k, ref.k, `${what}: k`);
-  let bad = 0, first = "";
-  for (let i = 0; i < ref.indices.length; i++) {
-    if (got.indices[i] !== ref.indices[i]) {
-      if (!bad) {
-        first = `query ${Math.floor(i / ref.k)} rank ${i % ref.k}: got ${got.indices[i]}, ` +
-          `reference ${ref.indices[i]} (d=${ref.distances[i]})`;
-      }
-      bad++;
-    }
-  }
-  assert.equal(bad, 0, `${what}: ${bad} indices differ from the reference; first ${first}`);
-  for (let i = 0; i < ref.distances.length; i++) {
-    const r = ref.distances[i];
-    assert.ok(
-      Math.abs(got.distances[i] - r) <= 1e-5 * Math.max(r, 1e-6),
-      `${what}: distance ${i}: ${got.distances[i]} vs ${r}`,
-    );
-  }
-}
 
 /**
  * "Real-ish" features: all-positive (ReLU-like, large common offset, so |q|² ≫ distances and the
@@ -81,7 +51,7 @@ Deno.test({
     for (const k of [1, 3, 4]) {
       const qk = k === 3 ? queries : queries.subarray(0, 400 * d);
       const got = await searchTopK(qk, index, k, { variant: "native", native });
-      assertSame(got, searchTopKRef(qk, bank, d, k), `random k=${k}`);
+      assertExact(got, searchTopKRef(qk, bank, d, k), `random k=${k}`);
     }
   },
 });
@@ -101,19 +71,19 @@ Deno.test({
     const native = { chunkRows: 2000 };
     for (const k of [3, 4]) {
       const ref = searchTopKRef(queries, bank, d, k, mask);
-      assertSame(
+      assertExact(
         await searchTopK(queries, index, k, { variant: "native", allowedImageIds: ids, native }),
         ref,
         `ids k=${k}`,
       );
-      assertSame(
+      assertExact(
         await searchTopK(queries, index, k, { variant: "native", allowed: mask, native }),
         ref,
         `mask k=${k}`,
       );
     }
     // the unrestricted search afterwards uses the whole bank again
-    assertSame(
+    assertExact(
       await searchTopK(queries, index, 3, { variant: "native", native }),
       searchTopKRef(queries, bank, d, 3),
       "unrestricted",
@@ -142,7 +112,7 @@ Deno.test({
     const native = { chunkRows: 2000 };
     for (const k of [1, 3, 4]) {
       const got = await searchTopK(queries, index, k, { variant: "native", native });
-      assertSame(got, searchTopKRef(queries, bank, d, k), `dups k=${k}`);
+      assertExact(got, searchTopKRef(queries, bank, d, k), `dups k=${k}`);
       assert.ok(lastNativeStats.accepted.length >= 2, "query 0 needed a second round");
     }
     const r = await searchTopK(queries.subarray(0, d), index, 4, { variant: "native", native });
@@ -164,7 +134,7 @@ Deno.test({
         variant: "native",
         native: { chunkRows: 1000, extra: 2 },
       });
-      assertSame(got, searchTopKRef(queries, bank, d, k), `ints k=${k}`);
+      assertExact(got, searchTopKRef(queries, bank, d, k), `ints k=${k}`);
     }
     // a row repeated 1200 times in one chunk: 3 rounds (k+2, ×8, ×64 = 320) cannot clear it
     const dup = new Float32Array(1500 * d);
@@ -178,7 +148,7 @@ Deno.test({
       variant: "native",
       native: { chunkRows: 1500, extra: 2 },
     });
-    assertSame(got, searchTopKRef(q, dup, d, 3), "1200 duplicates");
+    assertExact(got, searchTopKRef(q, dup, d, 3), "1200 duplicates");
     assert.ok(lastNativeStats.reference >= 1, "the duplicated query went to the reference");
   },
 });
@@ -195,7 +165,7 @@ Deno.test({
     const three = new Uint8Array(n);
     three[10] = three[2600] = three[4999] = 1;
     for (const allowed of [sparse, three]) {
-      assertSame(
+      assertExact(
         await searchTopK(queries, index, 3, { variant: "native", allowed, native }),
         searchTopKRef(queries, bank, d, 3, allowed),
         `mask ${allowed === three ? "exactly k" : "sparse chunk"}`,
@@ -211,11 +181,15 @@ Deno.test({
     const d = 64, n = 20000; // 2 chunks of 10000 with the default 16384-row target
     const bank = rand(n * d, 51), data = rand(2 * 10 * 15 * d, 52);
     const ref = searchTopKRef(data, bank, d, 3);
-    assertSame(await searchTopK(data, bank, 3, { d, gpu: null, variant: "native" }), ref, "plain");
+    assertExact(
+      await searchTopK(data, bank, 3, { d, gpu: null, variant: "native" }),
+      ref,
+      "plain",
+    );
     const index = await createBankIndex(null, bank, d);
     await prepareBankSearch(index, 3, { variant: "native" });
     const grid = { data, n: 2, h: 10, w: 15, c: d };
-    assertSame(await searchTopK(grid, index, 3, { variant: "native" }), ref, "grid");
+    assertExact(await searchTopK(grid, index, 3, { variant: "native" }), ref, "grid");
   },
 });
 
@@ -234,13 +208,13 @@ Deno.test({
     const index = await createBankIndex(null, bank, d);
     let got: TopK | undefined;
     assert.ok(await ranNative(async () => got = await searchTopK(queries, index, 3)));
-    assertSame(got!, ref, "auto, host-only index");
+    assertExact(got!, ref, "auto, host-only index");
     assert.ok(await ranNative(() => searchTopK(queries, bank, 3, { d, gpu: null })));
     const before = Deno.env.get("SNARM_SEARCH");
     try {
       Deno.env.set("SNARM_SEARCH", "reference");
       assert.ok(!(await ranNative(async () => got = await searchTopK(queries, index, 3))));
-      assertSame(got!, ref, "SNARM_SEARCH=reference");
+      assertExact(got!, ref, "SNARM_SEARCH=reference");
       assert.ok(await ranNative(() => searchTopK(queries, index, 3, { variant: "native" })));
       Deno.env.set("SNARM_SEARCH", "bogus");
       await assert.rejects(() => searchTopK(queries, index, 3), /SNARM_SEARCH='bogus'/);
@@ -262,13 +236,13 @@ Deno.test({
     try {
       let got: TopK | undefined;
       assert.ok(await ranNative(async () => got = await searchTopK(queries, index, 3)));
-      assertSame(got!, ref, "auto on lavapipe");
+      assertExact(got!, ref, "auto on lavapipe");
       assert.ok(
         !(await ranNative(async () =>
           got = await searchTopK(queries, index, 3, { variant: "webgpu" })
         )),
       );
-      assertSame(got!, ref, "webgpu on lavapipe");
+      assertExact(got!, ref, "webgpu on lavapipe");
     } finally {
       index.destroy();
     }
