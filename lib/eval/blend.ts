@@ -7,10 +7,11 @@
  * with M_head the smoothed mean-of-sigmoids map (spec §6–7), M_bank the smoothed inter-residual
  * norm map (spec §7, bank-only), μ/σ the mean and standard deviation of each map over every pixel
  * of the *clean* validation images (the z-scores put both maps on one scale), and λ chosen from
- * {@link BLEND_LAMBDAS} by the mean of the seven metrics on the validation images (clean + synthetic
- * anomalies; the mask of a synthetic sample is its grid target ≥ 0.5, upsampled by blocks) with
- * the one-standard-error rule: the largest λ whose score is within one bootstrap standard error of
- * the best candidate's (synthetic validation defects favour the head, which learnt their kind). The
+ * {@link BLEND_LAMBDAS} on the validation images (clean + synthetic anomalies; the mask of a
+ * synthetic sample is its grid target ≥ 0.5, upsampled by blocks) by the **dominance rule**
+ * ({@link selectLambda}): the candidate whose worst metric margin over bank-only (λ = 1) is the
+ * largest, i.e. the blend that comes closest to beating the bank on every one of the seven metrics
+ * (the goal SNARM is held to); ties go to the better mean of the seven metrics. The
  * image score is the max of the 16×16 average pool of the blended map (spec §7). Both maps are
  * linear in the same way after smoothing, so blending smoothed maps equals smoothing the blend.
  * @module
@@ -21,7 +22,6 @@ import { computeMetrics, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "../train/samples.ts";
 import { metricsMean, quiet } from "../train/validate.ts";
 import { scorePatchMap } from "./bank_only.ts";
-import { mulberry32 } from "../train/grad/pointwise.ts";
 
 /** Candidate weights of the bank map (λ = 1, bank-only, is not a candidate: the head always counts). */
 export const BLEND_LAMBDAS: readonly number[] = [0, 0.25, 0.5, 0.75];
@@ -76,19 +76,73 @@ function meanStd(maps: Float32Array[]): { mean: number; std: number } {
   return { mean, std: Math.sqrt(Math.max(ss / n - mean * mean, 0)) || 1 };
 }
 
+/** One candidate's validation result: the seven metrics, their mean, its worst margin over bank-only. */
+export interface BlendCandidate {
+  lambda: number;
+  /** Mean of the seven metrics. */
+  score: number;
+  /** min over the seven metrics of (metric(λ) − metric(bank-only)); 0 for bank-only itself. */
+  margin: number;
+  metrics: Metrics;
+}
+
 /** Result of {@link chooseBlend}. */
 export interface BlendChoice {
   blend: MapBlend;
-  /** Validation metrics of every candidate λ (and of bank-only, λ = 1, for reference). */
-  table: Array<{ lambda: number; score: number; metrics: Metrics }>;
-  /** The candidate with the best validation score. */
-  best: number;
-  /** Bootstrap standard error of that score (the one-SE rule's margin). */
-  se: number;
+  /** Validation results of every candidate λ and of bank-only (λ = 1, for reference). */
+  table: BlendCandidate[];
+  /** The rule that chose λ (see {@link selectLambda}). */
+  rule: "dominance";
 }
 
-/** Bootstrap resamples of the validation samples for the standard error. */
-const BOOTSTRAP = 30;
+/**
+ * The dominance rule: among the candidates (λ < 1) of a validation table, the one with the largest
+ * worst-metric margin over bank-only; ties (margins within 1e-9) go to the higher mean score, then
+ * to the larger λ. Metrics that are not finite on either side are left out of the margin.
+ * @throws {Error} when the table lacks bank-only (λ = 1) or every candidate.
+ * @example
+ * ```ts
+ * import { selectLambda } from "./blend.ts";
+ * const m = (a: number, b: number) => ({ pixel_ap: a, aupro: b });
+ * const t = [
+ *   { lambda: 0, metrics: m(0.5, 0.7) },
+ *   { lambda: 0.5, metrics: m(0.45, 0.81) },
+ *   { lambda: 1, metrics: m(0.4, 0.8) },
+ * ];
+ * // λ 0 has the best P-AP but loses AUPRO to the bank; λ 0.5 beats the bank on both
+ * if (selectLambda(t as never) !== 0.5) throw new Error("dominance rule");
+ * ```
+ */
+export function selectLambda(
+  table: readonly Pick<BlendCandidate, "lambda" | "metrics">[],
+): number {
+  const bank = table.find((t) => t.lambda === 1);
+  const cands = table.filter((t) => t.lambda < 1);
+  if (!bank || !cands.length) throw new Error("selectLambda: needs bank-only (λ 1) and candidates");
+  const rank = cands.map((t) => ({
+    lambda: t.lambda,
+    margin: blendMargin(t.metrics, bank.metrics),
+    score: metricsMean(t.metrics),
+  }));
+  rank.sort((a, b) =>
+    Math.abs(a.margin - b.margin) > 1e-9
+      ? b.margin - a.margin
+      : Math.abs(a.score - b.score) > 1e-12
+      ? b.score - a.score
+      : b.lambda - a.lambda
+  );
+  return rank[0].lambda;
+}
+
+/** min over the metrics finite on both sides of (m − bank); +∞ when none is. */
+export function blendMargin(m: Metrics, bank: Metrics): number {
+  let worst = Infinity;
+  for (const [k, v] of Object.entries(m)) {
+    const b = (bank as unknown as Record<string, number>)[k];
+    if (Number.isFinite(v) && Number.isFinite(b)) worst = Math.min(worst, v - b);
+  }
+  return worst;
+}
 
 /**
  * Choose λ on validation samples: the head's and the bank's full-resolution maps of each sample,
@@ -144,58 +198,33 @@ export async function chooseBlend(
     bankMean: bs.mean,
     bankStd: bs.std,
   });
-  /** The seven metrics of blend λ over the samples `idx` (repeats allowed), every `step`-th pixel. */
-  const evaluate = (lambda: number, idx: readonly number[], step: number): Metrics => {
-    const b = stats(lambda), side = Math.ceil(size / step), q = side * side;
-    const maps = new Float32Array(idx.length * q), m = new Uint8Array(idx.length * q);
-    const scores = new Float32Array(idx.length), lab = new Uint8Array(idx.length);
-    idx.forEach((i, j) => {
+  /** The seven metrics of blend λ over every validation sample. */
+  const evaluate = (lambda: number): Metrics => {
+    const b = stats(lambda), maps = new Float32Array(val.length * px);
+    const scores = new Float32Array(val.length);
+    val.forEach((_, i) => {
       const r = blendScored(headMaps[i], bankMaps[i], b, size);
-      scores[j] = r.score;
-      lab[j] = labels[i];
-      let o = j * q;
-      for (let y = 0; y < size; y += step) {
-        for (let x = 0; x < size; x += step, o++) {
-          maps[o] = r.map[y * size + x];
-          m[o] = masks[i * px + y * size + x];
-        }
-      }
+      scores[i] = r.score;
+      maps.set(r.map, i * px);
     });
     return quiet(() =>
       computeMetrics({
         imageScores: scores,
-        imageLabels: lab,
+        imageLabels: labels,
         pixelScores: maps,
-        pixelMasks: m,
-        shape: [idx.length, side, side],
+        pixelMasks: masks,
+        shape: [val.length, size, size],
       })
     );
   };
-  const all = val.map((_, i) => i);
-  const table: BlendChoice["table"] = [...BLEND_LAMBDAS, 1].map((lambda) => {
-    const metrics = evaluate(lambda, all, 1);
-    return { lambda, score: metricsMean(metrics), metrics };
-  });
-  const cands = table.filter((t) => t.lambda < 1);
-  const top = cands.reduce((a, t) => (t.score > a.score ? t : a));
-  // One-standard-error rule (Breiman et al.): the standard error of the best candidate's score
-  // from a seeded bootstrap over the validation samples (every 4th pixel per side); then the
-  // candidate with the most bank weight whose score is within one SE of the best. Synthetic
-  // validation defects favour the head (it was trained on their kind), so ties go to the bank.
-  const rnd = mulberry32(0x5eed);
-  const boot: number[] = [];
-  for (let r = 0; r < BOOTSTRAP; r++) {
-    const idx = all.map(() => Math.floor(rnd() * all.length));
-    if (!idx.some((i) => labels[i]) || idx.every((i) => labels[i])) continue;
-    boot.push(metricsMean(evaluate(top.lambda, idx, 4)));
-  }
-  const mean = boot.reduce((a, b) => a + b, 0) / Math.max(boot.length, 1);
-  const se = boot.length > 1
-    ? Math.sqrt(boot.reduce((a, b) => a + (b - mean) ** 2, 0) / (boot.length - 1))
-    : 0;
-  const chosen = cands.filter((t) => t.score >= top.score - se)
-    .reduce((a, t) => (t.lambda > a.lambda ? t : a));
-  return { blend: stats(chosen.lambda), table, best: top.lambda, se };
+  const scored = [...BLEND_LAMBDAS, 1].map((lambda) => ({ lambda, metrics: evaluate(lambda) }));
+  const bank = scored[scored.length - 1].metrics;
+  const table: BlendCandidate[] = scored.map((t) => ({
+    ...t,
+    score: metricsMean(t.metrics),
+    margin: blendMargin(t.metrics, bank),
+  }));
+  return { blend: stats(selectLambda(table)), table, rule: "dominance" };
 }
 
 /**

@@ -44,7 +44,7 @@ import {
 import { DEFECT_KINDS } from "../train/defects.ts";
 
 /** Bump when a change of the fitting code changes fitted heads (invalidates cached fits). */
-const FIT_VERSION = 4;
+const FIT_VERSION = 5;
 
 /**
  * Default anomaly sources of a fit: the defect-shaped generators (lib/train/defects.ts). Chosen by
@@ -388,11 +388,11 @@ async function fitLocked(
     await Deno.writeTextFile(join(stage, "train.json"), JSON.stringify(trainJson, null, 2) + "\n");
     if (show) {
       console.log(
-        `snarm fit: validation, mean of the 7 metrics: ${
-          choice.table.map((t) => `λ=${t.lambda} ${(100 * t.score).toFixed(2)}`).join(", ")
-        }; best λ = ${choice.best} ± ${
-          (100 * choice.se).toFixed(2)
-        } (bootstrap SE) → λ = ${choice.blend.lambda} (one-SE rule)`,
+        `snarm fit: validation, λ: mean of the 7 metrics / worst margin over bank-only: ${
+          choice.table.map((t) =>
+            `${t.lambda} ${(100 * t.score).toFixed(2)} / ${(100 * t.margin).toFixed(2)}`
+          ).join(", ")
+        } → λ = ${choice.blend.lambda} (dominance rule)`,
       );
     }
     await saveBank(join(stage, "bank.safetensors"), bank);
