@@ -33,7 +33,7 @@ import {
   gemmShapeFor,
   gemmSteps,
 } from "../lib/model/gemm.ts";
-import { encodeSteps } from "../lib/model/steps.ts";
+import { encodeSteps } from "../lib/gpu/steps.ts";
 import { createActTexture, writeActTexture } from "../lib/model/textures.ts";
 import {
   blockOutputStep,

@@ -7,7 +7,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { GpuError } from "../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
-import { bindGroup, type Step, uniformWords } from "./steps.ts";
+import { bindGroup, type Step, uniformWords } from "../gpu/steps.ts";
 import { BufferUsage, TextureUsage } from "../gpu/buffers.ts";
 
 export { linearRef } from "./reference.ts";

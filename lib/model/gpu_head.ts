@@ -35,7 +35,7 @@ import {
   scanWorkgroups,
   scanWorkgroupSize,
 } from "./selective_scan.ts";
-import { bindGroup, encodeSteps, type Step, uniformWords } from "./steps.ts";
+import { bindGroup, encodeSteps, type Step, uniformWords } from "../gpu/steps.ts";
 import { createActTexture } from "./textures.ts";
 import { tokensSource } from "./tokens.ts";
 import { mapSteps } from "./maps_gpu.ts";

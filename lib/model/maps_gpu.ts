@@ -10,7 +10,7 @@ import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { createStorage, readF32 } from "../gpu/buffers.ts";
 import { gaussianKernel1d, imageScore } from "../maps/mod.ts";
 import { type HeadMaps, headMaps } from "./maps.ts";
-import { bindGroup, encodeSteps, type Step, uniformWords } from "./steps.ts";
+import { bindGroup, encodeSteps, type Step, uniformWords } from "../gpu/steps.ts";
 import { createActTexture } from "./textures.ts";
 
 export { headMaps };

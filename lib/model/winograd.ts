@@ -8,7 +8,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
-import { bindGroup, type Step, uniformWords } from "./steps.ts";
+import { bindGroup, type Step, uniformWords } from "../gpu/steps.ts";
 
 export { conv3x3Ref } from "./reference.ts";
 

@@ -28,6 +28,7 @@ import { type Gpu, GpuError, withErrorScope } from "../../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../../gpu/pipeline.ts";
 import { createStorage, readBuffer } from "../../gpu/buffers.ts";
 import { createUniform } from "../../gpu/buffers.ts";
+import { encodeSteps, type Step } from "../../gpu/steps.ts";
 
 /** A persistent GPU tensor: a whole storage buffer of `length` 32-bit elements. */
 export interface Tensor {
@@ -49,17 +50,6 @@ export interface Dispatch {
   /** Overwrite the uniform words (same count as recorded). */
   setParams(words: ArrayLike<number>): void;
 }
-
-type Cmd =
-  | {
-    kind: "dispatch";
-    pipeline: GPUComputePipeline;
-    bindGroup: GPUBindGroup;
-    workgroups: [number, number, number];
-    label: string;
-  }
-  | { kind: "clear"; t: Tensor }
-  | { kind: "copy"; src: Tensor; srcOff: number; dst: Tensor; dstOff: number; count: number };
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -103,7 +93,7 @@ export interface DispatchOptions {
  * replayed by {@link KernelSequence.run} in one command buffer.
  */
 export class KernelSequence {
-  private cmds: Cmd[] = [];
+  private cmds: Step[] = [];
   private readonly owned: GPUBuffer[] = [];
 
   constructor(readonly gpu: Gpu, readonly label = "kernels") {}
@@ -160,7 +150,7 @@ export class KernelSequence {
 
   /** Record zero-filling `t`. */
   clear(t: Tensor): void {
-    this.cmds.push({ kind: "clear", t });
+    this.cmds.push({ kind: "copy", label: "clear", encode: (enc) => enc.clearBuffer(t.buf) });
   }
 
   /** Record copying `count` elements of `src` (from `srcOff`) to `dst` (at `dstOff`). */
@@ -168,7 +158,11 @@ export class KernelSequence {
     if (srcOff + count > src.length || dstOff + count > dst.length) {
       throw new GpuError(`copy ${src.label} → ${dst.label}: ${count} values out of range`);
     }
-    this.cmds.push({ kind: "copy", src, srcOff, dst, dstOff, count });
+    this.cmds.push({
+      kind: "copy",
+      label: "copy",
+      encode: (enc) => enc.copyBufferToBuffer(src.buf, srcOff * 4, dst.buf, dstOff * 4, count * 4),
+    });
   }
 
   /**
@@ -230,26 +224,7 @@ export class KernelSequence {
 
   /** Encode the recorded commands into `enc` (consecutive dispatches share one compute pass). */
   encode(enc: GPUCommandEncoder): void {
-    let pass: GPUComputePassEncoder | null = null;
-    const end = () => {
-      pass?.end();
-      pass = null;
-    };
-    for (const c of this.cmds) {
-      if (c.kind === "dispatch") {
-        if (!pass) pass = enc.beginComputePass({ label: this.label });
-        pass.setPipeline(c.pipeline);
-        pass.setBindGroup(0, c.bindGroup);
-        if (c.workgroups.every((n) => n > 0)) pass.dispatchWorkgroups(...c.workgroups);
-      } else if (c.kind === "clear") {
-        end();
-        enc.clearBuffer(c.t.buf);
-      } else {
-        end();
-        enc.copyBufferToBuffer(c.src.buf, c.srcOff * 4, c.dst.buf, c.dstOff * 4, c.count * 4);
-      }
-    }
-    end();
+    encodeSteps(enc, this.cmds, this.label);
   }
 
   /**
@@ -277,7 +252,7 @@ export class KernelSequence {
         this.cmds = [c];
         const t0 = performance.now();
         await this.run();
-        const label = c.kind === "dispatch" ? c.label : c.kind;
+        const label = c.label;
         const e = acc.get(label) ?? { ms: 0, count: 0 };
         e.ms += performance.now() - t0;
         e.count++;
