@@ -310,7 +310,7 @@ function buildGraphs(
 ): Uint8Array[] {
   const dims = w.dims;
   const L = h * wd;
-  const { d, nScan, depth, nBranch } = dims;
+  const { d, depth, nBranch } = dims;
   const Cin = w.config.in_chans;
   const graphs: Uint8Array[] = [];
   // front

@@ -75,17 +75,8 @@ export function sigmoidBackward(s: ArrayLike<number>, dy: ArrayLike<number>): Fl
   return pointwiseBackward(s, dy, (v) => v * (1 - v));
 }
 
-/** Mulberry32 PRNG in [0, 1) (deterministic, seedable). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from "../../util/rng.ts";
+import { mulberry32 } from "../../util/rng.ts";
 
 /**
  * Inverted-dropout multipliers (PyTorch `nn.Dropout` semantics, not its RNG stream): each element
