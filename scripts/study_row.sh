@@ -17,10 +17,14 @@ r = json.load(open(path))
 m = r["mean"]
 keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]
 fit = ""
+# wall times of the fit: run.json (written next to results.json)
+import os
+run = json.load(open(os.path.join(os.path.dirname(path), "run.json")))
+times = (run.get("heads") or [{}])[0]
 for h in r.get("heads", []):
     if h.get("fit"):
         f = h["fit"]
-        fit = f"best {f.get('bestStep')} val {max([v['score'] for v in f.get('validation', [])] or [float('nan')]):.4f} prep {f.get('prepSeconds', 0):.0f}s train {f.get('trainSeconds', 0):.0f}s"
+        fit = f"best {f.get('bestStep')} val {max([v['score'] for v in f.get('validation', [])] or [float('nan')]):.4f} prep {times.get('prepSeconds', 0):.0f}s train {times.get('trainSeconds', 0):.0f}s"
 vals = "\t".join("n/a" if m[k] is None else f"{100 * m[k]:.2f}" for k in keys)
 line = f"{name}\t{vals}\t{secs}\t{fit}\t{args}"
 open("results/study/rows.tsv", "a").write(line + "\n")
