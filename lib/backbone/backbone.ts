@@ -106,17 +106,20 @@ function checkPositiveInt(v: number, what: string): void {
 
 /** The feature settings of an eval or training run (field names as in their options objects). */
 export interface RunFeatureOptions {
-  /** Preset name (default "mobilenetv2"). */
+  /** Backbone preset name (default `"mobilenetv2"`). */
   backbone?: string;
-  /** Tensor names to tap (groups averaged), for a user model. */
+  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
   taps?: string[][];
-  /** Input tensor name of a user model. */
+  /** Name of the model's image input (default: its first graph input). */
   inputName?: string;
-  /** ONNX model path (required for presets without a bundled model). */
+  /** ONNX model path for presets without an embedded model (e.g. `dinov2-vitb14-reg4`). */
   model?: string;
-  /** ONNX Runtime engine (default "auto"). */
+  /**
+   * ONNX Runtime engine of the backbone (default "auto": the native CPU engine, else wasm; the
+   * features are identical, the speed differs).
+   */
   backboneEngine?: EngineChoice;
-  /** Feature dimension after the recipe's projection. */
+  /** Feature dimension (the recipe's Aggregator width, spec §1); default the preset's. */
   featureDim?: number;
 }
 

@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import type { RunFeatureOptions } from "../backbone/mod.ts";
 import { join } from "node:path";
 import { sha256Hex } from "../util/hash.ts";
 import type { Bank } from "../bank/bank.ts";
@@ -89,20 +90,11 @@ export interface FitSettings {
 }
 
 /** Options of {@link fitHead}: the data and feature settings (as `runEval`) plus the fit. */
-export interface FitOptions extends FitSettings {
+export interface FitOptions extends FitSettings, RunFeatureOptions {
   data: string;
   categories: string[];
   /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
   dataset?: DatasetOptions;
-  backbone?: string;
-  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
-  taps?: string[][];
-  /** Name of the model's image input (default: its first graph input). */
-  inputName?: string;
-  model?: string;
-  /** ONNX Runtime engine of the backbone (features are identical; speed differs). */
-  backboneEngine?: "native" | "wasm" | "auto";
-  featureDim?: number;
   imageSize?: number;
   resize?: number;
   bankSize?: number;

@@ -12,7 +12,7 @@ import {
   type Sample,
 } from "../data/mod.ts";
 import { DatasetError, type DatasetOptions } from "../data/dataset.ts";
-import { type Backbone, loadRunBackbone } from "../backbone/mod.ts";
+import { type Backbone, loadRunBackbone, type RunFeatureOptions } from "../backbone/mod.ts";
 import {
   type Bank,
   type BankScope,
@@ -39,7 +39,7 @@ import { readSafeTensors } from "../io/safetensors.ts";
 import { OptionError } from "../util/errors.ts";
 
 /** Options of {@link runEval}. Every field has the `deno task eval` default. */
-export interface EvalOptions {
+export interface EvalOptions extends RunFeatureOptions {
   /** Dataset root in MVTec AD layout (or VisA 1cls CSV layout). */
   data: string;
   /**
@@ -79,18 +79,6 @@ export interface EvalOptions {
   prepareOnly?: boolean;
   /** Categories to evaluate (default: all found under `data`). */
   categories?: string[];
-  /** Backbone preset name (default `"mobilenetv2"`). */
-  backbone?: string;
-  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
-  taps?: string[][];
-  /** Name of the model's image input (default: its first graph input). */
-  inputName?: string;
-  /** ONNX model path for presets without an embedded model (e.g. `dinov2-vitb14-reg4`). */
-  model?: string;
-  /** ONNX Runtime engine of the backbone (default "auto": native CPU engine, else wasm). */
-  backboneEngine?: "native" | "wasm" | "auto";
-  /** Feature dimension (the recipe's Aggregator width, spec §1); default the preset's. */
-  featureDim?: number;
   /** Bank size T (default 10 000; official 10^5, spec §2). */
   bankSize?: number;
   /** Random cap before the coreset (default 200 000; official 10^6). */

@@ -7,6 +7,7 @@
  * weights in the official format (loadable by `loadHead`, used by `deno task eval`).
  * @module
  */
+import type { RunFeatureOptions } from "../backbone/mod.ts";
 import { type Gpu, tryGetGpu } from "../gpu/device.ts";
 import type { HeadConfig } from "../model/config.ts";
 import { fuseResiduals } from "../residual/gpu.ts";
@@ -48,7 +49,7 @@ export const TRAIN_PRESETS: Record<"paper" | "cpu", TrainPreset> = {
 };
 
 /** Options of {@link runTraining}. */
-export interface TrainOptions {
+export interface TrainOptions extends RunFeatureOptions {
   /** Dataset roots (unified multi-class training over all their categories). */
   data: string[];
   /** Output folder: checkpoint.safetensors, loss.csv, head.safetensors, train.json. */
@@ -71,16 +72,7 @@ export interface TrainOptions {
   /** Dropout before the branch LayerNorm (official 0.1). */
   dropout?: number;
   // Sample preparation (lib/train/samples.ts).
-  backbone?: string;
-  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
-  taps?: string[][];
-  /** Name of the model's image input (default: its first graph input). */
-  inputName?: string;
-  model?: string;
-  featureDim?: number;
   imageSize?: number;
-  /** ONNX Runtime engine of the backbone (default "auto"). */
-  backboneEngine?: "native" | "wasm" | "auto";
   /** Resize side before the centre crop (default round(imageSize·448/392); = imageSize: no crop). */
   resize?: number;
   /** Categories to train on (default: all of each root). */

@@ -15,7 +15,7 @@
  * option that changes the samples, so a resumed or repeated run skips the backbone and the search.
  * @module
  */
-import { type Backbone, loadRunBackbone } from "../backbone/mod.ts";
+import { type Backbone, loadRunBackbone, type RunFeatureOptions } from "../backbone/mod.ts";
 import { type Bank, buildBank } from "../bank/bank.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
 import { interModelInput, trainingResidual } from "../residual/inter.ts";
@@ -54,7 +54,7 @@ export interface TrainSample {
 }
 
 /** Options of {@link prepareTrainingSet}. */
-export interface PrepareOptions {
+export interface PrepareOptions extends RunFeatureOptions {
   /** Dataset roots in MVTec layout (`<root>/<category>/train/good`). */
   roots: string[];
   /**
@@ -64,16 +64,6 @@ export interface PrepareOptions {
   categories?: string[];
   /** Dataset layout options (Folder spec, MVTec 3D-AD validation use; lib/data/dataset.ts). */
   dataset?: DatasetOptions;
-  /** Backbone preset (default "mobilenetv2"), model path and feature dim override. */
-  backbone?: string;
-  /** Tap tensor names in groups (overrides the preset's; e.g. your export's block outputs). */
-  taps?: string[][];
-  /** Name of the model's image input (default: its first graph input). */
-  inputName?: string;
-  model?: string;
-  featureDim?: number;
-  /** ONNX Runtime engine of the backbone (default "auto": native CPU engine, else wasm). */
-  backboneEngine?: "native" | "wasm" | "auto";
   /** Input size = centre-crop side in px (default 392; grid = size / 8). */
   imageSize?: number;
   /**
