@@ -382,6 +382,10 @@ Deno.test("selectLambda: the candidate with the largest worst-metric margin over
     0.5,
   );
   assert.throws(() => selectLambda([t[0]]), /needs bank-only/);
+  // a candidate without any finite metric never wins
+  const none = m(NaN, NaN, NaN);
+  assert.equal(blendMargin(none, bank.metrics), -Infinity);
+  assert.equal(selectLambda([{ lambda: 0, metrics: none }, t[2], bank]), 0.5);
 });
 
 Deno.test("splitImages: seeded, disjoint validation and training images per category, with caps", () => {

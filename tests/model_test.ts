@@ -731,6 +731,34 @@ Deno.test({
 });
 
 Deno.test({
+  name: "native head: Z of a wrong length or a non-square grid is refused by name",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { initHeadWeights } = await import("../lib/train/init.ts");
+    const { NativeHead } = await import("../lib/model/native_head.ts");
+    const cfg = parseHeadConfig({
+      image_size: [3, 96, 96],
+      stride: 8,
+      in_chans: 32,
+      embed_dim: 16,
+      depth: 1,
+      scan: 4,
+      self_ratio: 0.75,
+      scale_list: [1],
+      residual_method: "concat_abs_square",
+    });
+    const nh = await NativeHead.create(initHeadWeights(cfg, 1));
+    const mask = new Uint8Array(12 * 12).fill(1).fill(0, 0, 36);
+    await assert.rejects(() => nh.run(new Float32Array(5), mask, 1, 12, 12), /Z: 5 values/);
+    await assert.rejects(
+      () => nh.run(new Float32Array(32 * 12 * 13), new Uint8Array(156), 1, 12, 13),
+      /grid 12×13 is not square/,
+    );
+  },
+});
+
+Deno.test({
   name: "head engine: auto picks native on a CPU adapter or none; capture never runs native",
   sanitizeResources: false,
   sanitizeOps: false,

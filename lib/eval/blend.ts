@@ -81,7 +81,7 @@ export interface BlendCandidate {
   lambda: number;
   /** Mean of the seven metrics. */
   score: number;
-  /** min over the seven metrics of (metric(λ) − metric(bank-only)); 0 for bank-only itself. */
+  /** min over the seven metrics of (metric(λ) − metric(bank-only)); 0 for bank-only itself (−∞ without a finite metric). */
   margin: number;
   metrics: Metrics;
 }
@@ -134,14 +134,20 @@ export function selectLambda(
   return rank[0].lambda;
 }
 
-/** min over the metrics finite on both sides of (m − bank); +∞ when none is. */
+/**
+ * min over the metrics finite on both sides of (m − bank); −∞ when none is (no evidence never
+ * wins {@link selectLambda}).
+ */
 export function blendMargin(m: Metrics, bank: Metrics): number {
-  let worst = Infinity;
+  let worst = Infinity, n = 0;
   for (const [k, v] of Object.entries(m)) {
     const b = (bank as unknown as Record<string, number>)[k];
-    if (Number.isFinite(v) && Number.isFinite(b)) worst = Math.min(worst, v - b);
+    if (Number.isFinite(v) && Number.isFinite(b)) {
+      worst = Math.min(worst, v - b);
+      n++;
+    }
   }
-  return worst;
+  return n ? worst : -Infinity;
 }
 
 /**

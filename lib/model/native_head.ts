@@ -493,8 +493,13 @@ export class NativeHead {
   /** A free set of stage buffers for `key` (a new, empty one when all are busy), marked busy. */
   private takeBuffers(key: string, sess: Session[]): StageBuffers {
     let pool = this.buffers.get(key);
-    if (!pool) {
-      // a few shapes at most (the last, smaller batch of a run): drop the oldest beyond four
+    if (pool) {
+      // most recently used last: the oldest shape is the one dropped
+      this.buffers.delete(key);
+      this.buffers.set(key, pool);
+    } else {
+      // a few shapes at most (the last, smaller batch of a run): drop the least recently used
+      // beyond four
       if (this.buffers.size >= 4) this.buffers.delete(this.buffers.keys().next().value!);
       this.buffers.set(key, pool = []);
     }
@@ -510,7 +515,9 @@ export class NativeHead {
   /**
    * Logits `(nHeads, B, h·w)` (head index = branch·nScan + scan) from Z `(B, in_chans, h, w)` and the
    * `(B, h·w)` navigation mask, as {@link headForwardRef}; with `outSize` [H, W] also the pixel map
-   * `(B, H, W)` (sizes checked by the caller, lib/model/head.ts).
+   * `(B, H, W)` (map sizes checked by the caller, lib/model/head.ts).
+   * @throws {Error} naming Z on a wrong length or a non-square grid; naming refMask as
+   *   `navigationIndex` does.
    */
   async run(
     Z: Float32Array,
@@ -522,6 +529,14 @@ export class NativeHead {
   ): Promise<{ logits: Float32Array; pixelMap: Float32Array | null }> {
     const dims = this.weights.dims;
     const { nScan, nBranch, dInner: di, dState: ns } = dims;
+    const Cin = this.weights.config.in_chans;
+    if (Z.length !== B * Cin * h * w) {
+      throw new Error(
+        `Z: ${Z.length} values, expected (B, in_chans, h, w) = (${B}, ${Cin}, ${h}, ${w})`,
+      );
+    }
+    // the scan orders' kernels (scanKernel) and the official reshape need a square grid
+    if (h !== w) throw new Error(`Z: grid ${h}×${w} is not square`);
     const nav = navigationIndex(refMask, B, h, w, nScan);
     const Ls = nav.Ls, N = nScan * B;
     // Row-major grid positions of the navigated tokens in scan order, sequence q = b·nScan + s
