@@ -730,25 +730,30 @@ Deno.test({
   },
 });
 
+/** A head of random weights for 12×12 grids of 16-d features (in_chans 32), seeded. */
+async function smallRandomHead(scan: number, depth: number, scaleList = [1], seed = 1) {
+  const { initHeadWeights } = await import("../lib/train/init.ts");
+  const cfg = parseHeadConfig({
+    image_size: [3, 96, 96],
+    stride: 8,
+    in_chans: 32,
+    embed_dim: 16,
+    depth,
+    scan,
+    self_ratio: 0.75,
+    scale_list: scaleList,
+    residual_method: "concat_abs_square",
+  });
+  return new Head(initHeadWeights(cfg, seed));
+}
+
 Deno.test({
   name: "native head: Z of a wrong length or a non-square grid is refused by name",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { initHeadWeights } = await import("../lib/train/init.ts");
     const { NativeHead } = await import("../lib/model/native_head.ts");
-    const cfg = parseHeadConfig({
-      image_size: [3, 96, 96],
-      stride: 8,
-      in_chans: 32,
-      embed_dim: 16,
-      depth: 1,
-      scan: 4,
-      self_ratio: 0.75,
-      scale_list: [1],
-      residual_method: "concat_abs_square",
-    });
-    const nh = await NativeHead.create(initHeadWeights(cfg, 1));
+    const nh = await NativeHead.create((await smallRandomHead(4, 1)).weights);
     const mask = new Uint8Array(12 * 12).fill(1).fill(0, 0, 36);
     await assert.rejects(() => nh.run(new Float32Array(5), mask, 1, 12, 12), /Z: 5 values/);
     await assert.rejects(
@@ -789,20 +794,8 @@ Deno.test({
   ...gpuTest,
   async fn() {
     requireGpu();
-    const { initHeadWeights } = await import("../lib/train/init.ts");
     for (const scan of [1, 4]) {
-      const cfg = parseHeadConfig({
-        image_size: [3, 96, 96],
-        stride: 8,
-        in_chans: 32,
-        embed_dim: 16,
-        depth: 2,
-        scan,
-        self_ratio: 0.75,
-        scale_list: [1, 3],
-        residual_method: "concat_abs_square",
-      });
-      const head = new Head(initHeadWeights(cfg, 3));
+      const head = await smallRandomHead(scan, 2, [1, 3], 3);
       assert.equal(head.dims.nHeads, 2 * scan);
       const X = randn(2 * 32 * 144, 7, 1);
       const ref = await head.forward(X, 2, 12, 12, { engine: "reference" });
