@@ -40,20 +40,14 @@ import {
 import { gatherTokens, gatherTokensBackward } from "../lib/train/grad/navigation.ts";
 import { upsampleBilinearBackward, upsampleBilinearForward } from "../lib/train/grad/upsample.ts";
 
+import { mulberry32 } from "../lib/util/rng.ts";
+
 const TOL = 1e-4;
 const EPS = 1e-2;
 const FD_TOL = 2e-3;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The library's seeded generator (lib/util/rng.ts). */
+const rng = mulberry32;
 
 function randn(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);
