@@ -49,6 +49,7 @@ import {
 } from "../lib/model/winograd.ts";
 import { main as headCli } from "../cli/head.ts";
 import { fuseResidualsRef } from "../lib/residual/mod.ts";
+import { mulberry32 } from "../lib/util/rng.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/", import.meta.url);
 const TOL = 1e-4;
@@ -83,14 +84,7 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, what: string, tol = T
 
 /** Deterministic N(0,1)-ish values (mulberry32 + Box–Muller). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const u = mulberry32(seed);
   return () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
 }
 

@@ -11,6 +11,7 @@ import {
   type ResidualMethod,
 } from "../lib/residual/mod.ts";
 import { gpuTest, requireGpu } from "./_gpu.ts";
+import { mulberry32 } from "../lib/util/rng.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/", import.meta.url);
 const RESIDUAL = new URL("residual/io.safetensors", FIX);
@@ -193,14 +194,7 @@ Deno.test({
 
 /** Deterministic approximately-normal f32 values (sum of 4 uniforms, mulberry32). */
 function randomNormal(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const u = mulberry32(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (u() + u() + u() + u() - 2) * Math.sqrt(3) * scale;
   return out;

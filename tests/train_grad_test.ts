@@ -75,19 +75,14 @@ import { focalLossLogits, focalLossProb, gridTarget, snarmLoss } from "../lib/tr
 import { AdamW, isNoWeightDecay, warmCosineLr } from "../lib/train/adamw.ts";
 import type { HeadDims } from "../lib/model/config.ts";
 import type { MixerWeights } from "../lib/model/weights.ts";
+import { mulberry32 } from "../lib/util/rng.ts";
 
 // ---------------------------------------------------------------- helpers
 
 /** Seeded normal samples (mulberry32 + Box–Muller). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const m = mulberry32(seed);
+  const u = () => m() + 0.5 / 4294967296; // in (0, 1): log(u) is finite
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 

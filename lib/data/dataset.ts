@@ -32,6 +32,7 @@
  */
 
 import type { MaskRule } from "./preprocess.ts";
+import { mulberry32 } from "../util/rng.ts";
 
 /** Raised for a wrong root, an empty category, a missing mask, or a malformed split CSV. */
 export class DatasetError extends Error {
@@ -337,14 +338,7 @@ function folderCategory(f: FolderSpec): string {
 
 /** Seeded Fisher–Yates order of `n` items (mulberry32). */
 function seededOrder(n: number, seed: number): number[] {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed);
   const idx = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
