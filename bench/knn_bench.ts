@@ -22,6 +22,7 @@ import {
   searchTopK,
   searchTopKRef,
 } from "../lib/bank/search.ts";
+import { rand } from "../tests/_knn.ts";
 
 interface Size {
   name: string;
@@ -41,16 +42,6 @@ const ALL: Size[] = [
 const pick = Deno.env.get("SNARM_KNN_BENCH");
 const SIZES = ALL.filter((s) => !pick || pick.split(",").includes(s.name));
 const K = 3;
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
-}
 
 /** Process CPU time (all threads) in ms, from /proc (Linux); NaN elsewhere. */
 function cpuMs(): number {

@@ -32,6 +32,7 @@ import {
   type SearchVariant,
 } from "../lib/bank/search.ts";
 import { runPeer } from "./_peer.ts";
+import { rand } from "../tests/_knn.ts";
 
 interface Size {
   name: string;
@@ -47,16 +48,6 @@ const K = 3;
 const pick = (env: string, def: string) => (Deno.env.get(env) ?? def).split(",");
 const nativeSizes = pick("SNARM_KNN_BENCH", "small,big");
 const webgpuSizes = pick("SNARM_KNN_BENCH_WEBGPU", "small");
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
-}
 
 const la = () => loadavg().map((x) => x.toFixed(2)).join(" ");
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];

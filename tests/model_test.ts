@@ -50,6 +50,7 @@ import {
 import { main as headCli } from "../cli/head.ts";
 import { fuseResidualsRef } from "../lib/residual/mod.ts";
 import { mulberry32 } from "../lib/util/rng.ts";
+import { fixtureZ } from "./_official.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/", import.meta.url);
 const TOL = 1e-4;
@@ -93,25 +94,6 @@ function randn(n: number, seed: number, scale = 1): Float32Array<ArrayBuffer> {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = r() * scale;
   return out;
-}
-
-/** Z = [P(r) ‖ S_enc] from the fixture's X and S_enc (concat_abs_square, spec §4). */
-function fixtureZ(io: SafeTensors): Float32Array {
-  const X = t(io, "X"), S = t(io, "S_enc");
-  const [B, C2, h, w] = io.tensors.get("X")!.shape;
-  const C = C2 / 2, L = h * w;
-  const Z = new Float32Array(B * C2 * L);
-  for (let b = 0; b < B; b++) {
-    for (let j = 0; j < C / 2; j++) {
-      for (let p = 0; p < L; p++) {
-        const a = X[(b * C2 + 2 * j) * L + p], c = X[(b * C2 + 2 * j + 1) * L + p];
-        Z[(b * C2 + j) * L + p] = (Math.abs(a) + Math.abs(c)) / 2;
-        Z[(b * C2 + C / 2 + j) * L + p] = (a * a + c * c) / 2;
-      }
-    }
-    Z.set(S.subarray(b * C * L, (b + 1) * C * L), (b * C2 + C) * L);
-  }
-  return Z;
 }
 
 function fixtureMask(io: SafeTensors): Uint8Array {

@@ -76,6 +76,7 @@ import { AdamW, isNoWeightDecay, warmCosineLr } from "../lib/train/adamw.ts";
 import type { HeadDims } from "../lib/model/config.ts";
 import type { MixerWeights } from "../lib/model/weights.ts";
 import { mulberry32 } from "../lib/util/rng.ts";
+import { fixtureZ } from "./_official.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -679,21 +680,8 @@ Deno.test("whole head: training forward (eval BatchNorm) equals the official tin
   const io = await readSafeTensors(new URL("io.safetensors", FIX));
   const weights = await loadHeadWeights(new URL("weights.safetensors", FIX));
   const t = (n: string) => io.tensors.get(n)!.data as Float32Array;
-  const X = t("X"), S = t("S_enc");
-  const [B, C2, h, w] = io.tensors.get("X")!.shape;
-  const C = C2 / 2, L = h * w;
-  // Z = [P(r) ‖ S_enc], P = concat_abs_square (pair averages), as tests/model_test.ts
-  const Z = new Float32Array(B * C2 * L);
-  for (let b = 0; b < B; b++) {
-    for (let j = 0; j < C / 2; j++) {
-      for (let p = 0; p < L; p++) {
-        const a = X[(b * C2 + 2 * j) * L + p], c = X[(b * C2 + 2 * j + 1) * L + p];
-        Z[(b * C2 + j) * L + p] = (Math.abs(a) + Math.abs(c)) / 2;
-        Z[(b * C2 + C / 2 + j) * L + p] = (a * a + c * c) / 2;
-      }
-    }
-    Z.set(S.subarray(b * C * L, (b + 1) * C * L), (b * C2 + C) * L);
-  }
+  const [B, , h, w] = io.tensors.get("X")!.shape;
+  const Z = fixtureZ(io); // [P(r) ‖ S_enc], as tests/model_test.ts
   const refMask = Uint8Array.from(t("ref_mask"));
   const fw = headTrainForwardRef(weights, Z, refMask, B, h, w, { batchNorm: "eval" });
   const want = t("head_logits"), wantU = t("unary");
