@@ -6,6 +6,61 @@
  * @module
  */
 
+// All the re-orderings move whole rows of d values: a gather of rows by an index (the forward of a
+// permutation or of the token gather, and the VJP of a permutation's scatter) and a scatter-add of
+// rows (the VJP of a gather). Sums run in row order, as the index lists them.
+
+/** out row r = x row idx[r] (rows of d values, f64). */
+function takeRows(x: ArrayLike<number>, idx: ArrayLike<number>, d: number): Float64Array {
+  const out = new Float64Array(idx.length * d);
+  for (let r = 0; r < idx.length; r++) {
+    const src = idx[r] * d, dst = r * d;
+    for (let k = 0; k < d; k++) out[dst + k] = x[src + k];
+  }
+  return out;
+}
+
+/** `nRows × d` zeros, then row idx[r] += x row r for r in order (f64). */
+function addRowsAt(x: ArrayLike<number>, idx: ArrayLike<number>, d: number, nRows: number) {
+  const out = new Float64Array(nRows * d);
+  for (let r = 0; r < idx.length; r++) {
+    const dst = idx[r] * d, src = r * d;
+    for (let k = 0; k < d; k++) out[dst + k] += x[src + k];
+  }
+  return out;
+}
+
+/** Row of E `(B, L)` read by sequence s·B + b at index i: b·L + perms[s][i]. */
+function scanRows(B: number, L: number, perms: Int32Array[]): Int32Array {
+  const idx = new Int32Array(perms.length * B * L);
+  let r = 0;
+  for (const perm of perms) {
+    for (let b = 0; b < B; b++) for (let i = 0; i < L; i++) idx[r++] = b * L + perm[i];
+  }
+  return idx;
+}
+
+/** Row of `(nScan·B, L)` at which sequence q = s·B + b puts index i: q·L + perms[s][i]. */
+function unscanRows(B: number, L: number, perms: Int32Array[]): Int32Array {
+  const idx = new Int32Array(perms.length * B * L);
+  let r = 0;
+  perms.forEach((perm, s) => {
+    for (let b = 0; b < B; b++) {
+      const q = s * B + b;
+      for (let i = 0; i < L; i++) idx[r++] = q * L + perm[i];
+    }
+  });
+  return idx;
+}
+
+/** Row of `(N, L)` of gathered token j of sequence q: q·L + gather[q·Ls + j]. */
+function tokenRows(N: number, L: number, gather: Int32Array, Ls: number): Int32Array {
+  if (gather.length !== N * Ls) {
+    throw new Error(`gather: ${gather.length} indices, expected ${N * Ls}`);
+  }
+  return gather.map((i, r) => Math.floor(r / Ls) * L + i);
+}
+
 /**
  * Row-major embedding E `(B, L, d)` → scan-ordered sequences `(nScan·B, L, d)`; sequence s·B + b
  * at index i holds E[b, perms[s][i]].
@@ -20,17 +75,7 @@ export function toScanOrder(
   if (E.length !== B * L * d) {
     throw new Error(`scan order: E has ${E.length}, expected ${B * L * d}`);
   }
-  const S = perms.length;
-  const out = new Float64Array(S * B * L * d);
-  for (let s = 0; s < S; s++) {
-    for (let b = 0; b < B; b++) {
-      for (let i = 0; i < L; i++) {
-        const src = (b * L + perms[s][i]) * d, dst = ((s * B + b) * L + i) * d;
-        for (let k = 0; k < d; k++) out[dst + k] = E[src + k];
-      }
-    }
-  }
-  return out;
+  return takeRows(E, scanRows(B, L, perms), d);
 }
 
 /** VJP of {@link toScanOrder}: dE `(B, L, d)` = Σ over scans of the un-permuted gradients. */
@@ -41,16 +86,7 @@ export function toScanOrderBackward(
   d: number,
   perms: Int32Array[],
 ): Float64Array {
-  const dE = new Float64Array(B * L * d);
-  for (let s = 0; s < perms.length; s++) {
-    for (let b = 0; b < B; b++) {
-      for (let i = 0; i < L; i++) {
-        const dst = (b * L + perms[s][i]) * d, src = ((s * B + b) * L + i) * d;
-        for (let k = 0; k < d; k++) dE[dst + k] += dSeq[src + k];
-      }
-    }
-  }
-  return dE;
+  return addRowsAt(dSeq, scanRows(B, L, perms), d, B * L);
 }
 
 /**
@@ -64,17 +100,7 @@ export function fromScanOrder(
   d: number,
   perms: Int32Array[],
 ): Float64Array {
-  const out = new Float64Array(perms.length * B * L * d);
-  for (let s = 0; s < perms.length; s++) {
-    for (let b = 0; b < B; b++) {
-      const q = s * B + b;
-      for (let i = 0; i < L; i++) {
-        const src = (q * L + i) * d, dst = (q * L + perms[s][i]) * d;
-        for (let k = 0; k < d; k++) out[dst + k] = seq[src + k];
-      }
-    }
-  }
-  return out;
+  return addRowsAt(seq, unscanRows(B, L, perms), d, perms.length * B * L);
 }
 
 /** VJP of {@link fromScanOrder} (the inverse permutation): `(nScan, B, L, d)` → `(nScan·B, L, d)`. */
@@ -85,17 +111,7 @@ export function fromScanOrderBackward(
   d: number,
   perms: Int32Array[],
 ): Float64Array {
-  const out = new Float64Array(perms.length * B * L * d);
-  for (let s = 0; s < perms.length; s++) {
-    for (let b = 0; b < B; b++) {
-      const q = s * B + b;
-      for (let i = 0; i < L; i++) {
-        const dst = (q * L + i) * d, src = (q * L + perms[s][i]) * d;
-        for (let k = 0; k < d; k++) out[dst + k] = dFeat[src + k];
-      }
-    }
-  }
-  return out;
+  return takeRows(dFeat, unscanRows(B, L, perms), d);
 }
 
 /**
@@ -110,17 +126,7 @@ export function gatherTokens(
   gather: Int32Array,
   Ls: number,
 ): Float64Array {
-  if (gather.length !== N * Ls) {
-    throw new Error(`gather: ${gather.length} indices, expected ${N * Ls}`);
-  }
-  const out = new Float64Array(N * Ls * d);
-  for (let q = 0; q < N; q++) {
-    for (let j = 0; j < Ls; j++) {
-      const src = (q * L + gather[q * Ls + j]) * d, dst = (q * Ls + j) * d;
-      for (let k = 0; k < d; k++) out[dst + k] = x[src + k];
-    }
-  }
-  return out;
+  return takeRows(x, tokenRows(N, L, gather, Ls), d);
 }
 
 /** VJP of {@link gatherTokens}: scatter-add `(N, Ls, d)` into zeros `(N, L, d)`. */
@@ -132,14 +138,7 @@ export function gatherTokensBackward(
   gather: Int32Array,
   Ls: number,
 ): Float64Array {
-  const dx = new Float64Array(N * L * d);
-  for (let q = 0; q < N; q++) {
-    for (let j = 0; j < Ls; j++) {
-      const dst = (q * L + gather[q * Ls + j]) * d, src = (q * Ls + j) * d;
-      for (let k = 0; k < d; k++) dx[dst + k] += dOut[src + k];
-    }
-  }
-  return dx;
+  return addRowsAt(dOut, tokenRows(N, L, gather, Ls), d, N * L);
 }
 
 /**
@@ -156,12 +155,9 @@ export function scatterTokens(
   Ls: number,
 ): Float64Array {
   const out = Float64Array.from(base);
-  for (let q = 0; q < N; q++) {
-    for (let j = 0; j < Ls; j++) {
-      const dst = (q * L + gather[q * Ls + j]) * d, src = (q * Ls + j) * d;
-      for (let k = 0; k < d; k++) out[dst + k] = vals[src + k];
-    }
-  }
+  tokenRows(N, L, gather, Ls).forEach((row, r) => {
+    for (let k = 0; k < d; k++) out[row * d + k] = vals[r * d + k];
+  });
   return out;
 }
 
@@ -177,12 +173,8 @@ export function scatterTokensBackward(
   gather: Int32Array,
   Ls: number,
 ): { dBase: Float64Array; dVals: Float64Array } {
-  const dVals = gatherTokens(dOut, N, L, d, gather, Ls);
+  const rows = tokenRows(N, L, gather, Ls);
   const dBase = Float64Array.from(dOut);
-  for (let q = 0; q < N; q++) {
-    for (let j = 0; j < Ls; j++) {
-      dBase.fill(0, (q * L + gather[q * Ls + j]) * d, (q * L + gather[q * Ls + j] + 1) * d);
-    }
-  }
-  return { dBase, dVals };
+  for (const row of rows) dBase.fill(0, row * d, (row + 1) * d);
+  return { dBase, dVals: takeRows(dOut, rows, d) };
 }
