@@ -1,6 +1,6 @@
 /**
- * TypeScript reference of the residual encoding P (spec §4) and of the self-reference selection
- * (spec §5 step 4). The arithmetic follows the official float32 torch ops: |x|, x·x, and the
+ * TypeScript reference of the residual encoding P (spec §4; the self-reference selection is the
+ * navigator's, lib/residual/navigator.ts). The arithmetic follows the official float32 torch ops: |x|, x·x, and the
  * pair average (a + b)/2 of `adaptive_avg_pool1d`, each rounded to f32, so P is bit-exact.
  * @module
  */
@@ -84,44 +84,4 @@ export function encodeResidual(
   const out = new Float32Array(B * C * L);
   for (let b = 0; b < B; b++) encodeImageInto(r, b * C * L, C, L, method, out, b * C * L);
   return out;
-}
-
-/** The self-reference set of every image. */
-export interface ReferenceSelection {
-  /** `(B, L)` 1 = reference, 0 = suspicious. */
-  refMask: Uint8Array;
-  /** `(B, K)` reference positions in ascending waypoint order, ties → lower position index. */
-  refIndices: Int32Array;
-  /** `(B, K)` the same positions sorted ascending (the bank order of the nearest-reference search). */
-  refSorted: Int32Array;
-}
-
-/**
- * Top-K selection of the K smallest waypoints per image (spec §5 step 4; official
- * `torch.topk(filter_scores, K, largest=False)`). Done on the CPU: L values per image.
- * @param waypoint `(B, L)` f32.
- */
-export function selectReferences(
-  waypoint: Float32Array,
-  B: number,
-  L: number,
-  K: number,
-): ReferenceSelection {
-  const refMask = new Uint8Array(B * L);
-  const refIndices = new Int32Array(B * K);
-  const refSorted = new Int32Array(B * K);
-  const order = new Int32Array(L);
-  for (let b = 0; b < B; b++) {
-    const wp = waypoint.subarray(b * L, (b + 1) * L);
-    for (let p = 0; p < L; p++) order[p] = p;
-    order.sort((i, j) => (wp[i] - wp[j]) || (i - j));
-    for (let k = 0; k < K; k++) {
-      refIndices[b * K + k] = order[k];
-      refMask[b * L + order[k]] = 1;
-    }
-    const s = refSorted.subarray(b * K, (b + 1) * K);
-    s.set(order.subarray(0, K));
-    s.sort();
-  }
-  return { refMask, refIndices, refSorted };
 }

@@ -22,7 +22,7 @@ import {
   tryGetGpu,
   warnFallback,
 } from "../gpu/mod.ts";
-import { selectReferences } from "./encode.ts";
+import { selectReferences } from "./navigator.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
 import { createBankIndex, searchTopK } from "../bank/search.ts";
 import { fuseResidualsRef } from "./reference.ts";

@@ -3,50 +3,13 @@
  * kernels and as the fallback when no WebGPU adapter exists.
  * @module
  */
-import { encodeImageInto, type ReferenceSelection, selectReferences } from "./encode.ts";
+import { encodeImageInto } from "./encode.ts";
+import { navigatorMaps, type ReferenceSelection, selectReferences } from "./navigator.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
 import type { FusionOptions, FusionOut } from "./types.ts";
 import { checkFusionInput } from "./validate.ts";
 
 const fr = Math.fround;
-
-/**
- * Navigator maps of B images from R = P(r) (spec §5 steps 2–3).
- * @param R `(B, C, L)` channels-first f32 P(r).
- * @returns unary u = sigmoid(Σ_c weight[c]·R[c] + bias) and waypoint u + mean_c R[c], each `(B, L)`.
- */
-export function navigatorMaps(
-  R: Float32Array,
-  B: number,
-  C: number,
-  L: number,
-  unaryWeight: Float32Array,
-  unaryBias: number,
-): { unary: Float32Array; waypoint: Float32Array } {
-  const unary = new Float32Array(B * L);
-  const waypoint = new Float32Array(B * L);
-  const acc = new Float64Array(L);
-  const sum = new Float64Array(L);
-  for (let b = 0; b < B; b++) {
-    acc.fill(unaryBias);
-    sum.fill(0);
-    for (let c = 0; c < C; c++) {
-      const o = (b * C + c) * L;
-      const wc = unaryWeight[c];
-      for (let p = 0; p < L; p++) {
-        const v = R[o + p];
-        acc[p] += wc * v;
-        sum[p] += v;
-      }
-    }
-    for (let p = 0; p < L; p++) {
-      const u = fr(1 / (1 + Math.exp(-fr(acc[p]))));
-      unary[b * L + p] = u;
-      waypoint[b * L + p] = fr(u + fr(sum[p] / C));
-    }
-  }
-  return { unary, waypoint };
-}
 
 /**
  * Residual fusion, TypeScript reference (spec §4–5; official `SelfNavigatedMamba.forward` up to

@@ -10,7 +10,7 @@
  */
 import type { FeatureGrid } from "../types.ts";
 import type { CategoryResult } from "../eval/run.ts";
-import { selectReferences } from "../residual/encode.ts";
+import { selectReferences } from "../residual/navigator.ts";
 import { referenceCount } from "../residual/validate.ts";
 import {
   axisTitle,
