@@ -21,7 +21,7 @@ import { imageScore } from "../maps/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "../train/samples.ts";
 import { metricsMean, quiet } from "../train/validate.ts";
-import { scorePatchMap } from "./bank_only.ts";
+import { scorePatchMap } from "../maps/bank.ts";
 
 /** Candidate weights of the bank map (λ = 1, bank-only, is not a candidate: the head always counts). */
 export const BLEND_LAMBDAS: readonly number[] = [0, 0.25, 0.5, 0.75];

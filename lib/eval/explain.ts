@@ -19,7 +19,7 @@ import type { BankIndex } from "../bank/search.ts";
 import { computeInterResidual, interModelInput } from "../residual/inter.ts";
 import type { Head, HeadEngine } from "../model/head.ts";
 import type { Sample } from "../data/sample.ts";
-import { residualNorms, scorePatchMap } from "./bank_only.ts";
+import { residualNorms, scorePatchMap } from "../maps/bank.ts";
 import { OptionError } from "../util/errors.ts";
 import { channelsFirstNorms } from "../viz/maps.ts";
 

@@ -3,7 +3,7 @@
  * scoring → maps → metrics), the fit with its cache (`fitHead`), and their building blocks.
  * @module
  */
-export * from "./bank_only.ts";
+export * from "../maps/bank.ts";
 export * from "./fit.ts";
 export * from "./run.ts";
 export * from "./score.ts";

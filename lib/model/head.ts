@@ -11,7 +11,7 @@ import { loadOrtNative } from "../backbone/session.ts";
 import { NativeHead } from "./native_head.ts";
 import type { HeadConfig, HeadDims } from "./config.ts";
 import { GpuHead, gpuHeadUnsupported } from "./gpu_head.ts";
-import { type HeadMaps, headMaps } from "./maps.ts";
+import { type HeadMaps, headMaps } from "../maps/head.ts";
 import { gaussianFilter, imageScore } from "../maps/mod.ts";
 import { type Capture, headForwardRef } from "./reference.ts";
 import { navigationIndex } from "./scan_order.ts";

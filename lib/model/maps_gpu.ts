@@ -9,7 +9,7 @@ import { type Gpu, tryGetGpu, warnFallback, withErrorScope } from "../gpu/device
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { createStorage, readF32 } from "../gpu/buffers.ts";
 import { gaussianKernel1d, imageScore } from "../maps/mod.ts";
-import { type HeadMaps, headMaps } from "./maps.ts";
+import { type HeadMaps, headMaps } from "../maps/head.ts";
 import { bindGroup, encodeSteps, type Step, uniformWords } from "../gpu/steps.ts";
 import { createActTexture } from "./textures.ts";
 

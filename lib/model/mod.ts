@@ -45,7 +45,7 @@ export {
   loadHead,
   resolveHeadEngine,
 } from "./head.ts";
-export { type HeadMaps, headMaps } from "./maps.ts";
+export { type HeadMaps, headMaps } from "../maps/head.ts";
 export { headMapsGpu } from "./maps_gpu.ts";
 export {
   branchForwardRef,

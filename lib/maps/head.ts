@@ -6,7 +6,7 @@
  * stride 2 (official `predict_pixel`, smoothing per image instead of across the batch).
  * @module
  */
-import { gaussianFilter, imageScore, resizeBilinear } from "../maps/mod.ts";
+import { gaussianFilter, imageScore, resizeBilinear } from "./filters.ts";
 
 /** Maps of B images. */
 export interface HeadMaps {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { FeatureGrid } from "../types.ts";
-import { gaussianFilter, imageScore, resizeBilinear } from "../maps/mod.ts";
+import { gaussianFilter, imageScore, resizeBilinear } from "./filters.ts";
 
 /**
  * L2 norm of each patch's residual vector.
