@@ -20,7 +20,8 @@ import type { Head } from "../model/head.ts";
 import { imageScore } from "../maps/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "../train/samples.ts";
-import { metricsMean, quiet } from "../train/validate.ts";
+import { gridTruth, metricsMean, quiet } from "../train/validate.ts";
+import { channelsFirstNorms } from "../viz/maps.ts";
 import { scorePatchMap } from "../maps/bank.ts";
 
 /** Candidate weights of the bank map (λ = 1, bank-only, is not a candidate: the head always counts). */
@@ -174,29 +175,25 @@ export async function chooseBlend(
     const X = Float32Array.from(s.X);
     const out = await head.forward(X, 1, h, w, { outSize: [size, size] });
     headMaps.push(out.smoothed);
-    const norms = new Float32Array(L);
-    for (let p = 0; p < L; p++) {
-      let q = 0;
-      for (let c = 0; c < C; c++) q += s.X[c * L + p] * s.X[c * L + p];
-      norms[p] = Math.sqrt(q);
-    }
+    // bank map: ‖r‖₂ per patch over the inter-residual channels [0, C) of X
+    const norms = channelsFirstNorms(X.subarray(0, C * L), { B: 1, C, h, w });
     bankMaps.push(scorePatchMap(norms, h, w, size).map);
   }
   const clean = val.map((s, i) => (s.synthetic ? -1 : i)).filter((i) => i >= 0);
   const hs = meanStd(clean.map((i) => headMaps[i]));
   const bs = meanStd(clean.map((i) => bankMaps[i]));
+  // the validation truth at the grid (lib/train/validate.ts), upsampled by blocks to the maps
+  const { masks: grid, labels } = gridTruth(val, L);
   const masks = new Uint8Array(val.length * px);
-  const labels = new Uint8Array(val.length);
-  val.forEach((s, i) => {
-    labels[i] = s.synthetic ? 1 : 0;
+  for (let i = 0; i < val.length; i++) {
     for (let y = 0; y < size; y++) {
       const gy = Math.min(h - 1, Math.floor((y * h) / size));
       for (let x = 0; x < size; x++) {
         const gx = Math.min(w - 1, Math.floor((x * w) / size));
-        masks[i * px + y * size + x] = s.target[gy * w + gx] >= 0.5 ? 1 : 0;
+        masks[i * px + y * size + x] = grid[i * L + gy * w + gx];
       }
     }
-  });
+  }
   const stats = (lambda: number): MapBlend => ({
     lambda,
     headMean: hs.mean,

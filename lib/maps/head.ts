@@ -19,6 +19,22 @@ export interface HeadMaps {
 }
 
 /**
+ * Check head logits `(nHeads, B, h·w)` before mapping them (CPU and GPU map programs).
+ * @throws {Error} naming head_logits on a wrong length.
+ */
+export function checkHeadLogits(
+  logits: Float32Array,
+  nHeads: number,
+  B: number,
+  h: number,
+  w: number,
+): void {
+  if (logits.length !== nHeads * B * h * w) {
+    throw new Error(`head_logits: ${logits.length} values, expected (${nHeads}, ${B}, ${h}, ${w})`);
+  }
+}
+
+/**
  * @param logits `(nHeads, B, h·w)` row-major f32.
  * @param H output height, @param W output width (the official input image size, 392×392).
  * @param sigma Gaussian σ (4).
@@ -34,10 +50,8 @@ export function headMaps(
   W: number,
   sigma = 4,
 ): HeadMaps {
+  checkHeadLogits(logits, nHeads, B, h, w);
   const L = h * w;
-  if (logits.length !== nHeads * B * L) {
-    throw new Error(`head_logits: ${logits.length} values, expected (${nHeads}, ${B}, ${h}, ${w})`);
-  }
   const pixelMap = new Float32Array(B * H * W);
   const smoothed = new Float32Array(B * H * W);
   const imageScores = new Float32Array(B);

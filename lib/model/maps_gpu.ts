@@ -9,7 +9,7 @@ import { type Gpu, tryGetGpu, warnFallback, withErrorScope } from "../gpu/device
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { createStorage, readF32 } from "../gpu/buffers.ts";
 import { gaussianKernel1d, imageScore } from "../maps/mod.ts";
-import { type HeadMaps, headMaps } from "../maps/head.ts";
+import { checkHeadLogits, type HeadMaps, headMaps } from "../maps/head.ts";
 import { bindGroup, encodeSteps, type Step, uniformWords } from "../gpu/steps.ts";
 import { createActTexture } from "./textures.ts";
 
@@ -166,10 +166,8 @@ export async function headMapsGpu(
   H: number,
   W: number,
 ): Promise<HeadMaps> {
+  checkHeadLogits(logits, nHeads, B, h, w);
   const L = h * w;
-  if (logits.length !== nHeads * B * L) {
-    throw new Error(`head_logits: ${logits.length} values, expected (${nHeads}, ${B}, ${h}, ${w})`);
-  }
   const gpu = await tryGetGpu();
   if (!gpu) {
     warnFallback("head maps");

@@ -36,7 +36,7 @@ export function metricsMean(m: Metrics): number {
 }
 
 /** Grid masks and image labels of validation samples: `(N, h·w)` target ≥ 0.5, label = synthetic. */
-function gridTruth(val: readonly TrainSample[], L: number) {
+export function gridTruth(val: readonly TrainSample[], L: number) {
   const masks = new Uint8Array(val.length * L);
   const labels = new Uint8Array(val.length);
   val.forEach((s, i) => {
