@@ -8,7 +8,16 @@
  * The fits are shared between the tests of this file (one kernel compilation per process).
  */
 import assert from "node:assert/strict";
-import { BLEND_LAMBDAS, blendMaps, blendMargin, selectLambda } from "../lib/eval/blend.ts";
+import {
+  BLEND_LAMBDAS,
+  blendMaps,
+  blendMargin,
+  blendScored,
+  IMAGE_METRICS,
+  PIXEL_METRICS,
+  selectLambda,
+} from "../lib/eval/blend.ts";
+import { imageScore } from "../lib/maps/mod.ts";
 import type { Metrics } from "../lib/metrics/compute.ts";
 import { splitImages } from "../lib/train/samples.ts";
 import { join } from "node:path";
@@ -217,14 +226,17 @@ Deno.test({
     // every candidate λ and bank-only (λ = 1) were scored on validation; the chosen one is best
     const lambdas = rec.blend.table.map((t: { lambda: number }) => t.lambda);
     assert.deepEqual(lambdas, [...BLEND_LAMBDAS, 1]);
-    // dominance rule: the chosen λ has the largest worst-metric margin over bank-only
-    assert.equal(rec.blend.rule, "dominance");
-    assert.equal(rec.blend.blend.lambda, selectLambda(rec.blend.table));
-    const chosen = rec.blend.table.find((t: { lambda: number }) =>
-      t.lambda === rec.blend.blend.lambda
-    );
+    // dominance rule per group: the map's λ has the largest worst pixel-metric margin over
+    // bank-only, the image score's λ_img the largest worst image-metric margin
+    assert.equal(rec.blend.rule, "dominance per metric group");
+    assert.equal(rec.blend.blend.lambda, selectLambda(rec.blend.table, PIXEL_METRICS));
+    assert.equal(rec.blend.blend.imageLambda, selectLambda(rec.blend.table, IMAGE_METRICS));
+    const at = (l: number) => rec.blend.table.find((t: { lambda: number }) => t.lambda === l);
+    const map = at(rec.blend.blend.lambda), img = at(rec.blend.blend.imageLambda);
     for (const t of rec.blend.table.filter((t: { lambda: number }) => t.lambda < 1)) {
-      assert.ok(t.margin <= chosen.margin + 1e-9, `λ ${t.lambda} margin ≤ the chosen one's`);
+      assert.ok(t.pixelMargin <= map.pixelMargin + 1e-9, `λ ${t.lambda}: pixel margin ≤ λ's`);
+      assert.ok(t.imageMargin <= img.imageMargin + 1e-9, `λ ${t.lambda}: image margin ≤ λ_img's`);
+      assert.equal(t.margin, Math.min(t.imageMargin, t.pixelMargin));
     }
     assert.equal(rec.settings.steps, FIT.steps);
     for (const f of ["head.safetensors", "bank.safetensors", "loss.csv", "key.json"]) {
@@ -386,6 +398,30 @@ Deno.test("selectLambda: the candidate with the largest worst-metric margin over
   const none = m(NaN, NaN, NaN);
   assert.equal(blendMargin(none, bank.metrics), -Infinity);
   assert.equal(selectLambda([{ lambda: 0, metrics: none }, t[2], bank]), 0.5);
+  // per metric group: on P-AP alone λ 0 wins, on AUPRO alone λ 0.5
+  assert.equal(selectLambda(t, ["pixel_ap"]), 0);
+  assert.equal(selectLambda(t, ["aupro"]), 0.5);
+});
+
+Deno.test("blendScored: the map is the λ blend, the image score the max-pool of the λ_img blend", () => {
+  const size = 32, px = size * size;
+  // head map: a bright 8×8 square at the top left; bank map: a brighter one at the bottom right
+  const head = new Float32Array(px), bank = new Float32Array(px);
+  for (let y = 0; y < 8; y++) {
+    for (let x = 0; x < 8; x++) {
+      head[y * size + x] = 1;
+      bank[(24 + y) * size + 24 + x] = 3;
+    }
+  }
+  const b = { lambda: 0.25, headMean: 0, headStd: 1, bankMean: 0, bankStd: 1 };
+  const same = blendScored(head, bank, b, size);
+  assert.deepEqual(same.map, blendMaps(head, bank, b));
+  assert.equal(same.score, imageScore(same.map, size, size));
+  const split = blendScored(head, bank, { ...b, imageLambda: 0.75 }, size);
+  assert.deepEqual(split.map, same.map, "λ_img leaves the map alone");
+  const img = blendMaps(head, bank, { ...b, lambda: 0.75 });
+  assert.equal(split.score, imageScore(img, size, size));
+  assert.ok(split.score > same.score, "more weight on the brighter bank square, higher score");
 });
 
 Deno.test("splitImages: seeded, disjoint validation and training images per category, with caps", () => {

@@ -12,6 +12,7 @@ import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
 import { patchMapFigure, selfReferenceFigure } from "../lib/viz/maps.ts";
 import { computeMetrics, METRIC_KEYS } from "../lib/metrics/compute.ts";
+import { blendLabel } from "../lib/eval/blend.ts";
 
 (globalThis as { SNARM_ORT_WASM_PATHS?: string }).SNARM_ORT_WASM_PATHS =
   new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
@@ -145,7 +146,7 @@ async function run(files: File[]) {
     $("results").replaceChildren();
     $("metrics").replaceChildren();
     const blend = s.head
-      ? `(SNARM head${s.blend ? `, blended with the bank map, λ = ${s.blend.lambda}` : ""})`
+      ? `(SNARM head${s.blend ? `, blended with the bank map, ${blendLabel(s.blend)}` : ""})`
       : "(bank-only)";
     const t0 = performance.now();
     const withMasks = items.some((i) => i.mask);

@@ -10,15 +10,19 @@
  * {@link BLEND_LAMBDAS} on the validation images (clean + synthetic anomalies; the mask of a
  * synthetic sample is its grid target ≥ 0.5, upsampled by blocks) by the **dominance rule**
  * ({@link selectLambda}): the candidate whose worst metric margin over bank-only (λ = 1) is the
- * largest, i.e. the blend that comes closest to beating the bank on every one of the seven metrics
- * (the goal SNARM is held to); ties go to the better mean of the seven metrics. The
- * image score is the max of the 16×16 average pool of the blended map (spec §7). Both maps are
- * linear in the same way after smoothing, so blending smoothed maps equals smoothing the blend.
+ * largest, i.e. the blend that comes closest to beating the bank on every metric (the goal SNARM
+ * is held to); ties go to the better mean. The rule runs twice, once per metric group, because the
+ * groups depend on disjoint outputs: λ (`lambda`) of the **map** on the four pixel metrics
+ * (P-AUROC, P-AP, P-F1max, AUPRO: they see only the map), λ_img (`imageLambda`) of the **image
+ * score** on the three image metrics (I-AUROC, I-AP, I-F1max: they see only the score). The image
+ * score is the max of the 16×16 average pool (spec §7) of the λ_img blend, which is the map's own
+ * score when λ_img = λ. Both maps are linear in the same way after smoothing, so blending smoothed
+ * maps equals smoothing the blend.
  * @module
  */
 import type { Head } from "../model/head.ts";
 import { imageScore } from "../maps/mod.ts";
-import { computeMetrics, type Metrics } from "../metrics/compute.ts";
+import { computeMetrics, type MetricKey, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "../train/samples.ts";
 import { gridTruth, metricsMean, quiet } from "../train/validate.ts";
 import { channelsFirstNorms } from "../viz/maps.ts";
@@ -27,10 +31,25 @@ import { scorePatchMap } from "../maps/bank.ts";
 /** Candidate weights of the bank map (λ = 1, bank-only, is not a candidate: the head always counts). */
 export const BLEND_LAMBDAS: readonly number[] = [0, 0.25, 0.5, 0.75];
 
+/** The metrics that see only the image score. */
+export const IMAGE_METRICS: readonly MetricKey[] = ["image_auroc", "image_ap", "image_f1max"];
+/** The metrics that see only the map. */
+export const PIXEL_METRICS: readonly MetricKey[] = [
+  "pixel_auroc",
+  "pixel_ap",
+  "pixel_f1max",
+  "aupro",
+];
+
 /** A chosen blend (stored in a fitted head's metadata as `snarm_blend`). */
 export interface MapBlend {
-  /** Weight of the bank map, in [0, 1). */
+  /** Weight of the bank map in the anomaly map, in [0, 1). */
   lambda: number;
+  /**
+   * Weight of the bank map in the blend whose max-pool is the image score, in [0, 1); absent
+   * (heads fitted before FIT_VERSION 6): `lambda`.
+   */
+  imageLambda?: number;
   headMean: number;
   headStd: number;
   bankMean: number;
@@ -53,7 +72,11 @@ export function blendMaps(head: Float32Array, bank: Float32Array, b: MapBlend): 
   return out;
 }
 
-/** Blend and image score of one image's maps (`size × size`). */
+/**
+ * The λ blend of one image's maps (`size × size`) and the image score: the max-pool of the λ_img
+ * blend (the map's own when λ_img = λ).
+ * @throws {RangeError} on different lengths.
+ */
 export function blendScored(
   head: Float32Array,
   bank: Float32Array,
@@ -61,7 +84,11 @@ export function blendScored(
   size: number,
 ): { map: Float32Array; score: number } {
   const map = blendMaps(head, bank, b);
-  return { map, score: imageScore(map, size, size) };
+  const imageLambda = b.imageLambda ?? b.lambda;
+  const scored = imageLambda === b.lambda
+    ? map
+    : blendMaps(head, bank, { ...b, lambda: imageLambda });
+  return { map, score: imageScore(scored, size, size) };
 }
 
 function meanStd(maps: Float32Array[]): { mean: number; std: number } {
@@ -84,6 +111,10 @@ export interface BlendCandidate {
   score: number;
   /** min over the seven metrics of (metric(λ) − metric(bank-only)); 0 for bank-only itself (−∞ without a finite metric). */
   margin: number;
+  /** The same margin over the three image metrics (what chose λ_img). */
+  imageMargin: number;
+  /** The same margin over the four pixel metrics (what chose λ). */
+  pixelMargin: number;
   metrics: Metrics;
 }
 
@@ -92,14 +123,16 @@ export interface BlendChoice {
   blend: MapBlend;
   /** Validation results of every candidate λ and of bank-only (λ = 1, for reference). */
   table: BlendCandidate[];
-  /** The rule that chose λ (see {@link selectLambda}). */
-  rule: "dominance";
+  /** The rule that chose λ and λ_img (see {@link selectLambda}). */
+  rule: "dominance per metric group";
 }
 
 /**
  * The dominance rule: among the candidates (λ < 1) of a validation table, the one with the largest
  * worst-metric margin over bank-only; ties (margins within 1e-9) go to the higher mean score, then
  * to the larger λ. Metrics that are not finite on either side are left out of the margin.
+ * @param keys the metrics that count (default all seven; {@link IMAGE_METRICS} or
+ *   {@link PIXEL_METRICS} for one group).
  * @throws {Error} when the table lacks bank-only (λ = 1) or every candidate.
  * @example
  * ```ts
@@ -112,18 +145,22 @@ export interface BlendChoice {
  * ];
  * // λ 0 has the best P-AP but loses AUPRO to the bank; λ 0.5 beats the bank on both
  * if (selectLambda(t as never) !== 0.5) throw new Error("dominance rule");
+ * // on P-AP alone, λ 0 wins
+ * if (selectLambda(t as never, ["pixel_ap"]) !== 0) throw new Error("one metric");
  * ```
  */
 export function selectLambda(
   table: readonly Pick<BlendCandidate, "lambda" | "metrics">[],
+  keys?: readonly MetricKey[],
 ): number {
   const bank = table.find((t) => t.lambda === 1);
   const cands = table.filter((t) => t.lambda < 1);
   if (!bank || !cands.length) throw new Error("selectLambda: needs bank-only (λ 1) and candidates");
+  const pick = (m: Metrics) => pickMetrics(m, keys);
   const rank = cands.map((t) => ({
     lambda: t.lambda,
-    margin: blendMargin(t.metrics, bank.metrics),
-    score: metricsMean(t.metrics),
+    margin: blendMargin(pick(t.metrics), pick(bank.metrics)),
+    score: metricsMean(pick(t.metrics)),
   }));
   rank.sort((a, b) =>
     Math.abs(a.margin - b.margin) > 1e-9
@@ -133,6 +170,11 @@ export function selectLambda(
       : b.lambda - a.lambda
   );
   return rank[0].lambda;
+}
+
+/** The metrics of `m` named by `keys` (all of them without `keys`). */
+function pickMetrics(m: Metrics, keys?: readonly MetricKey[]): Metrics {
+  return keys ? Object.fromEntries(keys.map((k) => [k, m[k]])) as Metrics : m;
 }
 
 /**
@@ -226,8 +268,31 @@ export async function chooseBlend(
     ...t,
     score: metricsMean(t.metrics),
     margin: blendMargin(t.metrics, bank),
+    imageMargin: blendMargin(pickMetrics(t.metrics, IMAGE_METRICS), bank),
+    pixelMargin: blendMargin(pickMetrics(t.metrics, PIXEL_METRICS), bank),
   }));
-  return { blend: stats(selectLambda(table)), table, rule: "dominance" };
+  return {
+    blend: {
+      ...stats(selectLambda(table, PIXEL_METRICS)),
+      imageLambda: selectLambda(table, IMAGE_METRICS),
+    },
+    table,
+    rule: "dominance per metric group",
+  };
+}
+
+/**
+ * How a blend reads in a summary: `λ = 0.75` or `λ = 0.75 (image score: λ 0.5)`.
+ * @example
+ * ```ts
+ * import { blendLabel } from "./blend.ts";
+ * const b = { lambda: 0.75, imageLambda: 0.5, headMean: 0, headStd: 1, bankMean: 0, bankStd: 1 };
+ * if (blendLabel(b) !== "λ = 0.75 (image score: λ 0.5)") throw new Error(blendLabel(b));
+ * ```
+ */
+export function blendLabel(b: MapBlend): string {
+  const img = b.imageLambda ?? b.lambda;
+  return `λ = ${b.lambda}${img === b.lambda ? "" : ` (image score: λ ${img})`}`;
 }
 
 /**

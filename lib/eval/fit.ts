@@ -45,7 +45,7 @@ import {
 import { DEFECT_KINDS } from "../train/defects.ts";
 
 /** Bump when a change of the fitting code changes fitted heads (invalidates cached fits). */
-const FIT_VERSION = 5;
+const FIT_VERSION = 6;
 
 /**
  * Default anomaly sources of a fit: the defect-shaped generators (lib/train/defects.ts). Chosen by
@@ -380,11 +380,11 @@ async function fitLocked(
     await Deno.writeTextFile(join(stage, "train.json"), JSON.stringify(trainJson, null, 2) + "\n");
     if (show) {
       console.log(
-        `snarm fit: validation, λ: mean of the 7 metrics / worst margin over bank-only: ${
+        `snarm fit: validation, λ: worst margin over bank-only, image / pixel metrics: ${
           choice.table.map((t) =>
-            `${t.lambda} ${(100 * t.score).toFixed(2)} / ${(100 * t.margin).toFixed(2)}`
+            `${t.lambda} ${(100 * t.imageMargin).toFixed(2)} / ${(100 * t.pixelMargin).toFixed(2)}`
           ).join(", ")
-        } → λ = ${choice.blend.lambda} (dominance rule)`,
+        } → λ_img = ${choice.blend.imageLambda}, λ = ${choice.blend.lambda} (dominance rule per group)`,
       );
     }
     await saveBank(join(stage, "bank.safetensors"), bank);

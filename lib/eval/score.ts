@@ -48,7 +48,8 @@ export async function scoreFeatures(
   scorer: { head: Head; blend: MapBlend | null } | null,
   size: number,
 ): Promise<ScoredImage> {
-  const blend = scorer?.blend && scorer.blend.lambda > 0 ? scorer.blend : null;
+  const b = scorer?.blend;
+  const blend = b && (b.lambda > 0 || (b.imageLambda ?? 0) > 0) ? b : null;
   const x = await explainFeatures(f, size, {
     index,
     k,

@@ -11,6 +11,7 @@
 // deno-lint-ignore no-import-prefix
 import * as aq from "npm:arquero@8.0.3";
 import type { CategoryResult, EvalResult } from "../eval/run.ts";
+import { blendLabel } from "../eval/blend.ts";
 import { METRIC_KEYS } from "../metrics/compute.ts";
 import { METRIC_LABELS, type MetricsTable, metricsTable } from "../metrics/table.ts";
 import type { PlotlyFigure, PlotlyLayout, PlotlyTrace } from "./figure.ts";
@@ -206,7 +207,7 @@ export function scoringSummary(result: EvalResult): string {
   const heads = result.heads.map((h) =>
     `${h.scope}: ${h.path} (${
       h.fitted ? "fitted on this data's training images" : "given with --head"
-    }${h.blend ? `, blended with the bank map, λ = ${h.blend.lambda}` : ""})`
+    }${h.blend ? `, blended with the bank map, ${blendLabel(h.blend)}` : ""})`
   );
   return `SNARM scoring, head ${heads.join("; ")}`;
 }
