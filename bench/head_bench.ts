@@ -43,6 +43,7 @@ const gpu = await tryGetGpu();
 const fused = await fuseResiduals(X, B, h, w, head.weights.unaryW, head.weights.unaryB[0], {
   ratio: head.config.self_ratio,
   method: head.config.residual_method,
+  engine: "webgpu",
 });
 const Ls = h * w - fused.K;
 
@@ -137,6 +138,7 @@ async function torchPeer(): Promise<number | null> {
       fuseResiduals(X, B, h, w, head.weights.unaryW, head.weights.unaryB[0], {
         ratio: head.config.self_ratio,
         method: head.config.residual_method,
+        engine: "webgpu",
       })
     );
     const lg = await cpuAndWall(() =>

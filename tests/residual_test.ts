@@ -133,10 +133,14 @@ Deno.test({
   async fn() {
     requireGpu();
     const { io, X, weight, bias } = await residualFixture();
-    const opts = { ratio: 0.75, method: "concat_abs_square" } as const;
+    const opts = { ratio: 0.75, method: "concat_abs_square", engine: "webgpu" } as const;
     checkResidualFixture(io, await fuseResiduals(X, 2, 12, 12, weight, bias, opts), "GPU");
     for (const m of Object.keys(ENC_NAMES) as ResidualMethod[]) {
-      const out = await fuseResiduals(X, 2, 12, 12, weight, bias, { ratio: 0.75, method: m });
+      const out = await fuseResiduals(X, 2, 12, 12, weight, bias, {
+        ratio: 0.75,
+        method: m,
+        engine: "webgpu",
+      });
       close(out.Renc, f32(io, ENC_NAMES[m], [2, 32, 12, 12]), 1e-6, `GPU Renc ${m}`);
     }
   },
@@ -181,7 +185,7 @@ Deno.test({
   async fn() {
     const gpu = requireGpu();
     const { io, X, weight, bias } = await tinyFixture();
-    const opts = { ratio: 0.75, method: "concat_abs_square" } as const;
+    const opts = { ratio: 0.75, method: "concat_abs_square", engine: "webgpu" } as const;
     checkTiny(io, await fuseResiduals(X, 2, 12, 12, weight, bias, opts), "GPU");
     const n = pipelineCount(gpu);
     checkTiny(io, await fuseResiduals(X, 2, 12, 12, weight, bias, opts), "GPU (2nd call)");
@@ -234,7 +238,7 @@ Deno.test({
     const C = 512, h = 49, w = 49, L = h * w;
     const X = randomNormal(2 * C * L, 20250801);
     const weight = randomNormal(C, 7, 0.05);
-    const opts = { ratio: 0.75, method: "concat_abs_square" } as const;
+    const opts = { ratio: 0.75, method: "concat_abs_square", engine: "webgpu" } as const;
     let t0 = performance.now();
     const g = await fuseResiduals(X, 1, h, w, weight, -0.3, opts);
     const tGpuFirst = performance.now() - t0;
@@ -274,7 +278,7 @@ Deno.test({
       const weight = randomNormal(C, seed++, 0.2);
       const what = `B=${B} C=${C} ${h}×${w} ratio=${ratio} ${method}`;
       const t = fuseResidualsRef(X, B, h, w, weight, 0.1, { ratio, method });
-      const g = await fuseResiduals(X, B, h, w, weight, 0.1, { ratio, method });
+      const g = await fuseResiduals(X, B, h, w, weight, 0.1, { ratio, method, engine: "webgpu" });
       compareGpuRef(g, t, B, h * w, what);
     }
   },
@@ -330,7 +334,9 @@ Deno.test("residual: bad X / weight / options are rejected naming the tensor", a
   for (const [name, make, re] of cases) {
     const [x, wt] = make() as [Float32Array, Float32Array];
     assert.throws(() => fuseResidualsRef(x, B, h, w, wt, 0, opts), re, `TS: ${name}`);
-    await assert.rejects(() => fuseResiduals(x, B, h, w, wt, 0, opts), re, `GPU: ${name}`);
+    for (const engine of ["webgpu", "native"] as const) {
+      await assert.rejects(() => fuseResiduals(x, B, h, w, wt, 0, { ...opts, engine }), re, engine);
+    }
   }
   assert.throws(() => fuseResidualsRef(good, B, h, w, weight, NaN, opts), /unaryBias/);
   assert.throws(
@@ -345,16 +351,19 @@ Deno.test("residual: bad X / weight / options are rejected naming the tensor", a
   assert.throws(() => encodeResidual(new Float32Array(5), 1, 2, 1, 2, "abs"), /r has 5 values/);
 });
 
-Deno.test("residual: without an adapter fuseResiduals warns and returns the TS reference", async () => {
+Deno.test("residual: without an adapter, auto fusion runs native; webgpu warns and returns the TS reference", async () => {
   const mod = new URL("../lib/residual/mod.ts", import.meta.url).href;
   const code = `
     import { fuseResiduals, fuseResidualsRef } from ${JSON.stringify(mod)};
     const X = new Float32Array(2 * 4 * 9).map((_, i) => Math.sin(i * 1.7));
     const wt = new Float32Array([0.1, -0.2, 0.3, 0.05]);
     const o = { ratio: 0.75, method: "concat_abs_square" };
-    const g = await fuseResiduals(X, 1, 3, 3, wt, 0.2, o);
+    const a = await fuseResiduals(X, 1, 3, 3, wt, 0.2, o);
+    console.error("-- auto done --");
+    const g = await fuseResiduals(X, 1, 3, 3, wt, 0.2, { ...o, engine: "webgpu" });
     const t = fuseResidualsRef(X, 1, 3, 3, wt, 0.2, o);
-    console.log(JSON.stringify([[...g.intraNn], [...t.intraNn], [...g.Z].every((v, i) => v === t.Z[i])]));
+    const same = (u) => [...u.Z].every((v, i) => v === t.Z[i]);
+    console.log(JSON.stringify([[...g.intraNn], [...t.intraNn], same(g) && same(a)]));
   `;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--no-check", code],
@@ -364,7 +373,9 @@ Deno.test("residual: without an adapter fuseResiduals warns and returns the TS r
   }).output();
   const stderr = new TextDecoder().decode(out.stderr);
   assert.ok(out.success, stderr);
-  assert.match(stderr, /residual fusion runs its TypeScript reference/);
+  const [auto, webgpu] = stderr.split("-- auto done --");
+  assert.doesNotMatch(auto, /residual fusion/, "auto runs native, no fallback warning");
+  assert.match(webgpu, /residual fusion runs its TypeScript reference/);
   const [g, t, zEqual] = JSON.parse(new TextDecoder().decode(out.stdout));
   assert.deepEqual(g, t);
   assert.equal(zEqual, true);
@@ -376,11 +387,10 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { fuseResidualsNative } = await import("../lib/residual/native.ts");
     // The official residual fixture.
     const { io, X, weight, bias } = await residualFixture();
-    const opts = { ratio: 0.75, method: "concat_abs_square" } as const;
-    const nat = await fuseResidualsNative(X, 2, 12, 12, weight, bias, opts);
+    const opts = { ratio: 0.75, method: "concat_abs_square", engine: "native" } as const;
+    const nat = await fuseResiduals(X, 2, 12, 12, weight, bias, opts);
     checkResidualFixture(io, nat, "native");
     // Paper scale, odd shapes, K = 1, and exact duplicates (ties at distance 0, incl. a position
     // whose duplicate reference lies before and after it).
@@ -409,7 +419,7 @@ Deno.test({
       const wgt = randomNormal(C, seed++, 0.2);
       const what = `B=${B} C=${C} ${h}×${w} ratio=${ratio} ${method}${dup ? " duplicates" : ""}`;
       const t = fuseResidualsRef(X2, B, h, w, wgt, 0.1, { ratio, method });
-      const n = await fuseResidualsNative(X2, B, h, w, wgt, 0.1, { ratio, method });
+      const n = await fuseResiduals(X2, B, h, w, wgt, 0.1, { ratio, method, engine: "native" });
       identical(n.intraNn, t.intraNn, `${what} intraNn`);
       identical(n.refMask, t.refMask, `${what} refMask`);
       identical(n.Z, t.Z, `${what} Z`);

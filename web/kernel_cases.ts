@@ -146,8 +146,9 @@ export const KERNEL_CASES: KernelCase[] = [
       const X = io.tensors.get("X")!.data as Float32Array;
       const [B, , h, w] = io.tensors.get("X")!.shape;
       const o = { ratio: head.config.self_ratio, method: head.config.residual_method };
-      const g = await fuseResiduals(X, B, h, w, head.weights.unaryW, head.weights.unaryB[0], o);
-      const r = fuseResidualsRef(X, B, h, w, head.weights.unaryW, head.weights.unaryB[0], o);
+      const u = [head.weights.unaryW, head.weights.unaryB[0]] as const;
+      const g = await fuseResiduals(X, B, h, w, ...u, { ...o, engine: "webgpu" });
+      const r = fuseResidualsRef(X, B, h, w, ...u, o);
       if (g.refMask.some((v, i) => v !== r.refMask[i])) return { err: Infinity, sample: [] };
       return { err: maxAbs(g.Z, r.Z), sample: pick(g.Z) };
     },

@@ -6,7 +6,6 @@
  */
 import { tryGetGpu, warnFallback } from "../gpu/device.ts";
 import { fuseResiduals, type FusionOut } from "../residual/mod.ts";
-import { fuseResidualsNative } from "../residual/native.ts";
 import { loadOrtNative } from "../backbone/session.ts";
 import { NativeHead } from "./native_head.ts";
 import type { HeadConfig, HeadDims } from "./config.ts";
@@ -327,9 +326,12 @@ export class Head {
     engine: HeadEngine = "auto",
   ): Promise<FusionOut> {
     const e = await resolveHeadEngine(engine);
-    const fusionOpts = { ratio: this.config.self_ratio, method: this.config.residual_method };
-    const fuse = e === "native" ? fuseResidualsNative : fuseResiduals;
-    return await fuse(X, B, h, w, this.weights.unaryW, this.weights.unaryB[0], fusionOpts);
+    return await fuseResiduals(X, B, h, w, this.weights.unaryW, this.weights.unaryB[0], {
+      ratio: this.config.self_ratio,
+      method: this.config.residual_method,
+      // the head's reference engine keeps the fusion it always had: WGSL where an adapter is
+      engine: e === "native" ? "native" : "webgpu",
+    });
   }
 
   /** Save the weights (official names, config in `__metadata__`), atomically. */

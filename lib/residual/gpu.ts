@@ -19,15 +19,12 @@ import {
   loadWgsl,
   readBuffer,
   submitAndWait,
-  tryGetGpu,
-  warnFallback,
 } from "../gpu/mod.ts";
 import { selectReferences } from "./navigator.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
 import { createBankIndex, searchTopK } from "../bank/search.ts";
-import { fuseResidualsRef } from "./reference.ts";
 import { type FusionOptions, type FusionOut, RESIDUAL_METHODS } from "./types.ts";
-import { checkFusionInput, type FusionShape } from "./validate.ts";
+import type { FusionShape } from "./validate.ts";
 
 /**
  * Neighbours fetched per query from the bank search: the query itself (when it is a reference)
@@ -37,40 +34,6 @@ import { checkFusionInput, type FusionShape } from "./validate.ts";
 const NN_TOPK = 4;
 /** Unit roundoff of f32 (round to nearest). */
 const U32 = 2 ** -24;
-
-/**
- * Residual fusion on the WebGPU device; falls back to {@link fuseResidualsRef} after
- * `warnFallback("residual fusion")` when no adapter exists. Results equal the reference: the
- * encodings bit-exactly, unary/waypoint to f32 rounding of the sums, the reference set and the
- * nearest references exactly (near-ties are rechecked in float64 with the reference's code).
- *
- * @param X `(B, 2C, h, w)` channels-first row-major f32: channels [0, C) = signed inter-residual
- *   r, channels [C, 2C) = patch features f.
- * @param unaryWeight `(Cp)` f32 unary 1×1 conv weight (`simple_predictor.weight`); uploaded once
- *   per device and re-uploaded only when its contents change.
- * @param unaryBias the conv bias (`simple_predictor.bias`).
- * @param opts `ratio` (K = round(ratio·h·w)) and `method` (the encoding P).
- * @returns {@link FusionOut}; shapes in its field docs.
- * @throws {Error} naming `X`, `unaryWeight`, `unaryBias`, `ratio` or `method` on bad input;
- *   {@link GpuError} on a WebGPU failure.
- */
-export async function fuseResiduals(
-  X: Float32Array,
-  B: number,
-  h: number,
-  w: number,
-  unaryWeight: Float32Array,
-  unaryBias: number,
-  opts: FusionOptions,
-): Promise<FusionOut> {
-  const shape = checkFusionInput(X, B, h, w, unaryWeight, unaryBias, opts);
-  const gpu = await tryGetGpu();
-  if (!gpu) {
-    warnFallback("residual fusion");
-    return fuseResidualsRef(X, B, h, w, unaryWeight, unaryBias, opts);
-  }
-  return await fuseOnGpu(gpu, X, shape, unaryWeight, unaryBias, opts);
-}
 
 interface WeightEntry {
   copy: Float32Array;
@@ -93,7 +56,15 @@ function weightBuffer(gpu: Gpu, weight: Float32Array): GPUBuffer {
   return buf;
 }
 
-async function fuseOnGpu(
+/**
+ * Residual fusion on the WebGPU device (the `"webgpu"` engine of `fuseResiduals`,
+ * lib/residual/fuse.ts) on inputs checked by `checkFusionInput`. Results equal the reference: the
+ * encodings bit-exactly, unary/waypoint to f32 rounding of the sums, the reference set and the
+ * nearest references exactly (near-ties are rechecked in float64 with the reference's code). The
+ * unary weight is uploaded once per device and re-uploaded only when its contents change.
+ * @throws {GpuError} on a WebGPU failure.
+ */
+export async function fuseOnGpu(
   gpu: Gpu,
   X: Float32Array,
   shape: FusionShape,

@@ -1,8 +1,8 @@
 /**
- * Residual fusion (spec §4–5) with the nearest-reference search on ONNX Runtime's native CPU engine
- * (lib/bank/search_native.ts, exact: the same neighbours as the TypeScript reference); every other
- * step is the reference's (lib/residual/reference.ts `fusionFront` / `fusionBack`). Used by the
- * head's native engine (lib/model/head.ts).
+ * The fusion's nearest-reference search (spec §5 "Intra-residual") on ONNX Runtime's native CPU
+ * engine (lib/bank/search_native.ts, exact: the same neighbours as the TypeScript reference); the
+ * `"native"` engine of `fuseResiduals` (lib/residual/fuse.ts) runs every other step with the
+ * reference's code (lib/residual/reference.ts `fusionFront` / `fusionBack`).
  *
  * The nearest reference of position p (self excluded, exact ties to the lower position) is the
  * first of p's two nearest references in (distance, position) order that is not p itself: the
@@ -12,24 +12,18 @@
  */
 import { createBankIndex, searchTopK } from "../bank/search.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
-import { fusionBack, fusionFront } from "./reference.ts";
-import type { FusionOptions, FusionOut } from "./types.ts";
+import type { FusionFront } from "./reference.ts";
 
 /**
- * {@link fuseResidualsRef} with the nearest-reference search on the native engine; same output.
- * @throws {Error} as `fuseResidualsRef`; when onnxruntime-node does not load.
+ * `(B, L)` nearest reference of every position, as `nearestReferences` (lib/residual/reference.ts)
+ * returns it.
+ * @throws {Error} when onnxruntime-node does not load.
  */
-export async function fuseResidualsNative(
+export async function nearestReferencesNative(
   X: Float32Array,
-  B: number,
-  h: number,
-  w: number,
-  unaryWeight: Float32Array,
-  unaryBias: number,
-  opts: FusionOptions,
-): Promise<FusionOut> {
-  const front = fusionFront(X, B, h, w, unaryWeight, unaryBias, opts);
-  const { C, L, K, sel } = front;
+  front: FusionFront,
+): Promise<Int32Array> {
+  const { B, C, L, K, sel } = front;
   const intraNn = new Int32Array(B * L);
   for (let b = 0; b < B; b++) {
     const refs = sel.refSorted.subarray(b * K, (b + 1) * K);
@@ -65,5 +59,5 @@ export async function fuseResidualsNative(
       index.destroy();
     }
   }
-  return fusionBack(X, front, intraNn, opts);
+  return intraNn;
 }

@@ -7,7 +7,7 @@ import { encodeImageInto } from "./encode.ts";
 import { navigatorMaps, type ReferenceSelection, selectReferences } from "./navigator.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
 import type { FusionOptions, FusionOut } from "./types.ts";
-import { checkFusionInput } from "./validate.ts";
+import { checkFusionInput, type FusionShape } from "./validate.ts";
 
 const fr = Math.fround;
 
@@ -35,15 +35,24 @@ export function fuseResidualsRef(
   unaryBias: number,
   opts: FusionOptions,
 ): FusionOut {
-  const front = fusionFront(X, B, h, w, unaryWeight, unaryBias, opts);
-  const { C, L, K, sel } = front;
+  const shape = checkFusionInput(X, B, h, w, unaryWeight, unaryBias, opts);
+  const front = fusionFront(X, shape, unaryWeight, unaryBias, opts);
+  return fusionBack(X, front, nearestReferences(X, front), opts);
+}
+
+/**
+ * `(B, L)` nearest reference of every position (spec §5 "Intra-residual"), float64 direct
+ * differences ({@link nearestReferenceExact}).
+ */
+export function nearestReferences(X: Float32Array, front: FusionFront): Int32Array {
+  const { B, C, L, K, sel } = front;
   const intraNn = new Int32Array(B * L);
   for (let b = 0; b < B; b++) {
     const f = featuresChannelsLast(X, b, C, L);
     const refs = sel.refSorted.subarray(b * K, (b + 1) * K);
     for (let p = 0; p < L; p++) intraNn[b * L + p] = nearestReferenceExact(f, C, p, refs);
   }
-  return fusionBack(X, front, intraNn, opts);
+  return intraNn;
 }
 
 /** Result of {@link fusionFront}: sizes, P(r), the navigator maps and the reference selection. */
@@ -59,21 +68,18 @@ export interface FusionFront {
 }
 
 /**
- * The fusion up to the nearest-reference search (spec §4–5 steps 1–4): checks, P(r), the unary and
- * waypoint maps, the self-reference top-K. Shared by {@link fuseResidualsRef} and the native path
- * (lib/residual/native.ts).
- * @throws {Error} as {@link fuseResidualsRef}.
+ * The fusion up to the nearest-reference search (spec §4–5 steps 1–4): P(r), the unary and
+ * waypoint maps, the self-reference top-K, on inputs checked by `checkFusionInput` (whose
+ * `shape` it takes). Shared by {@link fuseResidualsRef} and the native engine.
  */
 export function fusionFront(
   X: Float32Array,
-  B: number,
-  h: number,
-  w: number,
+  shape: FusionShape,
   unaryWeight: Float32Array,
   unaryBias: number,
   opts: FusionOptions,
 ): FusionFront {
-  const { C, L, K } = checkFusionInput(X, B, h, w, unaryWeight, unaryBias, opts);
+  const { B, C, L, K } = shape;
   const Renc = new Float32Array(B * C * L);
   for (let b = 0; b < B; b++) {
     encodeImageInto(X, b * 2 * C * L, C, L, opts.method, Renc, b * C * L);

@@ -24,7 +24,19 @@ export interface FusionOptions {
   ratio: number;
   /** Residual encoding P (`concat_abs_square` in the README). */
   method: ResidualMethod;
+  /**
+   * Where the stage runs (default `"auto"`): `"webgpu"` (WGSL kernels, lib/residual/gpu.ts; the
+   * reference after a warning without an adapter), `"native"` (the nearest-reference search on
+   * ONNX Runtime's CPU engine, lib/residual/native.ts), `"reference"` (TypeScript,
+   * lib/residual/reference.ts). `"auto"` picks native when the adapter is a CPU or absent and
+   * onnxruntime-node loads, else webgpu. All give the same references and nearest references; the
+   * unary and waypoint maps of webgpu differ from the others by f32 rounding of the sums.
+   */
+  engine?: FusionEngine;
 }
+
+/** Engines of the fusion stage ({@link FusionOptions.engine}). */
+export type FusionEngine = "auto" | "webgpu" | "native" | "reference";
 
 /**
  * Output of the residual fusion stage for B images on an h×w grid (L = h·w positions,

@@ -10,7 +10,7 @@
 import type { RunFeatureOptions } from "../backbone/mod.ts";
 import { type Gpu, tryGetGpu } from "../gpu/device.ts";
 import type { HeadConfig } from "../model/config.ts";
-import { fuseResiduals } from "../residual/gpu.ts";
+import { fuseResiduals } from "../residual/fuse.ts";
 import { saveHeadWeights } from "../model/weights.ts";
 import type { DatasetOptions } from "../data/dataset.ts";
 import { writeFileAtomic } from "../io/safetensors.ts";
@@ -425,6 +425,9 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       const fu = await fuseResiduals(X, B, set.h, set.w, unaryW, u.bias, {
         ratio: config.self_ratio,
         method: config.residual_method,
+        // WGSL, as fits have always used (FIT_VERSION): "native" would move the unary and
+        // waypoint maps by f32 rounding, so near-ties among the references, so the fitted heads
+        engine: "webgpu",
       });
       const rate = warmCosineLr(s, {
         baseLr: lr,

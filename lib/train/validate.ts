@@ -15,7 +15,7 @@
  */
 import { Head } from "../model/head.ts";
 import type { HeadWeights } from "../model/weights.ts";
-import { fuseResiduals } from "../residual/gpu.ts";
+import { fuseResiduals } from "../residual/fuse.ts";
 import { computeMetrics, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "./samples.ts";
 
@@ -134,6 +134,7 @@ export async function validateHead(
     const fu = await fuseResiduals(X, B, h, w, weights.unaryW, weights.unaryB[0], {
       ratio: cfg.self_ratio,
       method: cfg.residual_method,
+      engine: "webgpu", // as the training step's fusion (lib/train/run.ts)
     });
     const logits = await head.logits(fu.Z, fu.refMask, B, h, w); // (nHeads, B, L)
     for (let b = 0; b < B; b++) {
