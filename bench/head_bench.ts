@@ -5,7 +5,7 @@
  * - the Mamba head + maps from the hybrid residual Z, WebGPU (default adapter) vs the TypeScript
  *   reference, measured in the same run (group "head from Z", baseline = reference);
  * - the full forward from X (residual fusion + Mamba head + maps, 392² maps) per engine, same run:
- *   `head paper <engine>: X s/image` (median of 7 after 2 warm-ups) for the native CPU engine
+ *   `head paper <engine>: X s/image` (median of 9 after 6 warm-ups) for the native CPU engine
  *   (onnxruntime-node, lib/model/native_head.ts) and WebGPU (the adapter's WGSL kernels), and
  *   the peer `head paper torch` (bench/head_torch.py: the official forward's PyTorch ops, checked
  *   against the fixture, threads = cores) when Debian's python3-torch and python3-scipy are here;
@@ -106,16 +106,21 @@ async function torchPeer(): Promise<number | null> {
     ...(gpu ? ["webgpu" as const] : []),
   ];
   const perImage = new Map<string, number>();
+  // WARMUP and REPS as in bench/head_torch.py: the native engine's first ~10 forwards are slower
+  // (JIT, ONNX Runtime's arena), and one image of an eval is one of hundreds.
+  const WARMUP = 6, REPS = 9, mid = (REPS - 1) / 2;
   for (const engine of engines) {
-    for (let i = 0; i < 2; i++) await head.forward(X, B, h, w, { engine }); // warm-up
+    for (let i = 0; i < WARMUP; i++) await head.forward(X, B, h, w, { engine });
     const t: number[] = [];
-    for (let i = 0; i < 7; i++) {
+    for (let i = 0; i < REPS; i++) {
       t.push((await cpuAndWall(() => head.forward(X, B, h, w, { engine }))).wall);
     }
     t.sort((a, b) => a - b);
-    perImage.set(engine, t[3]);
-    console.log(`head paper ${engine}: ${(t[3] / 1000).toFixed(3)} s/image`);
-    console.log(`  median of 7 after 2 warm-ups (min ${(t[0] / 1000).toFixed(3)} s)`);
+    perImage.set(engine, t[mid]);
+    console.log(`head paper ${engine}: ${(t[mid] / 1000).toFixed(3)} s/image`);
+    console.log(
+      `  median of ${REPS} after ${WARMUP} warm-ups (min ${(t[0] / 1000).toFixed(3)} s)`,
+    );
   }
   // The peer in the same run: the official forward's PyTorch ops (bench/head_torch.py, checked
   // against the fixture first) with as many threads as cores, when Debian's python3-torch is here.

@@ -6,7 +6,7 @@ the official weights and input of the `paper` fixture. The official repository i
 available here; this port is checked against the fixture's outputs (printed max |error|) before
 it is timed.
 
-Prints `head paper torch: X s/image` (median of 7 after 2 warm-ups, `torch.set_num_threads(T)`).
+Prints `head paper torch: X s/image` (median of 9 after 6 warm-ups, `torch.set_num_threads(T)`).
 Needs Debian's python3-torch and python3-scipy. Usage:
   /usr/bin/python3 bench/head_torch.py FIXTURE_DIR [threads]
 """
@@ -169,15 +169,18 @@ def main():
           f"pixel_map {err(pix, io['pixel_map']):.2e}, smoothed "
           f"{err(torch.from_numpy(sm), io['pixel_map_smoothed_per_image']):.2e}, image score "
           f"{err(score, io['image_score_per_image']):.2e}", flush=True)
-    forward(X, W, cfg)  # second warm-up (the check above was the first)
+    # WARMUP and REPS as in bench/head_bench.ts (the check above was the first warm-up)
+    WARMUP, REPS = 6, 9
+    for _ in range(WARMUP - 1):
+        forward(X, W, cfg)
     times = []
-    for _ in range(7):
+    for _ in range(REPS):
         t = time.perf_counter()
         forward(X, W, cfg)
         times.append(time.perf_counter() - t)
-    med = sorted(times)[3]
+    med = sorted(times)[REPS // 2]
     print(f"head paper torch: {med:.3f} s/image", flush=True)
-    print(f"  median of 7 after 2 warm-ups (min {min(times):.3f} s), torch {torch.__version__}, {threads} threads", flush=True)
+    print(f"  median of {REPS} after {WARMUP} warm-ups (min {min(times):.3f} s), torch {torch.__version__}, {threads} threads", flush=True)
 
 
 if __name__ == "__main__":
