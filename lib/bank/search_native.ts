@@ -105,6 +105,7 @@ function getSession(ort: OrtNative, d: number, threads: number): Promise<Session
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: "sequential",
+      extra: { session: { force_spinning_stop: "1" } },
     });
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));

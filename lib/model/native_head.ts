@@ -481,10 +481,11 @@ export class NativeHead {
         interOpNumThreads: 1,
         executionMode: "sequential" as const,
         graphOptimizationLevel: "all" as const,
-        // No spin-waiting: each of the depth + 1 sessions has its own intra-op pool, and idle
-        // workers spinning beside the running graph and the host's scans took their cores (paper
-        // head on 2 cores: front graph ~75 → ~55 ms, forward ~235 → ~205 ms without the maps).
-        extra: { session: { intra_op: { allow_spinning: "0" } } },
+        // Workers stop spin-waiting when a run ends: each of the depth + 1 sessions has its own
+        // intra-op pool, and workers spinning after their graph took the cores of the next graph
+        // and of the host's scans (paper head on 2 cores: front graph ~75 → ~51 ms, forward from
+        // Z ~235 → ~192 ms; no spinning at all: ~195 ms).
+        extra: { session: { force_spinning_stop: "1" } },
       };
       p = Promise.all(
         buildGraphs(this.weights, h, w, Ls, outSize).map((m) =>
