@@ -23,32 +23,22 @@ import { nativeSearchAvailable } from "../bank/search.ts";
 import { fuseOnGpu } from "./gpu.ts";
 import { nearestReferencesNative } from "./native.ts";
 import { fuseResidualsRef, fusionBack, fusionFront } from "./reference.ts";
-import type { FusionOptions, FusionOut } from "./types.ts";
+import type { FusionArgs, FusionOptions, FusionOut } from "./types.ts";
 import { checkFusionInput } from "./validate.ts";
 
 /**
  * Residual fusion on the engine `opts.engine` picks (see {@link FusionOptions.engine}); without
  * an adapter `"webgpu"` warns (`warnFallback("residual fusion")`) and runs the reference.
  *
- * @param X `(B, 2C, h, w)` channels-first row-major f32: channels [0, C) = signed inter-residual
- *   r, channels [C, 2C) = patch features f.
- * @param unaryWeight `(Cp)` f32 unary 1×1 conv weight (`simple_predictor.weight`).
- * @param unaryBias the conv bias (`simple_predictor.bias`).
- * @param opts `ratio` (K = round(ratio·h·w)), `method` (the encoding P), `engine`.
+ * @param args {@link FusionArgs}: X `(B, 2C, h, w)` = [r ‖ f], B, h, w, the unary conv's weight
+ *   and bias, and the options `ratio` (K = round(ratio·h·w)), `method` (the encoding P), `engine`.
  * @returns {@link FusionOut}; shapes in its field docs.
  * @throws {Error} naming `X`, `unaryWeight`, `unaryBias`, `ratio` or `method` on bad input; on
  *   `"native"` when onnxruntime-node does not load; `GpuError` on a WebGPU failure.
  */
-export async function fuseResiduals(
-  X: Float32Array,
-  B: number,
-  h: number,
-  w: number,
-  unaryWeight: Float32Array,
-  unaryBias: number,
-  opts: FusionOptions,
-): Promise<FusionOut> {
-  const shape = checkFusionInput(X, B, h, w, unaryWeight, unaryBias, opts);
+export async function fuseResiduals(...args: FusionArgs): Promise<FusionOut> {
+  const [X, , , , unaryWeight, unaryBias, opts] = args;
+  const shape = checkFusionInput(...args);
   const engine = opts.engine ?? "auto";
   const gpu = engine === "reference" || engine === "native" ? null : await tryGetGpu();
   if (
@@ -60,5 +50,5 @@ export async function fuseResiduals(
   }
   if (gpu) return await fuseOnGpu(gpu, X, shape, unaryWeight, unaryBias, opts);
   if (engine !== "reference") warnFallback("residual fusion");
-  return fuseResidualsRef(X, B, h, w, unaryWeight, unaryBias, opts);
+  return fuseResidualsRef(...args);
 }

@@ -6,7 +6,7 @@
 import { encodeImageInto } from "./encode.ts";
 import { navigatorMaps, type ReferenceSelection, selectReferences } from "./navigator.ts";
 import { featuresChannelsLast, nearestReferenceExact } from "./nearest.ts";
-import type { FusionOptions, FusionOut } from "./types.ts";
+import type { FusionArgs, FusionOptions, FusionOut } from "./types.ts";
 import { checkFusionInput, type FusionShape } from "./validate.ts";
 
 const fr = Math.fround;
@@ -20,22 +20,13 @@ const fr = Math.fround;
  * 3. nn(p) = nearest reference of p by L2 on f (self excluded), float64 direct differences.
  * 4. s = f[nn] − f (f32), S_enc = P(s), Z = concat[R, S_enc].
  *
- * @param X `(B, 2C, h, w)` channels-first row-major f32: channels [0, C) = signed inter-residual
- *   r, channels [C, 2C) = patch features f (official `torch.chunk(X, 2, 1)`).
- * @param unaryWeight `(Cp)` f32 weight of the unary 1×1 conv (`simple_predictor.weight`).
- * @param unaryBias its bias (`simple_predictor.bias`).
+ * @param args {@link FusionArgs}: X `(B, 2C, h, w)` = [r ‖ f], B, h, w, the unary conv's weight
+ *   and bias, the options (`ratio`, `method`; `engine` is ignored here).
  * @throws {Error} naming `X`, `unaryWeight`, `unaryBias`, `ratio` or `method` on bad input.
  */
-export function fuseResidualsRef(
-  X: Float32Array,
-  B: number,
-  h: number,
-  w: number,
-  unaryWeight: Float32Array,
-  unaryBias: number,
-  opts: FusionOptions,
-): FusionOut {
-  const shape = checkFusionInput(X, B, h, w, unaryWeight, unaryBias, opts);
+export function fuseResidualsRef(...args: FusionArgs): FusionOut {
+  const [X, , , , unaryWeight, unaryBias, opts] = args;
+  const shape = checkFusionInput(...args);
   const front = fusionFront(X, shape, unaryWeight, unaryBias, opts);
   return fusionBack(X, front, nearestReferences(X, front), opts);
 }

@@ -35,6 +35,23 @@ export interface FusionOptions {
   engine?: FusionEngine;
 }
 
+/**
+ * The arguments of the fusion stage (`fuseResiduals`, `fuseResidualsRef`, `checkFusionInput`),
+ * written once: X `(B, 2C, h, w)` channels-first row-major f32 (channels [0, C) = signed
+ * inter-residual r, [C, 2C) = patch features f; official `torch.chunk(X, 2, 1)`), the batch size
+ * and grid, the unary 1×1 conv's weight `(C)` and bias (`simple_predictor.weight` / `.bias`), the
+ * options.
+ */
+export type FusionArgs = [
+  X: Float32Array,
+  B: number,
+  h: number,
+  w: number,
+  unaryWeight: Float32Array,
+  unaryBias: number,
+  opts: FusionOptions,
+];
+
 /** Engines of the fusion stage ({@link FusionOptions.engine}). */
 export type FusionEngine = "auto" | "webgpu" | "native" | "reference";
 

@@ -3,7 +3,7 @@
  * tensor (`X`, `unaryWeight`, `unaryBias`, `r`) and what was expected.
  * @module
  */
-import { RESIDUAL_METHODS, type ResidualMethod } from "./types.ts";
+import { type FusionArgs, RESIDUAL_METHODS, type ResidualMethod } from "./types.ts";
 
 /** Shapes derived from a validated fusion input. */
 export interface FusionShape {
@@ -87,21 +87,13 @@ export function checkFinite(
 }
 
 /**
- * Validate the inputs of `fuseResiduals`/`fuseResidualsRef` and derive the shapes.
- * @param X `(B, 2C, h, w)` channels-first f32: channels [0, C) the signed inter-residual r,
- *   channels [C, 2C) the patch features f.
+ * Validate the inputs of `fuseResiduals`/`fuseResidualsRef` ({@link FusionArgs}) and derive the
+ * shapes.
  * @throws {Error} naming `X` (length not B·2C·h·w for an integer C ≥ 1, odd channel count,
  *   NaN/Inf), `unaryWeight` (length ≠ C, non-finite), `unaryBias`, `ratio` or `method`.
  */
-export function checkFusionInput(
-  X: Float32Array,
-  B: number,
-  h: number,
-  w: number,
-  unaryWeight: Float32Array,
-  unaryBias: number,
-  opts: { ratio: number; method: string },
-): FusionShape {
+export function checkFusionInput(...args: FusionArgs): FusionShape {
+  const [X, B, h, w, unaryWeight, unaryBias, opts] = args;
   positiveInt(B, "B");
   positiveInt(h, "h");
   positiveInt(w, "w");
