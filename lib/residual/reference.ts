@@ -56,8 +56,6 @@ export interface FusionFront {
   unary: Float32Array;
   waypoint: Float32Array;
   sel: ReferenceSelection;
-  /** `(B, 2C, L)` hybrid residual, P(r) written; P(s) is written by {@link fusionBack}. */
-  Z: Float32Array;
 }
 
 /**
@@ -73,14 +71,12 @@ export function fusionFront(
   opts: FusionOptions,
 ): FusionFront {
   const { B, C, L, K } = shape;
-  // One image: P(r) is written into Z's first half and Renc is that view (no copy).
-  const Z = new Float32Array(B * 2 * C * L);
-  const Renc = B === 1 ? Z.subarray(0, C * L) : new Float32Array(B * C * L);
+  const Renc = new Float32Array(B * C * L);
   for (let b = 0; b < B; b++) {
     encodeImageInto(X, b * 2 * C * L, C, L, opts.method, Renc, b * C * L);
   }
   const { unary, waypoint } = navigatorMaps(Renc, B, C, L, unaryWeight, unaryBias);
-  return { B, C, L, K, Renc, unary, waypoint, sel: selectReferences(waypoint, B, L, K), Z };
+  return { B, C, L, K, Renc, unary, waypoint, sel: selectReferences(waypoint, B, L, K) };
 }
 
 /**
@@ -94,17 +90,15 @@ export function fusionBack(
   intraNn: Int32Array,
   opts: FusionOptions,
 ): FusionOut {
-  const { B, C, L, K, Renc, unary, waypoint, sel, Z } = front;
+  const { B, C, L, K, Renc, unary, waypoint, sel } = front;
   const intraResidual = new Float32Array(B * C * L);
   for (let b = 0; b < B; b++) {
     intraResidualInto(X, b, C, L, intraNn.subarray(b * L, (b + 1) * L), intraResidual);
   }
-  // One image: P(s) straight into Z's second half (Senc is that view); else per image, then Z.
-  const Senc = B === 1 ? Z.subarray(C * L) : new Float32Array(B * C * L);
+  const Senc = new Float32Array(B * C * L);
   for (let b = 0; b < B; b++) {
     encodeImageInto(intraResidual, b * C * L, C, L, opts.method, Senc, b * C * L);
   }
-  if (B > 1) concatChannelsInto(Z, Renc, Senc, B, C, L);
   return {
     unary,
     waypoint,
@@ -114,7 +108,7 @@ export function fusionBack(
     intraResidual,
     Renc,
     Senc,
-    Z,
+    Z: concatChannels(Renc, Senc, B, C, L),
     Cp: C,
     K,
   };
@@ -137,15 +131,15 @@ function intraResidualInto(
   }
 }
 
-/** Concatenate two `(B, C, L)` tensors along channels into `Z` `(B, 2C, L)`; returns `Z`. */
-function concatChannelsInto(
-  Z: Float32Array,
+/** Concatenate two `(B, C, L)` tensors along channels into `(B, 2C, L)`. */
+export function concatChannels(
   a: Float32Array,
   s: Float32Array,
   B: number,
   C: number,
   L: number,
 ): Float32Array {
+  const Z = new Float32Array(B * 2 * C * L);
   for (let b = 0; b < B; b++) {
     Z.set(a.subarray(b * C * L, (b + 1) * C * L), b * 2 * C * L);
     Z.set(s.subarray(b * C * L, (b + 1) * C * L), (b * 2 + 1) * C * L);
