@@ -484,11 +484,8 @@ export class NativeHead {
         // Workers stop spin-waiting when a run ends: each of the depth + 1 sessions has its own
         // intra-op pool, and workers spinning after their graph took the cores of the next graph
         // and of the host's scans (paper head on 2 cores: front graph ~75 → ~51 ms, forward from
-        // Z ~235 → ~192 ms; no spinning at all: ~195 ms). Denormals as zero: exp(Δ·A) and the
-        // sigmoids of the maps reach below f32's normal range, where the CPU's arithmetic is
-        // slow (forward ~5 ms faster; the values flushed are < 1.2e-38, far below the parity
-        // tolerances).
-        extra: { session: { force_spinning_stop: "1", set_denormal_as_zero: "1" } },
+        // Z ~235 → ~192 ms; no spinning at all: ~195 ms).
+        extra: { session: { force_spinning_stop: "1" } },
       };
       p = Promise.all(
         buildGraphs(this.weights, h, w, Ls, outSize).map((m) =>
