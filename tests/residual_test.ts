@@ -424,5 +424,20 @@ Deno.test({
       identical(n.refMask, t.refMask, `${what} refMask`);
       identical(n.Z, t.Z, `${what} Z`);
     }
+    // Tiny features (~1e-20: squared distances below f32's normal range, where the search's
+    // relative error bound alone let near-ties through) on a few levels (exact ties).
+    for (let s = 1; s <= 40; s++) {
+      const u = mulberry32(s * 7919);
+      const B = 1 + (s % 3), C = 1 + Math.floor(u() * 40);
+      const h = 2 + Math.floor(u() * 12), w = 2 + Math.floor(u() * 12), levels = 1 + (s % 4);
+      const X3 = new Float32Array(B * 2 * C * h * w).map(() =>
+        (Math.floor(u() * levels) + (s % 3 === 0 ? u() * 1e-6 : 0)) * 1e-20
+      );
+      const wgt = Float32Array.from({ length: C }, () => u() - 0.5);
+      const o = { ratio: [0.25, 0.5, 0.75, 1][s % 4], method: "abs" } as const;
+      const t = fuseResidualsRef(X3, B, h, w, wgt, 0.1, o);
+      const n = await fuseResiduals(X3, B, h, w, wgt, 0.1, { ...o, engine: "native" });
+      identical(n.intraNn, t.intraNn, `tiny features, case ${s}: intraNn`);
+    }
   },
 });

@@ -12,8 +12,9 @@
  * Σ(q − b)², computed exactly as {@link searchTopKRef} does, sorted by (distance, index).
  *
  * Exactness (the result is IDENTICAL to {@link searchTopKRef}): for every value the kernel returns,
- * |v_j − (|b_j|² − 2 q·b_j)| ≤ E_j = g·(n_j + 2|q||b_j|), g = 1.25·(γ_{D+2} + 2u), u = 2⁻²⁴ (any
- * summation order of the D + 1 terms, FMA or not; plus the f32 rounding of the stored norm).
+ * |v_j − (|b_j|² − 2 q·b_j)| ≤ E_j = g·(n_j + 2|q||b_j|) + (D + 2)·2⁻¹²⁵, g = 1.25·(γ_{D+2} + 2u),
+ * u = 2⁻²⁴ (any summation order of the D + 1 terms, FMA or not; plus the f32 rounding of the stored
+ * norm; the absolute term covers underflow: subnormal rounding or flush to zero of each term).
  * Per query and chunk c, TopK returned the K smallest v, so every row of c that is not a candidate
  * has v ≥ τ_c (the K-th value; +∞ when the chunk returned all its rows), hence a true squared
  * distance ≥ |q|² + τ_c − E_c with E_c the bound at the chunk's largest row norm. After the exact
@@ -246,6 +247,9 @@ export async function searchNative(
   const u = 2 ** -24;
   const gam = ((d + 2) * u) / (1 - (d + 2) * u);
   const g = 1.25 * (gam + 2 * u);
+  // Absolute part of the bound: the relative one assumes no underflow; each of the D + 2 products
+  // and sums may lose up to 2⁻¹²⁶ more to subnormal rounding or a flush to zero (features ~1e-20).
+  const ea = (d + 2) * 2 ** -125;
 
   let normT = chunks.map((c) => c.norms);
   if (allowed) {
@@ -333,7 +337,7 @@ export async function searchNative(
           const t = tau[i * nc + c];
           if (t !== INF) {
             const ch = chunks[c];
-            lower = Math.min(lower, qs + t - g * (ch.nmax + 2 * qn * ch.bmax));
+            lower = Math.min(lower, qs + t - g * (ch.nmax + 2 * qn * ch.bmax) - ea);
           }
         }
         // T = k-th smallest upper bound v + E over the allowed candidates.
@@ -345,7 +349,7 @@ export async function searchNative(
             const j = ci[o + r];
             if (allowed && !allowed[j]) continue;
             nAllowed++;
-            const x = cv[o + r] + g * (norms[j] + 2 * qn * rowNorm[j]);
+            const x = cv[o + r] + g * (norms[j] + 2 * qn * rowNorm[j]) + ea;
             if (x < ub[k - 1]) {
               let p = k - 1;
               while (p > 0 && x < ub[p - 1]) {
@@ -369,7 +373,7 @@ export async function searchNative(
           for (let r = 0; r < cnt[i * nc + c]; r++) {
             const j = ci[o + r];
             if (allowed && !allowed[j]) continue;
-            const lo = qs + cv[o + r] - g * (norms[j] + 2 * qn * rowNorm[j]);
+            const lo = qs + cv[o + r] - g * (norms[j] + 2 * qn * rowNorm[j]) - ea;
             if (!(lo <= cut)) continue;
             const bo = j * d;
             let s = 0;
