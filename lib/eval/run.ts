@@ -149,7 +149,10 @@ export interface EvalResult {
       fitted: boolean;
       cached: boolean;
       seconds: number;
-      /** The head/bank map blend used (lib/eval/blend.ts; null or λ = 0: the head's map alone). */
+      /**
+       * The head/bank map blend used (lib/eval/blend.ts): the map at λ, the image score from the
+       * λ_img blend; null: the head's map and score alone.
+       */
       blend: MapBlend | null;
       fit: Record<string, unknown> | null;
     }
@@ -288,7 +291,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
         (opts.blend === false
           ? ""
           : " (blended with the bank map by the head's validation-chosen λ, if it has one)") +
-        " → max of 16×16 avg pool, stride 2",
+        " → max of 16×16 avg pool, stride 2 (of the λ_img blend, if the head has one)",
     blend: method === "snarm" && opts.blend !== false,
     dataset: opts.dataset?.folder || opts.dataset?.validationAsTrain
       ? { layout: splits[0].layout, ...opts.dataset }

@@ -37,7 +37,8 @@ export interface ScoredImage {
 
 /**
  * Score the features `f` `(1, h, w, C)` of one image against `index`.
- * @param scorer null: bank-only; else the head and its blend (λ = 0 or null: the head's map).
+ * @param scorer null: bank-only; else the head and its blend (null, or λ = λ_img = 0: the head's
+ *   map and score; else the map at λ and the score from the λ_img blend, lib/eval/blend.ts).
  * @param size output map side S (the crop size).
  * @throws {Error} on shape mismatches; GpuError on a WebGPU failure.
  */

@@ -2,12 +2,12 @@
  * The Mamba head (spec §6) on ONNX Runtime's native CPU engine (`npm:onnxruntime-node`, loaded by
  * lib/backbone/session.ts): the forward of lib/model/reference.ts `headForwardRef`, op for op, with
  * the dense work (1×1 patch embedding, 3×3 block and dilated decoder convolutions, the Mamba
- * projections, norms, gathers and scatters of the navigated tokens) in ONNX graphs whose weights are
+ * projections, norms, the gathers of the navigated tokens and their write-back) in ONNX graphs whose weights are
  * constants (pre-packed once per session), and only the selective-scan recurrence (spec §6
  * "Mamba v1 (S6) computation" step 5) in TypeScript between them:
  *
  *   front  (Z, gather index, keep mask) → per branch: block 1's scan and gate operands, carry q
- *   mid k  (gated scan outputs, q)       → per branch: block k's out_proj + scatter, block k+1's
+ *   mid k  (gated scan outputs, q, ginv) → per branch: block k's out_proj + write-back, block k+1's
  *   back   (gated scan outputs, q)       → logits `(nHeads, B, L)` (and the pixel map)
  *
  * Per branch and block the graphs hand the host `dA = exp(Δ ⊗ A)` as `(N, Ls, dState, dInner)`,

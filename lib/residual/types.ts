@@ -29,8 +29,9 @@ export interface FusionOptions {
    * reference after a warning without an adapter), `"native"` (the nearest-reference search on
    * ONNX Runtime's CPU engine, lib/residual/native.ts), `"reference"` (TypeScript,
    * lib/residual/reference.ts). `"auto"` picks native when the adapter is a CPU or absent and
-   * onnxruntime-node loads, else webgpu. All give the same references and nearest references; the
-   * unary and waypoint maps of webgpu differ from the others by f32 rounding of the sums.
+   * onnxruntime-node loads, else webgpu. native and reference give identical results; the unary
+   * and waypoint maps of webgpu differ from theirs by f32 rounding of the sums, so its references
+   * (hence nearest references) differ where waypoints tie within that rounding.
    */
   engine?: FusionEngine;
 }
