@@ -64,10 +64,21 @@ async function cpuAndWall<T>(
   return { v, wall, cpu: (c.user + c.system) / 1000 };
 }
 
+/**
+ * Warm-up forwards and timed forwards per engine, for this bench and the torch peer alike: the
+ * native engine settles after ~10 forwards, and one image of an eval is one of hundreds.
+ */
+const WARMUP = 6, REPS = 9;
+
 /** `head paper torch` in ms (bench/head_torch.py on the paper fixture), or null when not run. */
 async function torchPeer(): Promise<number | null> {
   if (Deno.env.get("SNARM_HEAD_BENCH_TORCH") === "0") return null;
-  const args = [FIX.pathname, String(navigator.hardwareConcurrency)];
+  const args = [
+    FIX.pathname,
+    String(navigator.hardwareConcurrency),
+    String(WARMUP),
+    String(REPS),
+  ];
   const lines = await runPeer(
     "./head_torch.py",
     args,
@@ -106,9 +117,7 @@ async function torchPeer(): Promise<number | null> {
     ...(gpu ? ["webgpu" as const] : []),
   ];
   const perImage = new Map<string, number>();
-  // WARMUP and REPS as in bench/head_torch.py: the native engine's first ~10 forwards are slower
-  // (JIT, ONNX Runtime's arena), and one image of an eval is one of hundreds.
-  const WARMUP = 6, REPS = 9, mid = (REPS - 1) / 2;
+  const mid = (REPS - 1) / 2;
   for (const engine of engines) {
     for (let i = 0; i < WARMUP; i++) await head.forward(X, B, h, w, { engine });
     const t: number[] = [];

@@ -6,9 +6,9 @@ the official weights and input of the `paper` fixture. The official repository i
 available here; this port is checked against the fixture's outputs (printed max |error|) before
 it is timed.
 
-Prints `head paper torch: X s/image` (median of 9 after 6 warm-ups, `torch.set_num_threads(T)`).
+Prints `head paper torch: X s/image` (median of REPS after WARMUP warm-ups, `torch.set_num_threads(T)`).
 Needs Debian's python3-torch and python3-scipy. Usage:
-  /usr/bin/python3 bench/head_torch.py FIXTURE_DIR [threads]
+  /usr/bin/python3 bench/head_torch.py FIXTURE_DIR [threads [warmup [reps]]]   (default 6 and 9)
 """
 import json
 import os
@@ -169,8 +169,9 @@ def main():
           f"pixel_map {err(pix, io['pixel_map']):.2e}, smoothed "
           f"{err(torch.from_numpy(sm), io['pixel_map_smoothed_per_image']):.2e}, image score "
           f"{err(score, io['image_score_per_image']):.2e}", flush=True)
-    # WARMUP and REPS as in bench/head_bench.ts (the check above was the first warm-up)
-    WARMUP, REPS = 6, 9
+    # warm-ups and timed forwards: given by bench/head_bench.ts (the check above was the first warm-up)
+    WARMUP = int(sys.argv[3]) if len(sys.argv) > 3 else 6
+    REPS = int(sys.argv[4]) if len(sys.argv) > 4 else 9
     for _ in range(WARMUP - 1):
         forward(X, W, cfg)
     times = []

@@ -62,6 +62,16 @@ export function loadOrtNative(): Promise<OrtNative | Error> {
   return nativeCache;
 }
 
+/**
+ * The `"auto"` rule of the stages with a native CPU engine (bank search, residual fusion, head):
+ * native when the WebGPU adapter is a CPU (lavapipe, SwiftShader) or absent and onnxruntime-node
+ * loads.
+ * @param gpu the adapter's description, or null without one.
+ */
+export async function nativePreferred(gpu: { info: { isCpu: boolean } } | null): Promise<boolean> {
+  return (!gpu || gpu.info.isCpu) && !((await loadOrtNative()) instanceof Error);
+}
+
 let fallbackNoticeShown = false;
 
 /**

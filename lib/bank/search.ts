@@ -56,13 +56,13 @@ import {
 } from "./search_ref.ts";
 import { searchTiled, tiledPipelines } from "./search_tiled.ts";
 import {
-  nativeSearchAvailable,
   type NativeSearchOptions,
   prepareNative,
   requireNative,
   searchNative,
 } from "./search_native.ts";
 import { envChoice } from "../util/env.ts";
+import { nativePreferred } from "../backbone/session.ts";
 
 export type { TopK } from "./search_ref.ts";
 export { allowedMaskFromImageIds, neighbourDistances, searchTopKRef } from "./search_ref.ts";
@@ -107,7 +107,7 @@ async function resolveVariant(
     await requireNative(); // throws with the reason
     return "native";
   }
-  if (v === "auto" && (!gpu || gpu.info.isCpu) && (await nativeSearchAvailable())) return "native";
+  if (v === "auto" && (await nativePreferred(gpu ?? null))) return "native";
   return v;
 }
 

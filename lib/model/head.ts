@@ -6,7 +6,7 @@
  */
 import { tryGetGpu, warnFallback } from "../gpu/device.ts";
 import { fuseResiduals, type FusionOut } from "../residual/mod.ts";
-import { loadOrtNative } from "../backbone/session.ts";
+import { loadOrtNative, nativePreferred } from "../backbone/session.ts";
 import { NativeHead } from "./native_head.ts";
 import type { HeadConfig, HeadDims } from "./config.ts";
 import { GpuHead, gpuHeadUnsupported } from "./gpu_head.ts";
@@ -74,9 +74,7 @@ export async function resolveHeadEngine(
     if (!gpu) throw new Error("head engine webgpu: no WebGPU adapter here");
     return "webgpu";
   }
-  if (!capture && (!gpu || gpu.info.isCpu) && !((await loadOrtNative()) instanceof Error)) {
-    return "native";
-  }
+  if (!capture && (await nativePreferred(gpu))) return "native";
   return gpu ? "webgpu" : "reference";
 }
 
@@ -329,7 +327,8 @@ export class Head {
     return await fuseResiduals(X, B, h, w, this.weights.unaryW, this.weights.unaryB[0], {
       ratio: this.config.self_ratio,
       method: this.config.residual_method,
-      // the head's reference engine keeps the fusion it always had: WGSL where an adapter is
+      // the head's webgpu and reference engines keep the fusion they always had: WGSL where an
+      // adapter exists, else the reference (with a warning)
       engine: e === "native" ? "native" : "webgpu",
     });
   }

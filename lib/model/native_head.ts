@@ -8,7 +8,7 @@
  *
  *   front  (Z, gather index, keep mask) → per branch: block 1's scan and gate operands, carry q
  *   mid k  (gated scan outputs, q, ginv) → per branch: block k's out_proj + write-back, block k+1's
- *   back   (gated scan outputs, q)       → logits `(nHeads, B, L)` (and the pixel map)
+ *   back   (gated scan outputs, q, ginv) → logits `(nHeads, B, L)` (and the pixel map)
  *
  * Per branch and block the graphs hand the host `dA = exp(Δ ⊗ A)` as `(N, Ls, dState, dInner)`,
  * Δ·u, u and SiLU(z) as `(N, Ls, dInner)`, B and C as `(N, Ls, dState)` (N = nScan·B sequences,

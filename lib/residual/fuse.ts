@@ -19,15 +19,15 @@
  * @module
  */
 import { tryGetGpu, warnFallback } from "../gpu/mod.ts";
-import { nativeSearchAvailable } from "../bank/search.ts";
+import { nativePreferred } from "../backbone/session.ts";
 import { fuseOnGpu } from "./gpu.ts";
 import { nearestReferencesNative } from "./native.ts";
 import { fuseResidualsRef, fusionBack, fusionFront } from "./reference.ts";
-import type { FusionArgs, FusionOptions, FusionOut } from "./types.ts";
+import type { FusionArgs, FusionOut } from "./types.ts";
 import { checkFusionInput } from "./validate.ts";
 
 /**
- * Residual fusion on the engine `opts.engine` picks (see {@link FusionOptions.engine}); without
+ * Residual fusion on the engine `opts.engine` picks (see `FusionOptions.engine`, lib/residual/types.ts); without
  * an adapter `"webgpu"` warns (`warnFallback("residual fusion")`) and runs the reference.
  *
  * @param args {@link FusionArgs}: X `(B, 2C, h, w)` = [r ‖ f], B, h, w, the unary conv's weight
@@ -41,10 +41,7 @@ export async function fuseResiduals(...args: FusionArgs): Promise<FusionOut> {
   const shape = checkFusionInput(...args);
   const engine = opts.engine ?? "auto";
   const gpu = engine === "reference" || engine === "native" ? null : await tryGetGpu();
-  if (
-    engine === "native" ||
-    (engine === "auto" && (!gpu || gpu.info.isCpu) && (await nativeSearchAvailable()))
-  ) {
+  if (engine === "native" || (engine === "auto" && (await nativePreferred(gpu)))) {
     const front = fusionFront(X, shape, unaryWeight, unaryBias, opts);
     return fusionBack(X, front, await nearestReferencesNative(X, front), opts);
   }
