@@ -132,7 +132,11 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`snarm backbone: error: ${cliMessage(e)}`);
+    console.error(
+      `snarm backbone: error: ${
+        cliMessage(e, { inputSize: "--image-size" }, ["model", "input-name"])
+      }`,
+    );
     Deno.exit(1);
   }
 }

@@ -40,7 +40,7 @@ import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { writeReport } from "../lib/viz/report.ts";
 import type { FitSettings } from "../lib/eval/fit.ts";
 import { parseSynthSources } from "../lib/train/synth.ts";
-import { cliMessage } from "../lib/util/errors.ts";
+import { cliMessage, flagWarnings } from "../lib/util/errors.ts";
 import { resolveHeadEngine } from "../lib/model/head.ts";
 
 /** Library option names whose eval flag is not their kebab-case (the fit's settings). */
@@ -52,7 +52,56 @@ const EVAL_FLAGS: Record<string, string> = {
   maxImages: "--fit-images",
   sources: "--synth",
   valSources: "--val-synth",
+  loadBankPath: "--load-bank",
+  saveBankPath: "--save-bank",
+  inputSize: "--image-size",
 };
+
+/** The command line (node:util parseArgs). */
+const OPTIONS = {
+  data: { type: "string" },
+  method: { type: "string" },
+  head: { type: "string" },
+  category: { type: "string", multiple: true },
+  "normal-dir": { type: "string" },
+  "abnormal-dir": { type: "string", multiple: true },
+  "mask-dir": { type: "string" },
+  "split-ratio": { type: "string" },
+  "validation-as-train": { type: "boolean", default: false },
+  backbone: { type: "string", default: "mobilenetv2" },
+  model: { type: "string" },
+  "backbone-engine": { type: "string" },
+  "bank-size": { type: "string" },
+  "feature-dim": { type: "string" },
+  taps: { type: "string" },
+  "input-name": { type: "string" },
+  "bank-cap": { type: "string" },
+  "image-size": { type: "string" },
+  resize: { type: "string" },
+  "no-crop": { type: "boolean", default: false },
+  "fit-steps": { type: "string" },
+  "fit-lr": { type: "string" },
+  "fit-preset": { type: "string" },
+  "fit-images": { type: "string" },
+  synth: { type: "string" },
+  "val-synth": { type: "string" },
+  "texture-dir": { type: "string" },
+  "init-head": { type: "string" },
+  "cache-dir": { type: "string" },
+  refit: { type: "boolean", default: false },
+  "no-blend": { type: "boolean", default: false },
+  "per-category-bank": { type: "boolean", default: false },
+  "save-bank": { type: "string" },
+  "load-bank": { type: "string" },
+  out: { type: "string", default: "results" },
+  seed: { type: "string" },
+  "no-png": { type: "boolean", default: false },
+  "save-maps": { type: "boolean", default: false },
+  shard: { type: "string" },
+  "prepare-only": { type: "boolean", default: false },
+  report: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
 
 const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
 /** The shipped SNARM head (a starting point for fits: `--init-head shipped`). */
@@ -176,52 +225,10 @@ function userPath(p: string): string {
 }
 
 async function main() {
+  flagWarnings(EVAL_FLAGS, Object.keys(OPTIONS));
   const { values } = parseArgs({
     args: Deno.args,
-    options: {
-      data: { type: "string" },
-      method: { type: "string" },
-      head: { type: "string" },
-      category: { type: "string", multiple: true },
-      "normal-dir": { type: "string" },
-      "abnormal-dir": { type: "string", multiple: true },
-      "mask-dir": { type: "string" },
-      "split-ratio": { type: "string" },
-      "validation-as-train": { type: "boolean", default: false },
-      backbone: { type: "string", default: "mobilenetv2" },
-      model: { type: "string" },
-      "backbone-engine": { type: "string" },
-      "bank-size": { type: "string" },
-      "feature-dim": { type: "string" },
-      taps: { type: "string" },
-      "input-name": { type: "string" },
-      "bank-cap": { type: "string" },
-      "image-size": { type: "string" },
-      resize: { type: "string" },
-      "no-crop": { type: "boolean", default: false },
-      "fit-steps": { type: "string" },
-      "fit-lr": { type: "string" },
-      "fit-preset": { type: "string" },
-      "fit-images": { type: "string" },
-      synth: { type: "string" },
-      "val-synth": { type: "string" },
-      "texture-dir": { type: "string" },
-      "init-head": { type: "string" },
-      "cache-dir": { type: "string" },
-      refit: { type: "boolean", default: false },
-      "no-blend": { type: "boolean", default: false },
-      "per-category-bank": { type: "boolean", default: false },
-      "save-bank": { type: "string" },
-      "load-bank": { type: "string" },
-      out: { type: "string", default: "results" },
-      seed: { type: "string" },
-      "no-png": { type: "boolean", default: false },
-      "save-maps": { type: "boolean", default: false },
-      shard: { type: "string" },
-      "prepare-only": { type: "boolean", default: false },
-      report: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
+    options: OPTIONS,
     allowPositionals: false,
   });
   if (values.help) {
@@ -663,7 +670,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`snarm eval: error: ${cliMessage(e, EVAL_FLAGS)}`);
+    console.error(`snarm eval: error: ${cliMessage(e, EVAL_FLAGS, Object.keys(OPTIONS))}`);
     Deno.exit(1);
   }
 }

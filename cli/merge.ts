@@ -82,7 +82,9 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`snarm merge: error: ${cliMessage(e)}`);
+    console.error(
+      `snarm merge: error: ${cliMessage(e, { loadBankPath: "--load-bank" }, ["out", "shard"])}`,
+    );
     Deno.exit(1);
   }
 }

@@ -13,7 +13,7 @@ import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
 import { DEFAULT_TEXTURE_DIR, parseSynthSources } from "../lib/train/synth.ts";
 import { loadHeadWeights } from "../lib/model/weights.ts";
 import { acquireLock } from "../lib/io/commit.ts";
-import { cliMessage } from "../lib/util/errors.ts";
+import { cliMessage, flagWarnings } from "../lib/util/errors.ts";
 
 const HELP = `deno task train --data DIR [--data DIR …] [options]
 
@@ -73,43 +73,54 @@ function num(v: string | undefined, name: string, int = true): number | undefine
   return n;
 }
 
+/** The command line (node:util parseArgs). */
+const OPTIONS = {
+  data: { type: "string", multiple: true },
+  out: { type: "string", default: "results/train" },
+  preset: { type: "string", default: "cpu" },
+  steps: { type: "string" },
+  batch: { type: "string" },
+  lr: { type: "string" },
+  warmup: { type: "string" },
+  seed: { type: "string" },
+  resume: { type: "boolean", default: false },
+  "checkpoint-every": { type: "string" },
+  dropout: { type: "string" },
+  "max-images": { type: "string" },
+  "synth-per-image": { type: "string" },
+  "texture-dir": { type: "string" },
+  synth: { type: "string" },
+  "val-fraction": { type: "string" },
+  "val-every": { type: "string" },
+  patience: { type: "string" },
+  "init-head": { type: "string" },
+  resize: { type: "string" },
+  "no-crop": { type: "boolean", default: false },
+  backbone: { type: "string" },
+  model: { type: "string" },
+  "feature-dim": { type: "string" },
+  taps: { type: "string" },
+  "input-name": { type: "string" },
+  "image-size": { type: "string" },
+  "bank-size": { type: "string" },
+  "bank-cap": { type: "string" },
+  "no-cache": { type: "boolean", default: false },
+  "cache-dir": { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+/** Library option names whose train flag is not their kebab-case. */
+const TRAIN_FLAGS: Record<string, string> = {
+  roots: "--data",
+  sources: "--synth",
+  inputSize: "--image-size",
+};
+
 async function main(): Promise<void> {
+  flagWarnings(TRAIN_FLAGS, Object.keys(OPTIONS));
   const { values } = parseArgs({
     args: Deno.args,
-    options: {
-      data: { type: "string", multiple: true },
-      out: { type: "string", default: "results/train" },
-      preset: { type: "string", default: "cpu" },
-      steps: { type: "string" },
-      batch: { type: "string" },
-      lr: { type: "string" },
-      warmup: { type: "string" },
-      seed: { type: "string" },
-      resume: { type: "boolean", default: false },
-      "checkpoint-every": { type: "string" },
-      dropout: { type: "string" },
-      "max-images": { type: "string" },
-      "synth-per-image": { type: "string" },
-      "texture-dir": { type: "string" },
-      synth: { type: "string" },
-      "val-fraction": { type: "string" },
-      "val-every": { type: "string" },
-      patience: { type: "string" },
-      "init-head": { type: "string" },
-      resize: { type: "string" },
-      "no-crop": { type: "boolean", default: false },
-      backbone: { type: "string" },
-      model: { type: "string" },
-      "feature-dim": { type: "string" },
-      taps: { type: "string" },
-      "input-name": { type: "string" },
-      "image-size": { type: "string" },
-      "bank-size": { type: "string" },
-      "bank-cap": { type: "string" },
-      "no-cache": { type: "boolean", default: false },
-      "cache-dir": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+    options: OPTIONS,
   });
   if (values.help) {
     console.log(HELP);
@@ -193,7 +204,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`error: ${cliMessage(e, { roots: "--data", sources: "--synth" })}`);
+    console.error(`error: ${cliMessage(e, TRAIN_FLAGS, Object.keys(OPTIONS))}`);
     Deno.exit(1);
   }
 }

@@ -25,7 +25,7 @@ Deno.test("backbone: a static ViT export run at another size fails naming both s
   try {
     await assert.rejects(
       bb.embed(new Float32Array(3 * 224 * 224), [1, 3, 224, 224]),
-      /static 392×392 input 'input' and fails at 224×224: a ViT export bakes .* Use --image-size 392, or re-export at 224²/,
+      /static 392×392 input 'input' and fails at 224×224: a ViT export bakes .* Use an `inputSize` of 392, or re-export at 224²/,
     );
   } finally {
     await bb.release();
@@ -57,7 +57,7 @@ Deno.test("backbone: taps that depend on a second graph input ('masks') are refu
   const bytes = onnx.ModelProto.encode(model).finish() as Uint8Array;
   await assert.rejects(
     loadBackbone("mobilenetv2", { modelPath: bytes }),
-    /the taps depend on graph input\(s\) 'masks' \[1\] besides the image input 'input'; snarm feeds only the image\. Re-export .*forward_features\(x\)\["x_norm_patchtokens"\].*--input-name/,
+    /the taps depend on graph input\(s\) 'masks' \[1\] besides the image input 'input'; snarm feeds only the image\. Re-export .*forward_features\(x\)\["x_norm_patchtokens"\].*`inputName`/,
   );
 });
 

@@ -1,6 +1,6 @@
 /** lib/util/errors.ts: library errors name options; command lines map them to their flags. */
 import assert from "node:assert/strict";
-import { cliMessage, OptionError, optionFlag } from "../lib/util/errors.ts";
+import { cliMessage, OptionError, optionFlag, withFlags } from "../lib/util/errors.ts";
 import { runTraining } from "../lib/train/run.ts";
 
 Deno.test("OptionError: the library names the option, cliMessage the flag", async () => {
@@ -15,4 +15,52 @@ Deno.test("OptionError: the library names the option, cliMessage the flag", asyn
     .then(() => null, (x) => x);
   assert.ok(err instanceof OptionError, String(err));
   assert.doesNotMatch(err.message, /--/);
+});
+
+Deno.test("withFlags: a command turns the backticked names of its own options into flags", () => {
+  const msg = "bank b.safetensors was built at 256 (use the same `imageSize`); see `checkpoint`";
+  // only the command's options are rewritten; `checkpoint` is none of them
+  assert.equal(
+    withFlags(msg, {}, ["image-size", "out"]),
+    "bank b.safetensors was built at 256 (use the same --image-size); see `checkpoint`",
+  );
+  assert.equal(
+    withFlags("pass the same `loadBankPath`", { loadBankPath: "--load-bank" }),
+    "pass the same --load-bank",
+  );
+  // an OptionError's detail is rewritten too
+  const e = new OptionError("out", "x already holds a run: pass `resume` to continue it");
+  assert.equal(
+    cliMessage(e, {}, ["out", "resume"]),
+    "--out x already holds a run: pass --resume to continue it",
+  );
+  assert.equal(withFlags("no options here", {}, ["out"]), "no options here");
+});
+
+Deno.test("library messages name options, never flags: no `--flag` in lib/ error or warning text", async () => {
+  const offenders: string[] = [];
+  const walk = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      const u = new URL(e.name + (e.isDirectory ? "/" : ""), dir);
+      if (e.isDirectory) await walk(u);
+      else if (e.name.endsWith(".ts")) {
+        const lines = (await Deno.readTextFile(u)).split("\n");
+        lines.forEach((l, i) => {
+          const code = l.trim();
+          if (code.startsWith("*") || code.startsWith("//") || code.startsWith("/*")) return;
+          // a flag inside a string: quote or backtick, then --word (command lines of other tools
+          // that the library spawns are listed below)
+          if (
+            /["`'(\s]--[a-z][a-z-]+/.test(code) && !/Deno\.Command|args|"--[a-z-]+",$/.test(code)
+          ) {
+            offenders.push(`${u.pathname.split("/lib/")[1]}:${i + 1}: ${code}`);
+          }
+        });
+      }
+    }
+  };
+  await walk(new URL("../lib/", import.meta.url));
+  // spawned tools' own command lines (chromium, jupyter, apt) are not snarm flags
+  const allowed = /viz\/export\.ts|viz\/notebook\.ts|io\/safetensors\.ts/;
+  assert.deepEqual(offenders.filter((o) => !allowed.test(o)), []);
 });

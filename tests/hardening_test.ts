@@ -159,7 +159,7 @@ Deno.test("hardening: Folder datasets — a flat mask folder shared by same-name
           splitRatio: 0.99,
         },
       }),
-    /--split-ratio 0\.99 sends all 4 normal images to the test set and leaves none for training/,
+    /`splitRatio` 0\.99 sends all 4 normal images to the test set and leaves none for training/,
   );
   await Deno.remove(root, { recursive: true });
 });

@@ -361,7 +361,7 @@ export function prepareTapModel(
           } besides the image input '${inputName}'; snarm feeds only the image. Re-export a ` +
             `module whose forward takes the image alone (for DINOv2: forward(x) = ` +
             `model.forward_features(x)["x_norm_patchtokens"]; see the README's export recipe), ` +
-            `or name the image input with --input-name`,
+            `or name the image input with \`inputName\``,
         );
       }
       graph.valueInfo = (graph.valueInfo as ValueInfoLike[]).filter((v) => needed.has(v.name));

@@ -602,7 +602,7 @@ function bankFromSafeTensors(st: SafeTensors, path: string, expect?: BankExpecta
     if (expect.inputSize !== undefined && norm(meta.inputSize) !== norm(expect.inputSize)) {
       throw new BankError(
         `bank ${path} was built at input size ${JSON.stringify(meta.inputSize)}, but the current ` +
-          `input size is ${JSON.stringify(expect.inputSize)} (use the same --image-size)`,
+          `input size is ${JSON.stringify(expect.inputSize)} (use the same \`imageSize\`)`,
       );
     }
     if (expect.resize !== undefined && typeof meta.inputSize === "number") {
@@ -612,7 +612,7 @@ function bankFromSafeTensors(st: SafeTensors, path: string, expect?: BankExpecta
           `bank ${path} was built with geometry resize ${built} → crop ${meta.inputSize}, but ` +
             `the current geometry is resize ${expect.resize} → crop ${
               JSON.stringify(expect.inputSize)
-            } (use the same --resize / --no-crop)`,
+            } (use the same \`imageSize\` and \`resize\`)`,
         );
       }
     }

@@ -354,7 +354,7 @@ function loadFolderSplit(root: string, f: FolderSpec): DatasetSplit {
   }
   const ratio = f.splitRatio ?? 0.2;
   if (!(ratio > 0 && ratio < 1)) {
-    throw new DatasetError(`Folder dataset: --split-ratio must be in (0, 1), got ${ratio}`);
+    throw new DatasetError(`Folder dataset: \`splitRatio\` must be in (0, 1), got ${ratio}`);
   }
   const normals = listImages(f.normalDir);
   if (normals.length < 2) {
@@ -372,7 +372,7 @@ function loadFolderSplit(root: string, f: FolderSpec): DatasetSplit {
   );
   if (!train.length) {
     throw new DatasetError(
-      `${f.normalDir}: --split-ratio ${ratio} sends all ${normals.length} normal images to the ` +
+      `${f.normalDir}: \`splitRatio\` ${ratio} sends all ${normals.length} normal images to the ` +
         `test set and leaves none for training; use a smaller ratio`,
     );
   }

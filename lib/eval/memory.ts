@@ -1,6 +1,6 @@
 /**
  * Memory estimate of an evaluation run, checked before any work (issue #13 item 4): a run that
- * cannot fit in the machine's memory is refused with the estimate and the flag to change; one
+ * cannot fit in the machine's memory is refused with the estimate and the option to change; one
  * above {@link WARN_FRACTION} of it gets a warning.
  *
  * The model (bytes), calibrated on hazelnut_toy bank-only runs (28 train, 23 test images,
@@ -45,29 +45,29 @@ export interface MemoryInputs {
   fitImages: number;
 }
 
-/** One term of the estimate with the flag that shrinks it. */
+/** One term of the estimate with the options that shrink it (backticked option names). */
 export interface MemoryPart {
   name: string;
   bytes: number;
-  flag: string;
+  options: string;
 }
 
 /** The estimate's terms (bytes) and their sum. */
 export function estimateEvalMemory(m: MemoryInputs): { bytes: number; parts: MemoryPart[] } {
   const g2 = m.grid * m.grid, s2 = m.imageSize * m.imageSize;
   const parts: MemoryPart[] = [
-    { name: "runtime", bytes: 350 * 2 ** 20, flag: "" },
+    { name: "runtime", bytes: 350 * 2 ** 20, options: "" },
     {
       name: "bank build",
       bytes: (Math.min(m.trainImages * g2, m.bankCap) + m.bankSize) * m.featureDim * 4,
-      flag: "--bank-cap / --bank-size",
+      options: "`bankCap` / `bankSize`",
     },
-    { name: "test maps", bytes: m.testImagesMax * s2 * 16, flag: "--image-size" },
-    { name: "backbone", bytes: s2 * 128, flag: "--image-size" },
+    { name: "test maps", bytes: m.testImagesMax * s2 * 16, options: "`imageSize`" },
+    { name: "backbone", bytes: s2 * 128, options: "`imageSize`" },
     {
       name: "head fit",
       bytes: 3 * m.fitImages * g2 * 2 * m.featureDim * 2,
-      flag: "--fit-images / --method bank",
+      options: "`maxImages` / `method` bank",
     },
   ];
   // 15 % margin: the terms alone came out up to 11 % under the measured peak (512²).
@@ -106,7 +106,7 @@ const gb = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
 
 /**
  * Refuse a run whose estimate exceeds the machine's memory; warn above {@link WARN_FRACTION}.
- * @throws {Error} with the estimate, its largest term and the flag that shrinks it.
+ * @throws {Error} with the estimate, its largest term and the options that shrink it.
  */
 export function checkEvalMemory(m: MemoryInputs, warn: (s: string) => void = console.warn): void {
   const est = estimateEvalMemory(m);
@@ -114,7 +114,7 @@ export function checkEvalMemory(m: MemoryInputs, warn: (s: string) => void = con
   const top = est.parts.slice(1).reduce((a, p) => (p.bytes > a.bytes ? p : a));
   const fixed = est.parts[0].bytes > top.bytes;
   const detail = `estimated ${gb(est.bytes)} (largest: ${top.name} ${gb(top.bytes)}, set by ` +
-    `${top.flag}) for ${m.imageSize}² input, ${m.testImagesMax} test images, bank ` +
+    `${top.options}) for ${m.imageSize}² input, ${m.testImagesMax} test images, bank ` +
     `${m.bankSize} × ${m.featureDim}`;
   if (est.bytes > mem.bytes) {
     throw new Error(
@@ -124,7 +124,7 @@ export function checkEvalMemory(m: MemoryInputs, warn: (s: string) => void = con
         fixed
           ? `The fixed runtime (${gb(est.parts[0].bytes)}: Deno, ONNX Runtime, WebGPU) alone ` +
             "exceeds it: run on a machine with more memory"
-          : `Lower ${top.flag}`
+          : `Lower ${top.options}`
       }`,
     );
   }
@@ -136,7 +136,7 @@ export function checkEvalMemory(m: MemoryInputs, warn: (s: string) => void = con
     warn(
       `snarm: warning: ${detail} — over ${100 * WARN_FRACTION}% of the ${
         gb(mem.bytes)
-      } available (${mem.source}); lower ${top.flag} if the machine runs short`,
+      } available (${mem.source}); lower ${top.options} if the machine runs short`,
     );
   }
 }

@@ -209,7 +209,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const splits = opts.shard ? shardSplits(allSplits, opts.shard) : allSplits;
   if (opts.dataset?.validationAsTrain && !allSplits.some((s) => s.layout === "mvtec3d")) {
     console.warn(
-      "snarm: warning: --validation-as-train applies to MVTec 3D-AD data only; ignored for " +
+      "snarm: warning: `validationAsTrain` applies to MVTec 3D-AD data only; ignored for " +
         `this ${allSplits[0].layout} dataset`,
     );
   }
@@ -252,7 +252,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       if (geo && (geo.crop !== size || geo.resize !== resize)) {
         throw new Error(
           `head ${path} was fitted with geometry resize ${geo.resize} → crop ${geo.crop}, but ` +
-            `this run uses resize ${resize} → crop ${size}; pass the same --image-size / --resize`,
+            `this run uses resize ${resize} → crop ${size}; pass the same \`imageSize\` / \`resize\``,
         );
       }
       const fittedOn: string[] | null = meta.categories ? JSON.parse(meta.categories) : null;
@@ -411,7 +411,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
         const asked = opts.bankSize ?? 10_000;
         if (bank.meta.T < asked) {
           console.warn(
-            `snarm: --bank-size ${asked} exceeds the ${bank.meta.numCandidates} patches of the ` +
+            `snarm: \`bankSize\` ${asked} exceeds the ${bank.meta.numCandidates} patches of the ` +
               `training images (${scope.name}): the bank keeps all of them (T = ${bank.meta.T})`,
           );
         }
@@ -475,8 +475,9 @@ export function shardSplits(
   }
   const total = splits.reduce((a, s) => a + s.test.length, 0);
   if (count > total) {
-    throw new Error(
-      `--shard ${index}/${count}: only ${total} test images to split into ${count} parts`,
+    throw new OptionError(
+      "shard",
+      `${index}/${count}: only ${total} test images to split into ${count} parts`,
     );
   }
   let j = 0;
@@ -593,7 +594,7 @@ async function scoreCategory(
     console.warn(
       `snarm: ${
         split.layout === "folder"
-          ? `${split.category}: no masks (--mask-dir) given`
+          ? `${split.category}: no masks (\`maskDir\`) given`
           : `${split.root}/${split.category} has no ground_truth folder`
       }: evaluated at image level only, pixel metrics undefined`,
     );

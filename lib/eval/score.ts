@@ -85,7 +85,7 @@ export function checkFeaturesFinite(f: FeatureGrid, path: string): void {
       throw new Error(
         `backbone features of ${path} have a non-finite value (${f.data[i]}) at patch (${
           Math.floor(p / f.w) % f.h
-        }, ${p % f.w}), channel ${i % f.c}; check the ONNX export (--model) and the image`,
+        }, ${p % f.w}), channel ${i % f.c}; check the ONNX export (\`model\`) and the image`,
       );
     }
   }

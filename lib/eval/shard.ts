@@ -48,8 +48,8 @@ export async function readShardManifest(dir: string): Promise<ShardManifest> {
     m = JSON.parse(await Deno.readTextFile(join(dir, "shard.json")));
   } catch (e) {
     throw new ShardError(
-      `${dir}: no readable shard.json (${(e as Error).message}); is it the --out of a finished ` +
-        `deno task eval --shard I/N run?`,
+      `${dir}: no readable shard.json (${(e as Error).message}); is it the \`out\` of a finished ` +
+        "part of a sharded eval (`shard` I/N)?",
     );
   }
   if (m?.format !== SHARD_FORMAT || !m.shard || !m.totals || !m.base) {
@@ -114,7 +114,7 @@ export async function mergeShards(
           `${p.dir}: shard ${index}/${count} used another ${
             k.replace(/s$/, "")
           } than ${first.dir}` +
-            (k === "banks" ? " (pass the same --load-bank to every shard)" : ""),
+            (k === "banks" ? " (pass the same `loadBankPath` to every shard)" : ""),
         );
       }
     }

@@ -196,9 +196,9 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     );
   }
   if (o.synthPerImage === 0) {
-    console.warn("train: --synth-per-image 0: every target is 0 (no anomalies to learn from)");
+    console.warn("train: `synthPerImage` is 0: every target is 0 (no anomalies to learn from)");
   }
-  for (const [k, v] of Object.entries({ "bank-size": o.bankSize, "bank-cap": o.bankCap })) {
+  for (const [k, v] of Object.entries({ bankSize: o.bankSize, bankCap: o.bankCap })) {
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
       throw new OptionError(k, `must be a positive integer, got ${v}`);
     }
@@ -246,8 +246,9 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       dropout,
     }).filter((l) => /^(preset|steps|batch|lr|warmup|seed|dropout):/.test(l));
     if (diff.length) {
-      throw new Error(
-        `--resume: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
+      throw new OptionError(
+        "resume",
+        `: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
       );
     }
     if (resumed.step > steps) {
@@ -257,9 +258,10 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       );
     }
   } else if (exists(ckptPath)) {
-    throw new Error(
-      `--out ${o.out} already holds a training run (checkpoint.safetensors): pass --resume to ` +
-        "continue it, or choose another --out (or delete that folder)",
+    throw new OptionError(
+      "out",
+      `${o.out} already holds a training run (checkpoint.safetensors): pass \`resume\` to ` +
+        "continue it, or choose another `out` (or delete that folder)",
     );
   }
   const t0 = performance.now();
@@ -340,15 +342,17 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   if (resumed) {
     const diff = settingsMismatch(resumed.settings, settings);
     if (diff.length) {
-      throw new Error(
-        `--resume: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
+      throw new OptionError(
+        "resume",
+        `: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
       );
     }
     weights = resumed.weights;
     start = resumed.step;
     if (start === steps) {
-      throw new Error(
-        `--resume: ${ckptPath} is already at step ${steps} of ${steps}; nothing to do ` +
+      throw new OptionError(
+        "resume",
+        `: ${ckptPath} is already at step ${steps} of ${steps}; nothing to do ` +
           `(the finished head is ${headPath})`,
       );
     }

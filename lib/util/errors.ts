@@ -1,7 +1,9 @@
 /**
  * Errors about option values. Library functions name the option as their options object does
  * (`maxImages`); a command line maps that name to its flag (`--max-images`) with
- * {@link cliMessage}, so library messages never speak of flags.
+ * {@link cliMessage}, so library messages never speak of flags. Other library messages (errors
+ * of any class, warnings) name an option in backticks, `` `imageSize` ``; a command line turns the
+ * backticked names of its own options into flags ({@link cliMessage}, {@link flagWarnings}).
  *
  * @example
  * ```ts
@@ -31,10 +33,57 @@ export function optionFlag(option: string, flags: Record<string, string> = {}): 
 }
 
 /**
- * The message of an error for a command line: an {@link OptionError} names the flag (`flags` maps
- * options whose flag is not the kebab-case of their name); other errors keep their message.
+ * A library message for a command line: each backticked option name (`` `imageSize` ``) that is
+ * one of the command's options (a key of `flags`, or the camelCase of one of `options`, the
+ * command's kebab-case flag names without dashes) becomes its flag; other text stays.
+ *
+ * @example
+ * ```ts
+ * import { withFlags } from "./errors.ts";
+ * withFlags("use the same `imageSize`", {}, ["image-size"]); // "use the same --image-size"
+ * withFlags("pass the same `loadBankPath`", { loadBankPath: "--load-bank" }); // "… --load-bank"
+ * ```
  */
-export function cliMessage(e: unknown, flags: Record<string, string> = {}): string {
-  if (e instanceof OptionError) return `${optionFlag(e.option, flags)} ${e.detail}`;
-  return e instanceof Error ? e.message : String(e);
+export function withFlags(
+  message: string,
+  flags: Record<string, string> = {},
+  options: Iterable<string> = [],
+): string {
+  const known = new Set(Object.keys(flags));
+  for (const o of options) known.add(o.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
+  return message.replace(
+    /`([a-z][A-Za-z0-9]*)`/g,
+    (m, name: string) => known.has(name) ? optionFlag(name, flags) : m,
+  );
+}
+
+/**
+ * The message of an error for a command line: an {@link OptionError} names the flag (`flags` maps
+ * options whose flag is not the kebab-case of their name); in any message, the backticked names of
+ * the command's options become flags ({@link withFlags}).
+ */
+export function cliMessage(
+  e: unknown,
+  flags: Record<string, string> = {},
+  options: Iterable<string> = [],
+): string {
+  const msg = e instanceof OptionError
+    ? `${optionFlag(e.option, flags)} ${e.detail}`
+    : e instanceof Error
+    ? e.message
+    : String(e);
+  return withFlags(msg, flags, options);
+}
+
+/**
+ * Make `console.warn` of this process speak of the command's flags: string arguments pass through
+ * {@link withFlags}. For command-line entry points only (it replaces the global `console.warn`).
+ */
+export function flagWarnings(
+  flags: Record<string, string> = {},
+  options: Iterable<string> = [],
+): void {
+  const warn = console.warn.bind(console), opts = [...options];
+  console.warn = (...args: unknown[]) =>
+    warn(...args.map((a) => typeof a === "string" ? withFlags(a, flags, opts) : a));
 }

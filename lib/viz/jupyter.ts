@@ -206,7 +206,7 @@ export function scoringSummary(result: EvalResult): string {
   if (result.config.method !== "snarm") return "Bank-only scoring (inter-residual norm)";
   const heads = result.heads.map((h) =>
     `${h.scope}: ${h.path} (${
-      h.fitted ? "fitted on this data's training images" : "given with --head"
+      h.fitted ? "fitted on this data's training images" : "given explicitly"
     }${h.blend ? `, blended with the bank map, ${blendLabel(h.blend)}` : ""})`
   );
   return `SNARM scoring, head ${heads.join("; ")}`;
