@@ -18,7 +18,7 @@ import { parseHeadConfig } from "../lib/model/config.ts";
 import { AdamW } from "../lib/train/adamw.ts";
 import { headForwardBackwardRef, headParameters } from "../lib/train/backward_ref.ts";
 import { GpuHeadTrainer } from "../lib/train/gpu/head_train.ts";
-import { mulberry32 } from "../lib/train/grad/pointwise.ts";
+import { mulberry32 } from "../lib/ops/pointwise.ts";
 import { initHeadWeights } from "../lib/train/init.ts";
 import { TRAIN_PRESETS } from "../lib/train/run.ts";
 

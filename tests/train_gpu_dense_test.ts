@@ -1,7 +1,7 @@
 /**
  * Tests of the dense training kernels (lib/train/gpu/gemm.ts, conv.ts, rows.ts, upsample.ts) on
  * the real adapter: forward and backward against the float64 TypeScript references
- * (lib/train/grad/dense.ts, navigation.ts, upsample.ts and the module references), elementwise
+ * (lib/ops/dense.ts, navigation.ts, upsample.ts and the module references), elementwise
  * |gpu − ref| ≤ 1e-4·(1 + |ref|) (backward: relative to max |ref|), and a directional central
  * finite-difference check of every backward through the GPU forward kernel (ε = 1e-2, relative
  * error ≤ 2e-3). Sizes are small and odd to exercise bounds (rows 37, 70, widths not multiples
@@ -36,9 +36,9 @@ import {
   conv3x3Forward,
   linearBackward,
   linearForward,
-} from "../lib/train/grad/dense.ts";
-import { gatherTokens, gatherTokensBackward } from "../lib/train/grad/navigation.ts";
-import { upsampleBilinearBackward, upsampleBilinearForward } from "../lib/train/grad/upsample.ts";
+} from "../lib/ops/dense.ts";
+import { gatherTokens, gatherTokensBackward } from "../lib/ops/navigation.ts";
+import { upsampleBilinearBackward, upsampleBilinearForward } from "../lib/ops/upsample.ts";
 
 import { mulberry32 } from "../lib/util/rng.ts";
 

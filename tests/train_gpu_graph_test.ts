@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { gpuTest, requireGpu } from "./_gpu.ts";
 import { KernelSequence } from "../lib/train/gpu/graph.ts";
 import { axpyRef, recordAxpy } from "../lib/train/gpu/axpy.ts";
-import { mulberry32 } from "../lib/train/grad/pointwise.ts";
+import { mulberry32 } from "../lib/ops/pointwise.ts";
 
 Deno.test({
   name: "KernelSequence: copy and clear replay in order; bad copies and uniforms are refused",

@@ -1,7 +1,7 @@
 /**
  * Tests of the Mamba training kernels (lib/train/gpu/mamba_ops.ts) on the real adapter:
  * causal depthwise conv1d forward/backward and the selective scan forward/backward against the
- * float64 references of lib/train/grad/mamba.ts, plus directional central finite-difference
+ * float64 references of lib/ops/mamba.ts, plus directional central finite-difference
  * checks of every gradient with both forward evaluations run by the GPU forward kernel.
  * Operands are strided column slices at non-zero offsets, and written gradients share tensors, to
  * exercise the addressing and the one-binding-per-tensor rule.
@@ -21,7 +21,7 @@ import {
   causalConv1dForward,
   selectiveScanBackward,
   selectiveScanForward,
-} from "../lib/train/grad/mamba.ts";
+} from "../lib/ops/mamba.ts";
 
 /** Forward tolerance |gpu − ref| ≤ TOL·(1 + |ref|); backward ≤ TOL·max|ref| (f32 vs f64). */
 const TOL = 1e-4;

@@ -36,7 +36,7 @@ import {
   batchNormRunningUpdate,
   layerNormBackward,
   layerNormForward,
-} from "../lib/train/grad/norm.ts";
+} from "../lib/ops/norm.ts";
 import {
   mulberry32,
   relu,
@@ -46,8 +46,8 @@ import {
   siluGrad,
   softplus,
   softplusGrad,
-} from "../lib/train/grad/pointwise.ts";
-import { gateBackward, gateForward } from "../lib/train/grad/mamba.ts";
+} from "../lib/ops/pointwise.ts";
+import { gateBackward, gateForward } from "../lib/ops/mamba.ts";
 import { snarmLoss } from "../lib/train/loss.ts";
 import { AdamW } from "../lib/train/adamw.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Tests of the SNARM head training groundwork (lib/train/grad, backward_ref.ts, loss.ts,
+ * Tests of the SNARM head training groundwork (lib/ops, lib/train/backward_ref.ts, loss.ts,
  * adamw.ts): every op's vector-Jacobian product against central finite differences (float64,
  * random projections of the outputs), the BatchNorm running-stat update, the training forward
  * against the official tiny fixture (eval-mode BatchNorm), the whole-head gradient on a tiny
@@ -64,7 +64,7 @@ import {
   toScanOrderBackward,
   upsampleBilinearBackward,
   upsampleBilinearForward,
-} from "../lib/train/grad/mod.ts";
+} from "../lib/ops/mod.ts";
 import {
   headForwardBackwardRef,
   headLossRef,

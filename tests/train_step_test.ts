@@ -12,7 +12,7 @@ import { headForwardBackwardRef, headParameters } from "../lib/train/backward_re
 import { AdamW } from "../lib/train/adamw.ts";
 import { GpuHeadTrainer } from "../lib/train/gpu/head_train.ts";
 import { initHeadWeights } from "../lib/train/init.ts";
-import { mulberry32 } from "../lib/train/grad/pointwise.ts";
+import { mulberry32 } from "../lib/ops/pointwise.ts";
 import { prepareTrainingSet, type TrainingSet } from "../lib/train/samples.ts";
 import { runTraining, TRAIN_PRESETS } from "../lib/train/run.ts";
 import { loadCheckpoint } from "../lib/train/checkpoint.ts";

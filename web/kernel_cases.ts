@@ -25,13 +25,13 @@ import { parseHeadConfig } from "../lib/model/config.ts";
 import { headForwardBackwardRef } from "../lib/train/backward_ref.ts";
 import { GpuHeadTrainer } from "../lib/train/gpu/head_train.ts";
 import { initHeadWeights } from "../lib/train/init.ts";
-import { mulberry32 } from "../lib/train/grad/pointwise.ts";
+import { mulberry32 } from "../lib/ops/pointwise.ts";
 import { KernelSequence } from "../lib/train/gpu/graph.ts";
 import {
   recordUpsampleBilinear,
   recordUpsampleBilinearBackward,
 } from "../lib/train/gpu/upsample.ts";
-import { upsampleBilinearBackward, upsampleBilinearForward } from "../lib/train/grad/upsample.ts";
+import { upsampleBilinearBackward, upsampleBilinearForward } from "../lib/ops/upsample.ts";
 
 /** One case's outcome: its error against the reference, the tolerance, and an output sample. */
 export interface CaseResult {

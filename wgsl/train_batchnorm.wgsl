@@ -1,7 +1,7 @@
 // BatchNorm2d in training mode over channels-last rows x (M, C) (M = B·h·w positions; SNARM
 // decoder, spec §6 step 5): batch statistics (biased variance for the normalisation) with
 // PyTorch's running-statistics update (unbiased variance), the affine output, and the VJP.
-// eps = 1e-5. TypeScript references: lib/train/grad/norm.ts batchNormForward / batchNormBackward /
+// eps = 1e-5. TypeScript references: lib/ops/norm.ts batchNormForward / batchNormBackward /
 // batchNormRunningUpdate. Host side: lib/train/gpu/norm.ts.
 //
 // Statistics kernels: one workgroup per 8 channels, 32 row lanes striding over the M rows

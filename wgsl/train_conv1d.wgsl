@@ -2,7 +2,7 @@
 //   y[row, c] = b[c] + Σ_k w[c, k] · x[row − (K−1) + k, c],  zero where t − (K−1) + k < 0,
 // with row = s·Ls + t (sequence s, time t). One invocation per output element (row, c); the K taps
 // are unrolled by the generator (no loop: nothing counts against lavapipe's loop limit).
-// TypeScript reference: lib/train/grad/mamba.ts causalConv1dForward. Record function:
+// TypeScript reference: lib/ops/mamba.ts causalConv1dForward. Record function:
 // lib/train/gpu/mamba_ops.ts recordCausalConv1dForward.
 //
 // Operands (flat f32, element offsets and leading dimensions in P):

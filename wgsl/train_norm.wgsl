@@ -1,7 +1,7 @@
 // Row normalisations of the SNARM head for training (spec §6): fused add + RMSNorm of the Mamba
 // residual stream (step 3a) and the branch's final LayerNorm (step 3), forward (saving per-row
 // statistics) and backward, plus the column sum that reduces per-row weight-gradient terms.
-// eps = 1e-5. TypeScript references: lib/train/grad/norm.ts. Host side: lib/train/gpu/norm.ts.
+// eps = 1e-5. TypeScript references: lib/ops/norm.ts. Host side: lib/train/gpu/norm.ts.
 //
 // Row kernels: one invocation per row (64 per workgroup), loops over d ≤ 256 → ≤ 3·256 loop
 // back-edges per 8-lane group (lavapipe limit 65535). Column sum: one workgroup per 8 columns,

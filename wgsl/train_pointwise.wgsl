@@ -1,7 +1,7 @@
 // Element-wise training kernels of the SNARM head (spec §6): activations relu / silu / softplus /
 // sigmoid with their VJPs on 2-D strided operands, the Mamba gate out = y·silu(z) (§6 "Mamba v1"
 // step 6) with its VJP, and the plain product out (+)= x·m (inverted-dropout mask, §6 step 3).
-// TypeScript references: lib/train/grad/pointwise.ts. Host side: lib/train/gpu/pointwise.ts.
+// TypeScript references: lib/ops/pointwise.ts. Host side: lib/train/gpu/pointwise.ts.
 //
 // Bindings: the host's BINDINGS template declares b1.. (deduplicated tensors, all f32); operands
 // are addressed by element offsets in the uniform words P (read once at entry, outside loops). One invocation per

@@ -3,7 +3,7 @@
 //   A = −exp(A_log[c, n]),  h_t = exp(Δ_t·A)·h_{t−1} + Δ_t·B_t,n·u_t (h_{−1} = 0),
 //   y_t = Σ_n C_t,n·h_t,n + D_c·u_t.
 // Δ is the delta input as given (the caller applies dt bias and softplus). TypeScript reference:
-// lib/train/grad/mamba.ts selectiveScanForward (which adds softplus(delta + dt bias) itself).
+// lib/ops/mamba.ts selectiveScanForward (which adds softplus(delta + dt bias) itself).
 // Record function: lib/train/gpu/mamba_ops.ts recordSelectiveScanForward.
 //
 // One invocation per (sequence, channel), sequential over time with the S states in registers;

@@ -1,12 +1,12 @@
 // Bilinear upsampling of single-channel planes (n, h, w) → (n, H, W) and its backward, with the
-// sampling taps of lib/train/grad/upsample.ts (align_corners = true by default) precomputed on
+// sampling taps of lib/ops/upsample.ts (align_corners = true by default) precomputed on
 // the host into `tab` (f32): per axis (src size s, dst size D) at offset o:
 //   i0[D] at o, i1[D] at o + D, frac[D] at o + 2D, lo[s] at o + 3D, hi[s] at o + 3D + s
 // where [lo[i], hi[i]) is the range of destination coordinates whose taps touch source i.
 // `forward`: Y[n,Y,X] = lerp_y(lerp_x(...)). `back_x`: T[n,Y,x] = Σ_X dY[n,Y,X]·wx(X,x);
 // `back_y`: dX[n,y,x] = Σ_Y T[n,Y,x]·wy(Y,y) (separable gather form, no atomics; loop lengths
 // are the tap ranges, ≈ 2·H/h).
-// TypeScript reference: lib/train/grad/upsample.ts upsampleBilinearForward / Backward.
+// TypeScript reference: lib/ops/upsample.ts upsampleBilinearForward / Backward.
 
 struct Params {
   n: u32,

@@ -48,16 +48,15 @@ export {
 export { type HeadMaps, headMaps } from "../maps/head.ts";
 export { headMapsGpu } from "./maps_gpu.ts";
 export {
-  branchForwardRef,
   type Capture,
   conv3x3Ref,
+  decoderForward,
   decoderHeadRef,
-  embedRef,
+  type HeadForward64,
+  headForward64,
+  type HeadForward64Options,
   headForwardRef,
-  layerNormRef,
   linearRef,
-  mambaMixerRef,
-  rmsNormRef,
 } from "./reference.ts";
 export {
   invertPermutation,

@@ -1,26 +1,43 @@
 /**
- * Plain-TypeScript reference of the Self-Navigated Mamba head (spec §6), operation by operation as
- * the official PyTorch forward (SNARM b65542f `model/mamba_util.py`, mamba_ssm v1.1.1 slow path).
- * Every WGSL kernel of the head is tested against these functions, and {@link headForwardRef} is
- * the fallback when no WebGPU adapter exists.
+ * Reference of the Self-Navigated Mamba head (spec §6) in plain TypeScript: ONE float64 forward,
+ * {@link headForward64}, built from the op references of lib/ops (each op's forward next to its
+ * backward), operation by operation as the official PyTorch forward (SNARM b65542f
+ * `model/mamba_util.py`, mamba_ssm v1.1.1 slow path). The inference reference
+ * {@link headForwardRef} is its eval-mode logits rounded to f32 (the fallback when neither WebGPU
+ * nor the native engine is there, and what the head's kernels are tested against); the training
+ * reference (lib/train/backward_ref.ts) differentiates the same forward in training mode.
  *
- * Layouts (all row-major f32): Z `(B, 2C, h, w)` channels-first (the model input); token tensors
+ * Layouts (row-major): Z `(B, 2C, h, w)` channels-first (the model input); token tensors
  * channels-last `(rows, d)`: a branch's embedding `(B, L, d)` in row-major position order, its
  * sequences `(nScan·B, L, d)` in scan order (sequence index s·B + b), branch features
  * `(nScan, B, L, d)` back in row-major order, logits `(nHeads, B, L)`.
  * @module
  */
-import type { HeadDims } from "./config.ts";
 import { navigationIndex, scanPermutations } from "./scan_order.ts";
-import { layoutNLD, selectiveScanRef } from "./selective_scan_ref.ts";
-import type { BranchWeights, DecoderWeights, HeadWeights, MixerWeights } from "./weights.ts";
+import type { DecoderWeights, HeadWeights } from "./weights.ts";
+import { conv1x1Forward, conv3x3Forward, linearForward } from "../ops/dense.ts";
+import { type MixerCache, mixerForward } from "../ops/mamba.ts";
+import { fromScanOrder, gatherTokens, scatterTokens, toScanOrder } from "../ops/navigation.ts";
+import {
+  addRmsNormForward,
+  type AddRmsNormOut,
+  batchNormForward,
+  type BatchNormOut,
+  batchNormRunningUpdate,
+  EPS,
+  layerNormForward,
+  type LayerNormOut,
+} from "../ops/norm.ts";
+import { dropoutMask, sigmoid } from "../ops/pointwise.ts";
 
 /** Epsilon of RMSNorm, LayerNorm and BatchNorm (all 1e-5 in the official modules). */
-export const NORM_EPS = 1e-5;
+export const NORM_EPS: number = EPS;
+
+const f32 = (a: ArrayLike<number>) => Float32Array.from(a);
 
 /**
- * y = x · Wᵀ (+ bias): x `(rows, K)`, W `(N, K)` (PyTorch Linear layout) → `(rows, N)`.
- * f64 accumulation.
+ * y = x · Wᵀ (+ bias): x `(rows, K)`, W `(N, K)` (PyTorch Linear layout) → `(rows, N)`, f32
+ * (lib/ops/dense.ts `linearForward`, f64 accumulation, rounded once).
  */
 export function linearRef(
   x: Float32Array,
@@ -30,52 +47,14 @@ export function linearRef(
   N: number,
   bias?: Float32Array | null,
 ): Float32Array {
-  const out = new Float32Array(rows * N);
-  for (let r = 0; r < rows; r++) {
-    const xo = r * K;
-    for (let n = 0; n < N; n++) {
-      let s = bias ? bias[n] : 0;
-      const wo = n * K;
-      for (let k = 0; k < K; k++) s += x[xo + k] * W[wo + k];
-      out[r * N + n] = s;
-    }
-  }
-  return out;
-}
-
-/**
- * Patch embedding E (spec §6 step 1): 1×1 conv of the channels-first input `(B, Cin, L)` with
- * W `(d, Cin)` and bias → channels-last `(B, L, d)`.
- */
-export function embedRef(
-  Z: Float32Array,
-  B: number,
-  Cin: number,
-  L: number,
-  W: Float32Array,
-  bias: Float32Array,
-  d: number,
-): Float32Array {
-  const out = new Float32Array(B * L * d);
-  const acc = new Float64Array(L);
-  for (let b = 0; b < B; b++) {
-    for (let o = 0; o < d; o++) {
-      acc.fill(bias[o]);
-      for (let c = 0; c < Cin; c++) {
-        const wv = W[o * Cin + c];
-        const zo = (b * Cin + c) * L;
-        for (let p = 0; p < L; p++) acc[p] += wv * Z[zo + p];
-      }
-      for (let p = 0; p < L; p++) out[(b * L + p) * d + o] = acc[p];
-    }
-  }
-  return out;
+  return f32(linearForward(x, rows, K, W, N, bias));
 }
 
 /**
  * 3×3 convolution with dilation r and padding r ("same"), on N channels-last grids
- * `(N, h, w, Ci)` with PyTorch weights `(Co, Ci, 3, 3)` and optional bias → `(N, h, w, Co)`.
- * The block conv is r = 1 on the scan-ordered grid; the decoder conv is r = scale_list[branch].
+ * `(N, h, w, Ci)` with PyTorch weights `(Co, Ci, 3, 3)` and optional bias → `(N, h, w, Co)` f32
+ * (lib/ops/dense.ts `conv3x3Forward`, rounded once). The block conv is r = 1 on the scan-ordered
+ * grid; the decoder conv is r = scale_list[branch].
  */
 export function conv3x3Ref(
   x: Float32Array,
@@ -88,251 +67,52 @@ export function conv3x3Ref(
   bias: Float32Array | null,
   r: number,
 ): Float32Array {
-  // Weights re-laid as [ky][kx][ci][co] so the inner loop runs over contiguous co.
-  const Wt = new Float64Array(9 * Ci * Co);
-  for (let o = 0; o < Co; o++) {
-    for (let c = 0; c < Ci; c++) {
-      for (let t = 0; t < 9; t++) Wt[(t * Ci + c) * Co + o] = W[(o * Ci + c) * 9 + t];
-    }
-  }
-  const out = new Float32Array(N * h * w * Co);
-  const acc = new Float64Array(Co);
-  for (let n = 0; n < N; n++) {
-    for (let y = 0; y < h; y++) {
-      for (let xx = 0; xx < w; xx++) {
-        if (bias) { for (let o = 0; o < Co; o++) acc[o] = bias[o]; }
-        else acc.fill(0);
-        for (let ky = 0; ky < 3; ky++) {
-          const sy = y + r * (ky - 1);
-          if (sy < 0 || sy >= h) continue;
-          for (let kx = 0; kx < 3; kx++) {
-            const sx = xx + r * (kx - 1);
-            if (sx < 0 || sx >= w) continue;
-            const xo = ((n * h + sy) * w + sx) * Ci;
-            const wo = (ky * 3 + kx) * Ci * Co;
-            for (let c = 0; c < Ci; c++) {
-              const v = x[xo + c];
-              if (v === 0) continue;
-              const wc = wo + c * Co;
-              for (let o = 0; o < Co; o++) acc[o] += v * Wt[wc + o];
-            }
-          }
-        }
-        const oo = ((n * h + y) * w + xx) * Co;
-        for (let o = 0; o < Co; o++) out[oo + o] = acc[o];
-      }
+  return f32(conv3x3Forward(x, N, h, w, Ci, W, Co, bias, r));
+}
+
+/** `(B, L, d)` channels-last → `(B, d, L)` channels-first (the fixtures' layout of E), f32. */
+function channelsFirst(E: ArrayLike<number>, B: number, L: number, d: number): Float32Array {
+  const out = new Float32Array(E.length);
+  for (let b = 0; b < B; b++) {
+    for (let p = 0; p < L; p++) {
+      for (let k = 0; k < d; k++) out[(b * d + k) * L + p] = E[(b * L + p) * d + k];
     }
   }
   return out;
-}
-
-/** RMSNorm of each row of `(rows, d)`: x · rsqrt(mean(x²) + eps) · weight (mamba_ssm rms_norm_ref). */
-export function rmsNormRef(
-  x: Float32Array,
-  rows: number,
-  d: number,
-  weight: Float32Array,
-): Float32Array {
-  const out = new Float32Array(rows * d);
-  for (let r = 0; r < rows; r++) {
-    let ss = 0;
-    for (let k = 0; k < d; k++) ss += x[r * d + k] * x[r * d + k];
-    const rs = 1 / Math.sqrt(ss / d + NORM_EPS);
-    for (let k = 0; k < d; k++) out[r * d + k] = x[r * d + k] * rs * weight[k];
-  }
-  return out;
-}
-
-/** LayerNorm of each row of `(rows, d)` (biased variance, eps 1e-5, affine). */
-export function layerNormRef(
-  x: Float32Array,
-  rows: number,
-  d: number,
-  weight: Float32Array,
-  bias: Float32Array,
-): Float32Array {
-  const out = new Float32Array(rows * d);
-  for (let r = 0; r < rows; r++) {
-    let m = 0;
-    for (let k = 0; k < d; k++) m += x[r * d + k];
-    m /= d;
-    let v = 0;
-    for (let k = 0; k < d; k++) v += (x[r * d + k] - m) ** 2;
-    const rs = 1 / Math.sqrt(v / d + NORM_EPS);
-    for (let k = 0; k < d; k++) out[r * d + k] = (x[r * d + k] - m) * rs * weight[k] + bias[k];
-  }
-  return out;
-}
-
-/** Intermediates of one mixer call (all token-major `(N, Ls, ·)`). */
-export interface MixerTrace {
-  /** Conv1d + SiLU output (the scan's u), `(N, Ls, dInner)`. */
-  u: Float32Array;
-  /** dt_proj(dt_raw) before bias and softplus, `(N, Ls, dInner)`. */
-  delta: Float32Array;
-  /** `(N, Ls, dState)`. */
-  B: Float32Array;
-  C: Float32Array;
-  /** Gate `(N, Ls, dInner)`. */
-  z: Float32Array;
-  /** Scan output y·SiLU(z) before out_proj, `(N, Ls, dInner)`. */
-  y: Float32Array;
 }
 
 /**
- * Mamba v1 mixer (spec §6 "Mamba v1 (S6) computation"), mamba_ssm v1.1.1 slow path, on N
- * independent sequences `(N, Ls, d)` → `(N, Ls, d)`.
+ * One decoder head (spec §6 step 5), f64: dilated 3×3 conv (no bias, dilation = padding = rate)
+ * → BatchNorm2d (training: batch statistics; eval: running statistics) → ReLU → 1×1 conv to one
+ * logit. `feat` `(B, L, d)` row-major positions → logits `(B, L)`, with the saved BatchNorm and
+ * ReLU outputs.
  */
-export function mambaMixerRef(
-  x: Float32Array,
-  N: number,
-  Ls: number,
-  m: MixerWeights,
-  dims: HeadDims,
-  trace?: (t: MixerTrace) => void,
-): Float32Array {
-  const { d, dInner: di, dtRank: R, dState: ns, dConv: kc } = dims;
-  const rows = N * Ls;
-  const xz = linearRef(x, rows, d, m.inProj, 2 * di);
-  const u = new Float32Array(rows * di), z = new Float32Array(rows * di);
-  for (let q = 0; q < N; q++) {
-    for (let t = 0; t < Ls; t++) {
-      const r = q * Ls + t;
-      for (let c = 0; c < di; c++) {
-        let s = m.conv1dB[c];
-        for (let j = 0; j < kc; j++) {
-          const tt = t + j - (kc - 1);
-          if (tt >= 0) s += m.conv1dW[c * kc + j] * xz[(q * Ls + tt) * 2 * di + c];
-        }
-        u[r * di + c] = s / (1 + Math.exp(-s));
-        z[r * di + c] = xz[r * 2 * di + di + c];
-      }
-    }
-  }
-  const xdbl = linearRef(u, rows, di, m.xProj, R + 2 * ns);
-  const dtRaw = new Float32Array(rows * R),
-    Bm = new Float32Array(rows * ns),
-    Cm = new Float32Array(rows * ns);
-  for (let r = 0; r < rows; r++) {
-    for (let k = 0; k < R; k++) dtRaw[r * R + k] = xdbl[r * (R + 2 * ns) + k];
-    for (let n = 0; n < ns; n++) {
-      Bm[r * ns + n] = xdbl[r * (R + 2 * ns) + R + n];
-      Cm[r * ns + n] = xdbl[r * (R + 2 * ns) + R + ns + n];
-    }
-  }
-  const delta = linearRef(dtRaw, rows, R, m.dtProjW, di);
-  const A = new Float32Array(di * ns);
-  for (let i = 0; i < A.length; i++) A[i] = -Math.exp(m.aLog[i]);
-  const dimsScan = { nSeq: N, L: Ls, dInner: di, dState: ns };
-  const y = selectiveScanRef(
-    { u, delta, z, B: Bm, C: Cm, A, D: m.D, deltaBias: m.dtProjB },
-    dimsScan,
-    layoutNLD(dimsScan),
-  );
-  trace?.({ u, delta, B: Bm, C: Cm, z, y });
-  return linearRef(y, rows, di, m.outProj, d);
-}
-
-/** Optional capture of branch-0 intermediates under the fixtures' tensor names. */
-export type Capture = Map<string, Float32Array>;
-
-/**
- * One branch (spec §6 steps 1–4) from its embedding.
- * @param E `(B, L, d)` patch embedding in row-major position order.
- * @param refMask `(B, L)` 1 = reference.
- * @returns branch features `(nScan, B, L, d)` in row-major position order.
- */
-export function branchForwardRef(
-  E: Float32Array,
-  refMask: Uint8Array,
+export function decoderForward(
+  feat: ArrayLike<number>,
   B: number,
   h: number,
   w: number,
-  bw: BranchWeights,
-  dims: HeadDims,
-  capture?: Capture,
-  tag = "b0",
-): Float32Array {
-  const { d, nScan } = dims;
+  hw: DecoderWeights,
+  d: number,
+  rate: number,
+  training: boolean,
+): { bn: BatchNormOut; act: Float64Array; logits: Float64Array } {
   const L = h * w;
-  const perms = scanPermutations(h, w, nScan);
-  const nav = navigationIndex(refMask, B, h, w, nScan);
-  const N = nScan * B, Ls = nav.Ls;
-  // Scan-ordered sequences (N, L, d).
-  const seq = new Float32Array(N * L * d);
-  for (let s = 0; s < nScan; s++) {
-    for (let b = 0; b < B; b++) {
-      const q = s * B + b;
-      for (let i = 0; i < L; i++) {
-        seq.set(
-          E.subarray((b * L + perms[s][i]) * d, (b * L + perms[s][i] + 1) * d),
-          (q * L + i) * d,
-        );
-      }
-    }
-  }
-  let hcur: Float32Array = seq;
-  let stream: Float32Array | null = null;
-  bw.blocks.forEach((blk, k) => {
-    // a. fused add + RMSNorm (residual stream in fp32; first block: stream = input).
-    if (stream === null) stream = hcur;
-    else {
-      const s2 = new Float32Array(stream.length);
-      for (let i = 0; i < s2.length; i++) s2[i] = hcur[i] + stream[i];
-      stream = s2;
-    }
-    const hn = rmsNormRef(stream, N * L, d, blk.normW);
-    // b. 3×3 conv on each scan-ordered sequence reshaped to an h×w grid.
-    const hc = conv3x3Ref(hn, N, h, w, d, blk.convW, d, blk.convB, 1);
-    // c. gather suspicious tokens in scan order → mixer → scatter back (replacing them).
-    const xin = new Float32Array(N * Ls * d);
-    for (let q = 0; q < N; q++) {
-      for (let j = 0; j < Ls; j++) {
-        const i = nav.gather[q * Ls + j];
-        xin.set(hc.subarray((q * L + i) * d, (q * L + i + 1) * d), (q * Ls + j) * d);
-      }
-    }
-    const xout = mambaMixerRef(xin, N, Ls, blk.mixer, dims, (t) => {
-      if (capture && k === 0) {
-        capture.set(`scan_${tag}_d0_y`, t.y);
-      }
-    });
-    for (let q = 0; q < N; q++) {
-      for (let j = 0; j < Ls; j++) {
-        const i = nav.gather[q * Ls + j];
-        hc.set(xout.subarray((q * Ls + j) * d, (q * Ls + j + 1) * d), (q * L + i) * d);
-      }
-    }
-    if (capture) {
-      capture.set(`mixer_${tag}_d${k}_in`, xin);
-      capture.set(`mixer_${tag}_d${k}_out`, xout);
-      capture.set(`block_${tag}_d${k}_out_h`, hc);
-    }
-    hcur = hc;
-  });
-  // Final: LayerNorm(Dropout(h) + stream), Dropout = identity in eval.
-  const sum = new Float32Array(N * L * d);
-  const st = stream as Float32Array | null;
-  for (let i = 0; i < sum.length; i++) sum[i] = hcur[i] + (st ? st[i] : 0);
-  const ln = layerNormRef(sum, N * L, d, bw.lnW, bw.lnB);
-  // Un-permute to row-major: (nScan, B, L, d).
-  const feat = new Float32Array(N * L * d);
-  for (let s = 0; s < nScan; s++) {
-    for (let b = 0; b < B; b++) {
-      const q = s * B + b;
-      for (let i = 0; i < L; i++) {
-        feat.set(ln.subarray((q * L + i) * d, (q * L + i + 1) * d), (q * L + perms[s][i]) * d);
-      }
-    }
-  }
-  if (capture) capture.set(`branch_features_${tag}`, feat);
-  return feat;
+  const c = conv3x3Forward(feat, B, h, w, d, hw.convW, d, null, rate);
+  const bn = batchNormForward(
+    c,
+    B * L,
+    d,
+    hw.bnW,
+    hw.bnB,
+    training ? null : { mean: hw.bnMean, var: hw.bnVar },
+  );
+  const act = new Float64Array(bn.y.length);
+  for (let i = 0; i < act.length; i++) act[i] = bn.y[i] > 0 ? bn.y[i] : 0;
+  return { bn, act, logits: linearForward(act, B * L, d, hw.outW, 1, hw.outB) };
 }
 
-/**
- * One decoder head (spec §6 step 5): dilated 3×3 conv (no bias) → BatchNorm (eval) → ReLU →
- * 1×1 conv to one logit. `feat` `(B, L, d)` row-major positions → logits `(B, L)`.
- */
+/** {@link decoderForward} in eval mode, f32 logits `(B, L)`. */
 export function decoderHeadRef(
   feat: Float32Array,
   B: number,
@@ -342,30 +122,167 @@ export function decoderHeadRef(
   d: number,
   rate: number,
 ): Float32Array {
-  const c = conv3x3Ref(feat, B, h, w, d, hw.convW, d, null, rate);
-  const L = h * w;
-  const out = new Float32Array(B * L);
-  for (let r = 0; r < B * L; r++) {
-    let s = hw.outB[0];
-    for (let k = 0; k < d; k++) {
-      const v = (c[r * d + k] - hw.bnMean[k]) / Math.sqrt(hw.bnVar[k] + NORM_EPS) * hw.bnW[k] +
-        hw.bnB[k];
-      if (v > 0) s += v * hw.outW[k];
-    }
-    out[r] = s;
-  }
-  return out;
+  return f32(decoderForward(feat, B, h, w, hw, d, rate, false).logits);
 }
 
-/** Options of {@link headForwardRef}. */
-export interface HeadRefOptions {
-  /** Collect branch-0 intermediates under the fixtures' names (E_b0, mixer_b0_d0_in, …). */
+/** Optional capture of branch-0 intermediates under the fixtures' tensor names. */
+export type Capture = Map<string, Float32Array>;
+
+/** Options of {@link headForward64}. */
+export interface HeadForward64Options {
+  /**
+   * BatchNorm2d mode of the decoder heads: "train" (default; batch statistics over the B·h·w
+   * positions of each head, running statistics updated) or "eval" (running statistics: the
+   * inference forward).
+   */
+  batchNorm?: "train" | "eval";
+  /** BatchNorm momentum of the running-stat update (PyTorch default 0.1). */
+  bnMomentum?: number;
+  /**
+   * Inverted dropout on h before the final LayerNorm (official p = 0.1 in training; spec §6
+   * step 3): mask drawn from `seed` (+ branch index), not PyTorch's RNG stream. Default: none.
+   */
+  dropout?: { p: number; seed: number } | null;
+  /**
+   * Collect branch-0 intermediates (f32) under the fixtures' names: E_b0 `(B, d, h, w)`,
+   * scan_b0_d0_y, mixer_b0_dk_in/out, block_b0_dk_out_h, branch_features_b0.
+   */
   capture?: Capture;
 }
 
+/** Saved activations of one Mamba block (for the backward). */
+export interface BlockCache {
+  norm: AddRmsNormOut;
+  hadStream: boolean;
+  /** `(N, L, d)` RMSNorm output (conv input). */
+  hn: Float64Array;
+  mixer: MixerCache;
+}
+
+/** Saved activations of one branch. */
+export interface BranchCache {
+  blocks: BlockCache[];
+  /** Final LayerNorm of dropout(h) + stream, `(N, L, d)`. */
+  ln: LayerNormOut;
+  /** `(N, L, d)` dropout multipliers, null without dropout. */
+  drop: Float64Array | null;
+}
+
+/** Saved activations of one decoder head. */
+export interface DecoderCache {
+  /** `(B, L, d)` branch features of this head's scan (conv input). */
+  feat: Float64Array;
+  bn: BatchNormOut;
+  /** `(B·L, d)` ReLU output. */
+  act: Float64Array;
+}
+
+/** The float64 forward of the whole head with every saved activation ({@link headForward64}). */
+export interface HeadForward64 {
+  logits: Float64Array;
+  unary: Float64Array;
+  branches: BranchCache[];
+  decoders: DecoderCache[];
+  runningStats: Map<string, Float64Array>;
+  gather: Int32Array;
+  Ls: number;
+  perms: Int32Array[];
+}
+
 /**
- * Reference forward of the Mamba head from the hybrid residual (spec §6): per branch the patch
- * embedding, scans, blocks and final LayerNorm; then the decoder heads.
+ * The whole head forward (spec §6, and the unary predictor u = sigmoid(conv1×1(R)) on
+ * R = Z[:, :C], spec §5 step 2) in float64 with every activation the backward needs: per branch
+ * the patch embedding, scan orders, Mamba blocks (fused add + RMSNorm, 3×3 conv, gather of the
+ * navigated tokens, mixer, write-back) and final LayerNorm; then the decoder heads.
+ * @param Z `(B, in_chans, h, w)` channels-first hybrid residual [R ‖ S_enc].
+ * @param refMask `(B, h·w)` row-major navigation mask, 1 = reference.
+ * @returns logits `(nHeads, B, h·w)` (head index = branch·nScan + scan), unary `(B, h·w)`, the
+ *   updated running statistics (training mode) and the saved activations.
+ */
+export function headForward64(
+  weights: HeadWeights,
+  Z: ArrayLike<number>,
+  refMask: Uint8Array,
+  B: number,
+  h: number,
+  w: number,
+  opts: HeadForward64Options = {},
+): HeadForward64 {
+  const dims = weights.dims;
+  const { d, nScan, C } = dims;
+  const Cin = weights.config.in_chans, L = h * w, N = nScan * B;
+  const training = (opts.batchNorm ?? "train") === "train";
+  const perms = scanPermutations(h, w, nScan);
+  const { gather, Ls } = navigationIndex(refMask, B, h, w, nScan);
+  const logits = new Float64Array(dims.nHeads * B * L);
+  const branches: BranchCache[] = [];
+  const decoders: DecoderCache[] = [];
+  const runningStats = new Map<string, Float64Array>();
+  weights.branches.forEach((bw, bi) => {
+    const E = conv1x1Forward(Z, B, Cin, L, bw.embedW, d, bw.embedB);
+    const cap = bi === 0 ? opts.capture : undefined;
+    if (cap) cap.set("E_b0", channelsFirst(E, B, L, d));
+    let hcur = toScanOrder(E, B, L, d, perms);
+    let stream: Float64Array | null = null;
+    const blocks: BlockCache[] = [];
+    for (const blk of bw.blocks) {
+      const norm = addRmsNormForward(hcur, stream, N * L, d, blk.normW);
+      const hc = conv3x3Forward(norm.y, N, h, w, d, blk.convW, d, blk.convB, 1);
+      const xin = gatherTokens(hc, N, L, d, gather, Ls);
+      const mix = mixerForward(xin, N, Ls, blk.mixer, dims);
+      blocks.push({ norm, hadStream: stream !== null, hn: norm.y, mixer: mix.cache });
+      stream = norm.stream;
+      hcur = scatterTokens(hc, mix.out, N, L, d, gather, Ls);
+      if (cap) {
+        const k = blocks.length - 1;
+        if (k === 0) cap.set(`scan_b${bi}_d0_y`, f32(mix.cache.y));
+        cap.set(`mixer_b${bi}_d${k}_in`, f32(xin));
+        cap.set(`mixer_b${bi}_d${k}_out`, f32(mix.out));
+        cap.set(`block_b${bi}_d${k}_out_h`, f32(hcur));
+      }
+    }
+    const drop = opts.dropout && opts.dropout.p > 0
+      ? dropoutMask(N * L * d, opts.dropout.p, opts.dropout.seed + bi)
+      : null;
+    const sum = new Float64Array(N * L * d);
+    const st = stream as Float64Array | null;
+    for (let i = 0; i < sum.length; i++) {
+      sum[i] = (drop ? hcur[i] * drop[i] : hcur[i]) + (st ? st[i] : 0);
+    }
+    const ln = layerNormForward(sum, N * L, d, bw.lnW, bw.lnB);
+    branches.push({ blocks, ln, drop });
+    const feats = fromScanOrder(ln.y, B, L, d, perms);
+    if (cap) cap.set(`branch_features_b${bi}`, f32(feats));
+    for (let s = 0; s < nScan; s++) {
+      const j = bi * nScan + s;
+      const hw = weights.heads[j];
+      const feat = feats.slice(s * B * L * d, (s + 1) * B * L * d);
+      const scale = weights.config.scale_list[bi];
+      const { bn, act, logits: lg } = decoderForward(feat, B, h, w, hw, d, scale, training);
+      if (training) {
+        const up = batchNormRunningUpdate(hw.bnMean, hw.bnVar, bn, opts.bnMomentum ?? 0.1);
+        runningStats.set(`head_list.${j}.0.norm.running_mean`, up.mean);
+        runningStats.set(`head_list.${j}.0.norm.running_var`, up.var);
+      }
+      logits.set(lg, j * B * L);
+      decoders.push({ feat, bn, act });
+    }
+  });
+  // Unary predictor on R = Z[:, :C] (spec §5 step 2).
+  const unary = new Float64Array(B * L);
+  for (let b = 0; b < B; b++) {
+    for (let p = 0; p < L; p++) {
+      let a = weights.unaryB[0];
+      for (let c = 0; c < C; c++) a += weights.unaryW[c] * Z[(b * Cin + c) * L + p];
+      unary[b * L + p] = sigmoid(a);
+    }
+  }
+  return { logits, unary, branches, decoders, runningStats, gather, Ls, perms };
+}
+
+/**
+ * Reference forward of the Mamba head from the hybrid residual (spec §6): {@link headForward64}
+ * in eval mode, logits rounded to f32.
  * @param Z `(B, in_chans, h, w)` channels-first hybrid residual [R ‖ S_enc].
  * @param refMask `(B, h·w)` row-major navigation mask, 1 = reference.
  * @returns head logits `(nHeads, B, h·w)`, head index = branch·nScan + scan.
@@ -378,47 +295,18 @@ export function headForwardRef(
   B: number,
   h: number,
   w: number,
-  opts: HeadRefOptions = {},
+  opts: { capture?: Capture } = {},
 ): Float32Array {
-  const dims = weights.dims;
   const Cin = weights.config.in_chans;
-  const L = h * w;
   if (h !== w) throw new Error(`grid must be square for the scan-ordered 3×3 conv, got ${h}×${w}`);
-  if (Z.length !== B * Cin * L) {
+  if (Z.length !== B * Cin * h * w) {
     throw new Error(
       `Z: ${Z.length} values, expected (B, in_chans, h, w) = (${B}, ${Cin}, ${h}, ${w})`,
     );
   }
-  const logits = new Float32Array(dims.nHeads * B * L);
-  weights.branches.forEach((bw, i) => {
-    const E = embedRef(Z, B, Cin, L, bw.embedW, bw.embedB, dims.d);
-    const cap = i === 0 ? opts.capture : undefined;
-    if (cap) {
-      // fixture layout (B, d, h, w)
-      const Ecf = new Float32Array(E.length);
-      for (let b = 0; b < B; b++) {
-        for (let p = 0; p < L; p++) {
-          for (let k = 0; k < dims.d; k++) {
-            Ecf[(b * dims.d + k) * L + p] = E[(b * L + p) * dims.d + k];
-          }
-        }
-      }
-      cap.set("E_b0", Ecf);
-    }
-    const feat = branchForwardRef(E, refMask, B, h, w, bw, dims, cap, `b${i}`);
-    for (let s = 0; s < dims.nScan; s++) {
-      const j = i * dims.nScan + s;
-      const lg = decoderHeadRef(
-        feat.subarray(s * B * L * dims.d, (s + 1) * B * L * dims.d),
-        B,
-        h,
-        w,
-        weights.heads[j],
-        dims.d,
-        weights.config.scale_list[i],
-      );
-      logits.set(lg, j * B * L);
-    }
+  const f = headForward64(weights, Z, refMask, B, h, w, {
+    batchNorm: "eval",
+    capture: opts.capture,
   });
-  return logits;
+  return f32(f.logits);
 }

@@ -2,7 +2,7 @@
  * Whole-head training forward + reverse-mode backward of the SNARM head in plain TypeScript
  * (float64), the reference the GPU training kernels will be checked against.
  *
- * Forward = lib/model/reference.ts `headForwardRef` (spec §6) in training mode: BatchNorm2d of the
+ * Forward = lib/model/reference.ts `headForward64` (spec §6; `headForwardRef` is its eval mode) in training mode: BatchNorm2d of the
  * decoder heads on batch statistics with PyTorch's running-stat update (momentum 0.1), optional
  * inverted dropout before the branch's final LayerNorm (official Dropout(p = 0.1), spec §6 step 3),
  * plus the unary predictor u = sigmoid(conv1×1(R)) on R = Z[:, :C] (spec §5 step 2). The loss is
@@ -12,56 +12,24 @@
  * @module
  */
 import type { HeadDims } from "../model/config.ts";
-import { navigationIndex, scanPermutations } from "../model/scan_order.ts";
 import type { HeadWeights, MixerWeights } from "../model/weights.ts";
+import { conv1x1Backward, conv3x3Backward, linearBackward } from "../ops/dense.ts";
+import { mixerBackward, type MixerGrads } from "../ops/mamba.ts";
 import {
-  conv1x1Backward,
-  conv1x1Forward,
-  conv3x3Backward,
-  conv3x3Forward,
-  linearBackward,
-  linearForward,
-} from "./grad/dense.ts";
-import { mixerBackward, type MixerCache, mixerForward, type MixerGrads } from "./grad/mamba.ts";
-import {
-  fromScanOrder,
   fromScanOrderBackward,
-  gatherTokens,
-  scatterTokens,
   scatterTokensBackward,
-  toScanOrder,
   toScanOrderBackward,
-} from "./grad/navigation.ts";
+} from "../ops/navigation.ts";
+import { addRmsNormBackward, batchNormBackward, layerNormBackward } from "../ops/norm.ts";
 import {
-  addRmsNormBackward,
-  addRmsNormForward,
-  type AddRmsNormOut,
-  batchNormBackward,
-  batchNormForward,
-  type BatchNormOut,
-  batchNormRunningUpdate,
-  layerNormBackward,
-  layerNormForward,
-  type LayerNormOut,
-} from "./grad/norm.ts";
-import { dropoutMask, sigmoid } from "./grad/pointwise.ts";
+  type HeadForward64,
+  headForward64,
+  type HeadForward64Options,
+} from "../model/reference.ts";
 import { type SnarmLoss, snarmLoss, type SnarmLossOptions } from "./loss.ts";
 
-/** Options of the training forward/backward. */
-export interface HeadTrainOptions {
-  /**
-   * BatchNorm2d mode of the decoder heads: "train" (default; batch statistics over the B·h·w
-   * positions of each head, running statistics updated) or "eval" (running statistics, as
-   * `headForwardRef`).
-   */
-  batchNorm?: "train" | "eval";
-  /** BatchNorm momentum of the running-stat update (PyTorch default 0.1). */
-  bnMomentum?: number;
-  /**
-   * Inverted dropout on h before the final LayerNorm (official p = 0.1 in training; spec §6
-   * step 3): mask drawn from `seed` (+ branch index), not PyTorch's RNG stream. Default: none.
-   */
-  dropout?: { p: number; seed: number } | null;
+/** Options of the training forward/backward: those of the forward, and the loss weights. */
+export interface HeadTrainOptions extends Omit<HeadForward64Options, "capture"> {
   /** Loss weights (α 0.25, γ 2, unary weight 0.5). */
   loss?: SnarmLossOptions;
 }
@@ -93,41 +61,6 @@ export interface HeadGradResult extends HeadLossResult {
   grads: Map<string, Float64Array>;
 }
 
-interface BlockCache {
-  norm: AddRmsNormOut;
-  hadStream: boolean;
-  /** `(N, L, d)` RMSNorm output (conv input). */
-  hn: Float64Array;
-  mixer: MixerCache;
-}
-
-interface BranchCache {
-  blocks: BlockCache[];
-  /** Final LayerNorm of dropout(h) + stream, `(N, L, d)`. */
-  ln: LayerNormOut;
-  /** `(N, L, d)` dropout multipliers, null without dropout. */
-  drop: Float64Array | null;
-}
-
-interface DecoderCache {
-  /** `(B, L, d)` branch features of this head's scan (conv input). */
-  feat: Float64Array;
-  bn: BatchNormOut;
-  /** `(B·L, d)` ReLU output. */
-  act: Float64Array;
-}
-
-interface Forward {
-  logits: Float64Array;
-  unary: Float64Array;
-  branches: BranchCache[];
-  decoders: DecoderCache[];
-  runningStats: Map<string, Float64Array>;
-  gather: Int32Array;
-  Ls: number;
-  perms: Int32Array[];
-}
-
 function checkInputs(
   weights: HeadWeights,
   Z: ArrayLike<number>,
@@ -155,87 +88,7 @@ function checkInputs(
   }
 }
 
-function forward(
-  weights: HeadWeights,
-  Z: ArrayLike<number>,
-  refMask: Uint8Array,
-  B: number,
-  h: number,
-  w: number,
-  opts: HeadTrainOptions,
-): Forward {
-  const dims = weights.dims;
-  const { d, nScan, C } = dims;
-  const Cin = weights.config.in_chans, L = h * w, N = nScan * B;
-  const training = (opts.batchNorm ?? "train") === "train";
-  const perms = scanPermutations(h, w, nScan);
-  const { gather, Ls } = navigationIndex(refMask, B, h, w, nScan);
-  const logits = new Float64Array(dims.nHeads * B * L);
-  const branches: BranchCache[] = [];
-  const decoders: DecoderCache[] = [];
-  const runningStats = new Map<string, Float64Array>();
-  weights.branches.forEach((bw, bi) => {
-    const E = conv1x1Forward(Z, B, Cin, L, bw.embedW, d, bw.embedB);
-    let hcur = toScanOrder(E, B, L, d, perms);
-    let stream: Float64Array | null = null;
-    const blocks: BlockCache[] = [];
-    for (const blk of bw.blocks) {
-      const norm = addRmsNormForward(hcur, stream, N * L, d, blk.normW);
-      const hc = conv3x3Forward(norm.y, N, h, w, d, blk.convW, d, blk.convB, 1);
-      const xin = gatherTokens(hc, N, L, d, gather, Ls);
-      const mix = mixerForward(xin, N, Ls, blk.mixer, dims);
-      blocks.push({ norm, hadStream: stream !== null, hn: norm.y, mixer: mix.cache });
-      stream = norm.stream;
-      hcur = scatterTokens(hc, mix.out, N, L, d, gather, Ls);
-    }
-    const drop = opts.dropout && opts.dropout.p > 0
-      ? dropoutMask(N * L * d, opts.dropout.p, opts.dropout.seed + bi)
-      : null;
-    const sum = new Float64Array(N * L * d);
-    const st = stream as Float64Array | null;
-    for (let i = 0; i < sum.length; i++) {
-      sum[i] = (drop ? hcur[i] * drop[i] : hcur[i]) + (st ? st[i] : 0);
-    }
-    const ln = layerNormForward(sum, N * L, d, bw.lnW, bw.lnB);
-    branches.push({ blocks, ln, drop });
-    const feats = fromScanOrder(ln.y, B, L, d, perms);
-    for (let s = 0; s < nScan; s++) {
-      const j = bi * nScan + s;
-      const hw = weights.heads[j];
-      const feat = feats.slice(s * B * L * d, (s + 1) * B * L * d);
-      const c = conv3x3Forward(feat, B, h, w, d, hw.convW, d, null, weights.config.scale_list[bi]);
-      const bn = batchNormForward(
-        c,
-        B * L,
-        d,
-        hw.bnW,
-        hw.bnB,
-        training ? null : { mean: hw.bnMean, var: hw.bnVar },
-      );
-      if (training) {
-        const up = batchNormRunningUpdate(hw.bnMean, hw.bnVar, bn, opts.bnMomentum ?? 0.1);
-        runningStats.set(`head_list.${j}.0.norm.running_mean`, up.mean);
-        runningStats.set(`head_list.${j}.0.norm.running_var`, up.var);
-      }
-      const act = new Float64Array(bn.y.length);
-      for (let i = 0; i < act.length; i++) act[i] = bn.y[i] > 0 ? bn.y[i] : 0;
-      logits.set(linearForward(act, B * L, d, hw.outW, 1, hw.outB), j * B * L);
-      decoders.push({ feat, bn, act });
-    }
-  });
-  // Unary predictor on R = Z[:, :C] (spec §5 step 2).
-  const unary = new Float64Array(B * L);
-  for (let b = 0; b < B; b++) {
-    for (let p = 0; p < L; p++) {
-      let a = weights.unaryB[0];
-      for (let c = 0; c < C; c++) a += weights.unaryW[c] * Z[(b * Cin + c) * L + p];
-      unary[b * L + p] = sigmoid(a);
-    }
-  }
-  return { logits, unary, branches, decoders, runningStats, gather, Ls, perms };
-}
-
-function lossResult(f: Forward, l: SnarmLoss): HeadLossResult {
+function lossResult(f: HeadForward64, l: SnarmLoss): HeadLossResult {
   return {
     loss: l.loss,
     headLoss: l.headLoss,
@@ -261,7 +114,7 @@ export function headLossRef(
   opts: HeadTrainOptions = {},
 ): HeadLossResult {
   checkInputs(weights, Z, B, h, w, target);
-  const f = forward(weights, Z, refMask, B, h, w, opts);
+  const f = headForward64(weights, Z, refMask, B, h, w, opts);
   return lossResult(f, snarmLoss(f.logits, f.unary, target, weights.dims.nHeads, opts.loss));
 }
 
@@ -279,7 +132,7 @@ export function headTrainForwardRef(
   opts: HeadTrainOptions = {},
 ): { logits: Float64Array; unary: Float64Array; runningStats: Map<string, Float64Array> } {
   checkInputs(weights, Z, B, h, w, null);
-  const f = forward(weights, Z, refMask, B, h, w, opts);
+  const f = headForward64(weights, Z, refMask, B, h, w, opts);
   return { logits: f.logits, unary: f.unary, runningStats: f.runningStats };
 }
 
@@ -329,7 +182,7 @@ export function headForwardBackwardRef(
   const dims: HeadDims = weights.dims;
   const { d, nScan, C } = dims;
   const Cin = weights.config.in_chans, L = h * w, N = nScan * B;
-  const f = forward(weights, Z, refMask, B, h, w, opts);
+  const f = headForward64(weights, Z, refMask, B, h, w, opts);
   const l = snarmLoss(f.logits, f.unary, target, dims.nHeads, opts.loss);
   const grads = new Map<string, Float64Array>();
   const { gather, Ls, perms } = f;

@@ -16,7 +16,7 @@
  */
 import { type HeadConfig, headDims } from "../model/config.ts";
 import type { HeadWeights } from "../model/weights.ts";
-import { mulberry32 } from "./grad/pointwise.ts";
+import { mulberry32 } from "../ops/pointwise.ts";
 
 /** Prior probability π of the focal-loss bias initialisation. */
 export const PRIOR_PROB = 0.01;

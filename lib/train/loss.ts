@@ -22,7 +22,7 @@
  *   well defined for soft targets (p_t = p·t + (1 − p)(1 − t), α_t = α·t + (1 − α)(1 − t)).
  * @module
  */
-import { sigmoid } from "./grad/pointwise.ts";
+import { sigmoid } from "../ops/pointwise.ts";
 
 /** Focal-loss parameters. */
 export interface FocalOptions {

@@ -51,7 +51,7 @@ export {
   isDefectKind,
   synthesizeDefect,
 } from "./defects.ts";
-export * as grad from "./grad/mod.ts";
+export * as grad from "../ops/mod.ts";
 export {
   headForwardBackwardRef,
   type HeadGradResult,

@@ -19,7 +19,7 @@ import { warmCosineLr } from "./adamw.ts";
 import { type Checkpoint, loadCheckpoint, saveCheckpoint, settingsMismatch } from "./checkpoint.ts";
 import { GpuHeadTrainer } from "./gpu/head_train.ts";
 import { initHeadWeights } from "./init.ts";
-import { mulberry32 } from "./grad/pointwise.ts";
+import { mulberry32 } from "../ops/pointwise.ts";
 import { prepareTrainingSet, type TrainingSet } from "./samples.ts";
 import type { SynthSource } from "./synth.ts";
 import type { HeadWeights } from "../model/weights.ts";

@@ -34,7 +34,7 @@ import type { FeatureGrid } from "../types.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import { gridTarget } from "./loss.ts";
 import { SYNTH_SOURCES, synthesizeAnomaly, type SynthSource } from "./synth.ts";
-import { mulberry32 } from "./grad/pointwise.ts";
+import { mulberry32 } from "../ops/pointwise.ts";
 import { OptionError } from "../util/errors.ts";
 import { runGeometry } from "../data/preprocess.ts";
 

@@ -1,6 +1,6 @@
 // Scalar math shared by the SNARM kernels, each function written once (inserted where a shader
 // says `// #include "common/math.wgsl"`; lib/gpu/pipeline.ts loadWgsl). TypeScript references:
-// lib/train/grad/pointwise.ts (sigmoid, silu, softplus), lib/model/selective_scan_ref.ts (softplus).
+// lib/ops/pointwise.ts (sigmoid, silu, softplus), lib/model/selective_scan_ref.ts (softplus).
 
 // log(1 + e) for e > −1, accurate for small |e| (series below 1e-3).
 fn log1p_(e: f32) -> f32 {

@@ -6,7 +6,7 @@
  * layout `(Cout, Cin, 3, 3)`, i.e. a `(Cout, 9·Cin)` matrix whose column index ci·9 + ky·3 + kx is
  * the im2col column index. Kernels: `wgsl/train_im2col.wgsl`, `wgsl/train_col2im.wgsl`,
  * `wgsl/train_colsum.wgsl`, `wgsl/train_gemm.wgsl`. TypeScript references: {@link im2colRef},
- * {@link col2imRef}, {@link colSumRef}; the convolution itself is lib/train/grad/dense.ts
+ * {@link col2imRef}, {@link colSumRef}; the convolution itself is lib/ops/dense.ts
  * `conv3x3Forward` / `conv3x3Backward`.
  * @module
  */
@@ -182,7 +182,7 @@ export interface Conv3x3ForwardArgs {
 }
 
 /**
- * Record Y = conv3x3(X; W, dil) (+ bias): im2col, then Y = col·Wᵀ (+ bias) (lib/train/grad/dense.ts
+ * Record Y = conv3x3(X; W, dil) (+ bias): im2col, then Y = col·Wᵀ (+ bias) (lib/ops/dense.ts
  * conv3x3Forward semantics).
  * @throws {Error} on bad sizes or operands too short.
  */
@@ -242,7 +242,7 @@ export interface Conv3x3BackwardArgs {
 }
 
 /**
- * Record the VJP of {@link recordConv3x3Forward} (lib/train/grad/dense.ts conv3x3Backward):
+ * Record the VJP of {@link recordConv3x3Forward} (lib/ops/dense.ts conv3x3Backward):
  * dW (+)= dYᵀ·im2col(X), dBias (+)= Σ_rows dY, dX (+)= col2im(dY·W).
  * @throws {Error} on bad sizes or operands too short.
  */

@@ -20,7 +20,7 @@ import type { HeadWeights } from "../../model/weights.ts";
 import { headParameters } from "../backward_ref.ts";
 import { referenceCount } from "../../residual/validate.ts";
 import { isNoWeightDecay } from "../adamw.ts";
-import { dropoutMask } from "../grad/pointwise.ts";
+import { dropoutMask } from "../../ops/pointwise.ts";
 import { KernelSequence, type Ref, type Tensor } from "./graph.ts";
 import { recordGemm } from "./gemm.ts";
 import { recordColSum, recordConv3x3Backward, recordConv3x3Forward } from "./conv.ts";

@@ -9,7 +9,7 @@
  * matrices (e.g. B and C inside the x_proj output). Operands may share tensors (even written ones):
  * each distinct tensor is bound once per dispatch.
  *
- * TypeScript references (float64): lib/train/grad/mamba.ts causalConv1dForward/Backward and
+ * TypeScript references (float64): lib/ops/mamba.ts causalConv1dForward/Backward and
  * selectiveScanForward/Backward (which take delta before dt bias + softplus; these kernels take
  * Δ itself). Tests: tests/train_gpu_mamba_test.ts.
  * @module
@@ -117,7 +117,7 @@ export interface CausalConv1dForwardArgs {
 /**
  * Record the causal depthwise conv1d (spec §6 Mamba step 2, pre-activation):
  * `y[s,t,c] = b[c] + Σ_k w[c,k]·x[s, t−(K−1)+k, c]`, zero before t = 0 of each sequence.
- * One invocation per output element. Reference: lib/train/grad/mamba.ts causalConv1dForward.
+ * One invocation per output element. Reference: lib/ops/mamba.ts causalConv1dForward.
  * @throws {Error} naming the operand when a size, offset or leading dimension does not fit.
  */
 export async function recordCausalConv1dForward(
@@ -186,7 +186,7 @@ export interface CausalConv1dBackwardArgs {
  * Record the VJP of {@link recordCausalConv1dForward}: `dx[s,c] = Σ_k w[c,k]·dy[s+(K−1)−k, c]`
  * (within the sequence), `dW[c,k] = Σ_rows x[s,c]·dy[s+(K−1)−k, c]`, `dB[c] = Σ_rows dy[s,c]`;
  * all written, not accumulated. One dispatch (workgroup per 8 channels, 32 row chunks per
- * channel reduced in workgroup memory). Reference: lib/train/grad/mamba.ts causalConv1dBackward.
+ * channel reduced in workgroup memory). Reference: lib/ops/mamba.ts causalConv1dBackward.
  * @throws {Error} naming the operand when a size, offset or leading dimension does not fit.
  */
 export async function recordCausalConv1dBackward(
@@ -329,7 +329,7 @@ function scanInputs(a: SelectiveScanForwardArgs | SelectiveScanBackwardArgs, row
  * Record the selective scan forward (spec §6 Mamba step 5, no gate) saving every state:
  * per sequence, channel c, state n: `h_t = exp(Δ_t·A_c,n)·h_{t−1} + Δ_t·B_t,n·u_t` (h_{−1} = 0),
  * `y_t = Σ_n C_t,n·h_t,n + D_c·u_t`, A = −exp(A_log). One invocation per (sequence, channel),
- * sequential over time (Ls loop back-edges; states unrolled). Reference: lib/train/grad/mamba.ts
+ * sequential over time (Ls loop back-edges; states unrolled). Reference: lib/ops/mamba.ts
  * selectiveScanForward with delta = softplus⁻¹(Δ), dt bias 0.
  * @throws {Error} naming the operand when a size, offset or leading dimension does not fit.
  */
@@ -442,7 +442,7 @@ export function scanBackwardScratch(nSeq: number, Ls: number, dI: number, S: num
  * `dΔ_t = Σ_n λ_n(A_n·a·h_{t−1} + B_t,n·u_t)`, `du_t = D·dy_t + Σ_n λ_n·Δ_t·B_t,n`,
  * `dA_log = A·Σ_t λ·Δ·a·h_{t−1}`, `dD = Σ dy·u`, `dB_t,n = Σ_c λ_n·Δ_t·u_t`,
  * `dC_t,n = Σ_c dy_t·h_t,n` (h from the saved states). All gradients written, not accumulated.
- * Reference: lib/train/grad/mamba.ts selectiveScanBackward (its delta gradient = dΔ·softplus′).
+ * Reference: lib/ops/mamba.ts selectiveScanBackward (its delta gradient = dΔ·softplus′).
  * @throws {Error} naming the operand when a size, offset or leading dimension does not fit.
  */
 export async function recordSelectiveScanBackward(

@@ -1,7 +1,7 @@
 /**
  * WGSL training kernels of the SNARM head (forward with saved activations, backward, loss,
  * AdamW), recorded into a {@link KernelSequence} and replayed per step, and the whole training
- * step {@link GpuHeadTrainer}. Each kernel has a TypeScript reference (here or in lib/train/grad)
+ * step {@link GpuHeadTrainer}. Each kernel has a TypeScript reference (here or in lib/ops)
  * and a gradient check against central finite differences in tests/train_gpu_*_test.ts.
  * @module
  */

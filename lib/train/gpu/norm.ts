@@ -2,10 +2,10 @@
  * Normalisation training kernels of the SNARM head on the GPU (spec §6), forward with saved
  * statistics and backward: fused add + RMSNorm of the Mamba residual stream (step 3a), the
  * branch's final LayerNorm (step 3) and the decoder's BatchNorm2d in training mode with PyTorch's
- * running-statistics update (step 5). eps = 1e-5 (lib/train/grad/norm.ts EPS). All token tensors
+ * running-statistics update (step 5). eps = 1e-5 (lib/ops/norm.ts EPS). All token tensors
  * are channels-last rows `(rows, d)` row-major f32, contiguous (leading dimension d).
  * Shaders: `wgsl/train_norm.wgsl`, `wgsl/train_batchnorm.wgsl`. TypeScript references:
- * lib/train/grad/norm.ts.
+ * lib/ops/norm.ts.
  * @module
  */
 import type { KernelSequence, Ref, Tensor } from "./graph.ts";
@@ -59,7 +59,7 @@ async function recordColumnSum(
  * first block), y = streamOut · rstd · weight, rstd = 1/sqrt(mean(streamOut²) + 1e-5).
  * Shapes: h, streamIn, streamOut, y `(rows, d)`; weight `(d)`; rstd `(rows)` (saved for the
  * backward). streamOut may alias h or streamIn exactly (in place); y must not overlap them.
- * Reference: lib/train/grad/norm.ts addRmsNormForward.
+ * Reference: lib/ops/norm.ts addRmsNormForward.
  * @throws {Error} on a size or range error (naming the operand).
  */
 export async function recordAddRmsNormForward(
@@ -110,7 +110,7 @@ export async function recordAddRmsNormForward(
  * and d(streamIn). dWeight (+)= Σ_rows dy·s·rstd (accumulated when `accumulateDWeight`).
  * Shapes: streamOut, dy, dStreamOut, dStream `(rows, d)`; rstd `(rows)`; weight, dWeight `(d)`;
  * scratch ≥ rows·d elements (per-row dWeight terms). dStream may alias dStreamOut exactly.
- * Reference: lib/train/grad/norm.ts addRmsNormBackward / rmsNormBackward.
+ * Reference: lib/ops/norm.ts addRmsNormBackward / rmsNormBackward.
  * @throws {Error} on a size or range error.
  */
 export async function recordAddRmsNormBackward(
@@ -174,7 +174,7 @@ export async function recordAddRmsNormBackward(
 /**
  * Record LayerNorm of every row (nn.LayerNorm: biased variance, eps 1e-5, affine; spec §6 step 3):
  * y = (x − mean)·rstd·weight + bias. Shapes: x, y `(rows, d)`; weight, bias `(d)`; mean, rstd
- * `(rows)` saved for the backward. Reference: lib/train/grad/norm.ts layerNormForward.
+ * `(rows)` saved for the backward. Reference: lib/ops/norm.ts layerNormForward.
  * @throws {Error} on a size or range error.
  */
 export async function recordLayerNormForward(
@@ -281,7 +281,7 @@ export async function recordLayerNormBackward(
  * rstd = 1/sqrt(var + 1e-5), y = gamma·(x − mean)·rstd + beta, and PyTorch's running update
  * runningMean ← (1 − momentum)·runningMean + momentum·mean, runningVar ← (1 − momentum)·runningVar
  * + momentum·var·rows/(rows − 1) (in place, every run). Shapes: x, y `(rows, C)`; gamma, beta,
- * mean, rstd, runningMean, runningVar `(C)`. References: lib/train/grad/norm.ts
+ * mean, rstd, runningMean, runningVar `(C)`. References: lib/ops/norm.ts
  * batchNormForward (training) and batchNormRunningUpdate.
  * @throws {Error} on a size or range error, or rows < 2 (as PyTorch).
  */
@@ -360,7 +360,7 @@ export async function recordBatchNormForward(
  * Record the training-mode VJP of {@link recordBatchNormForward}: dBeta = Σ_rows dy,
  * dGamma = Σ_rows dy·x̂ (written, not accumulated), dx = gamma·rstd/rows·(rows·dy − dBeta −
  * x̂·dGamma), x̂ = (x − mean)·rstd. Shapes: x, dy, dx `(rows, C)`; mean, rstd, gamma, dGamma,
- * dBeta `(C)`. dx may alias dy exactly. Reference: lib/train/grad/norm.ts batchNormBackward.
+ * dBeta `(C)`. dx may alias dy exactly. Reference: lib/ops/norm.ts batchNormBackward.
  * @throws {Error} on a size or range error.
  */
 export async function recordBatchNormBackward(

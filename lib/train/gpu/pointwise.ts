@@ -3,7 +3,7 @@
  * head, step 5), SiLU (Mamba conv output, "Mamba v1" step 2), softplus (Δ, step 3) and sigmoid
  * (unary map, §5 step 2) with their VJPs, the Mamba gate out = y·silu(z) (step 6) and the plain
  * product out = x·m (inverted-dropout mask, §6 step 3; its VJP is the same product with dy).
- * Shader: `wgsl/train_pointwise.wgsl`. TypeScript references: lib/train/grad/pointwise.ts.
+ * Shader: `wgsl/train_pointwise.wgsl`. TypeScript references: lib/ops/pointwise.ts.
  *
  * Also home of {@link recordTrainKernel}, the recording helper the Group B kernels share: it
  * validates operand extents, binds each distinct tensor once (so several operands may live in one
@@ -114,7 +114,7 @@ function opCode(op: PointwiseOp): number {
 /**
  * Record y = op(x) on a `(rows, cols)` 2-D strided block: element (r, c) of x is
  * `x.t[x.off + r·ldx + c]`, of y `y.t[y.off + r·ldy + c]` (f32). y may be x (in place).
- * Formulas: lib/train/grad/pointwise.ts (relu, silu, softplus, sigmoid).
+ * Formulas: lib/ops/pointwise.ts (relu, silu, softplus, sigmoid).
  * @throws {Error} on an unknown op or an operand out of range.
  */
 export async function recordPointwise(

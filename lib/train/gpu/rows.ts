@@ -3,7 +3,7 @@
  * scatter the mixer output back; their VJPs are the same two operations), with i32 row indices
  * where −1 means "no row". Rows are channels-last `(rows, width)` f32 with leading dimensions.
  * Kernel: `wgsl/train_rows.wgsl`. TypeScript references: {@link gatherRowsRef},
- * {@link scatterRowsRef} (lib/train/grad/navigation.ts gatherTokens / scatterTokens are the
+ * {@link scatterRowsRef} (lib/ops/navigation.ts gatherTokens / scatterTokens are the
  * same operations on whole sequences).
  * @module
  */

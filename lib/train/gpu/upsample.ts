@@ -1,7 +1,7 @@
 /**
  * Bilinear upsampling of single-channel planes for the training step (spec §6 "Outputs": each
  * logit map is upsampled with align_corners = true to the image size) and its backward.
- * Sampling is exactly lib/train/grad/upsample.ts (the TypeScript reference): source coordinate
+ * Sampling is exactly lib/ops/upsample.ts (the TypeScript reference): source coordinate
  * s = D·(n − 1)/(N − 1) (0 when N = 1), i0 = min(⌊s⌋, n − 1), i1 = min(i0 + 1, n − 1), weight
  * s − i0. Kernel: `wgsl/train_upsample.wgsl` (taps precomputed on the host in float64, stored as
  * f32 in a small per-sequence table tensor).

@@ -1,12 +1,12 @@
 /**
  * The Mamba v1 mixer (spec §6 "Mamba v1 (S6) computation", mamba_ssm v1.1.1 slow path) with its
  * vector-Jacobian products, float64: causal depthwise conv1d, the selective scan, the y·SiLU(z)
- * gate and the whole mixer. Forward semantics are lib/model/reference.ts `mambaMixerRef` and
- * lib/model/selective_scan_ref.ts; all token tensors are token-major `(N, Ls, ·)`.
+ * gate and the whole mixer (the mixer of lib/model/reference.ts `headForward64`; the scan as
+ * lib/model/selective_scan_ref.ts). All token tensors are token-major `(N, Ls, ·)`.
  * @module
  */
-import type { HeadDims } from "../../model/config.ts";
-import type { MixerWeights } from "../../model/weights.ts";
+import type { HeadDims } from "../model/config.ts";
+import type { MixerWeights } from "../model/weights.ts";
 import { linearBackward, linearForward } from "./dense.ts";
 import { silu, siluGrad, softplus, softplusGrad } from "./pointwise.ts";
 

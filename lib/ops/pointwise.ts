@@ -75,8 +75,8 @@ export function sigmoidBackward(s: ArrayLike<number>, dy: ArrayLike<number>): Fl
   return pointwiseBackward(s, dy, (v) => v * (1 - v));
 }
 
-export { mulberry32 } from "../../util/rng.ts";
-import { mulberry32 } from "../../util/rng.ts";
+export { mulberry32 } from "../util/rng.ts";
+import { mulberry32 } from "../util/rng.ts";
 
 /**
  * Inverted-dropout multipliers (PyTorch `nn.Dropout` semantics, not its RNG stream): each element

@@ -3,7 +3,8 @@
  * Linear (Mamba in_proj / x_proj / dt_proj / out_proj, the decoder's final 1×1 conv), the patch
  * embedding 1×1 conv on the channels-first input, and the 3×3 convolution with dilation r and
  * padding r (block conv r = 1 with bias; decoder conv r = scale_list[branch], no bias).
- * Forward semantics are those of lib/model/reference.ts (linearRef, embedRef, conv3x3Ref).
+ * The head reference (lib/model/reference.ts) is built from these forwards (linearRef and
+ * conv3x3Ref round them to f32).
  * @module
  */
 
@@ -100,14 +101,16 @@ export function conv1x1Forward(
   need(W, Co * Cin, "conv1x1 weight");
   if (bias) need(bias, Co, "conv1x1 bias");
   const out = new Float64Array(B * L * Co);
+  const acc = new Float64Array(L); // one output channel over all positions: Z rows contiguous
   for (let b = 0; b < B; b++) {
-    for (let p = 0; p < L; p++) {
-      const oo = (b * L + p) * Co;
-      for (let o = 0; o < Co; o++) {
-        let s = bias ? bias[o] : 0;
-        for (let c = 0; c < Cin; c++) s += W[o * Cin + c] * Z[(b * Cin + c) * L + p];
-        out[oo + o] = s;
+    for (let o = 0; o < Co; o++) {
+      acc.fill(bias ? bias[o] : 0);
+      for (let c = 0; c < Cin; c++) {
+        const wv = W[o * Cin + c];
+        const zo = (b * Cin + c) * L;
+        for (let p = 0; p < L; p++) acc[p] += wv * Z[zo + p];
       }
+      for (let p = 0; p < L; p++) out[(b * L + p) * Co + o] = acc[p];
     }
   }
   return out;
@@ -166,12 +169,20 @@ export function conv3x3Forward(
   need(x, N * h * w * Ci, "conv3x3 input");
   need(W, Co * Ci * 9, "conv3x3 weight");
   if (bias) need(bias, Co, "conv3x3 bias");
+  // Weights re-laid as [ky][kx][ci][co] so the inner loop runs over contiguous co.
+  const Wt = new Float64Array(9 * Ci * Co);
+  for (let o = 0; o < Co; o++) {
+    for (let c = 0; c < Ci; c++) {
+      for (let t = 0; t < 9; t++) Wt[(t * Ci + c) * Co + o] = W[(o * Ci + c) * 9 + t];
+    }
+  }
   const out = new Float64Array(N * h * w * Co);
+  const acc = new Float64Array(Co);
   for (let n = 0; n < N; n++) {
     for (let y = 0; y < h; y++) {
       for (let xx = 0; xx < w; xx++) {
-        const oo = ((n * h + y) * w + xx) * Co;
-        for (let o = 0; o < Co; o++) out[oo + o] = bias ? bias[o] : 0;
+        if (bias) { for (let o = 0; o < Co; o++) acc[o] = bias[o]; }
+        else acc.fill(0);
         for (let ky = 0; ky < 3; ky++) {
           const sy = y + r * (ky - 1);
           if (sy < 0 || sy >= h) continue;
@@ -179,14 +190,16 @@ export function conv3x3Forward(
             const sx = xx + r * (kx - 1);
             if (sx < 0 || sx >= w) continue;
             const xo = ((n * h + sy) * w + sx) * Ci;
-            const t = ky * 3 + kx;
-            for (let o = 0; o < Co; o++) {
-              let s = 0;
-              for (let c = 0; c < Ci; c++) s += x[xo + c] * W[(o * Ci + c) * 9 + t];
-              out[oo + o] += s;
+            const wo = (ky * 3 + kx) * Ci * Co;
+            for (let c = 0; c < Ci; c++) {
+              const v = x[xo + c];
+              if (v === 0) continue;
+              const wc = wo + c * Co;
+              for (let o = 0; o < Co; o++) acc[o] += v * Wt[wc + o];
             }
           }
         }
+        out.set(acc, ((n * h + y) * w + xx) * Co);
       }
     }
   }
