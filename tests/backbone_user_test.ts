@@ -25,7 +25,7 @@ Deno.test("backbone: a static ViT export run at another size fails naming both s
   try {
     await assert.rejects(
       bb.embed(new Float32Array(3 * 224 * 224), [1, 3, 224, 224]),
-      /static 392×392 input 'input' and fails at 224×224: a ViT export bakes .* Use an `inputSize` of 392, or re-export at 224²/,
+      /static 392×392 input 'input' and fails at 224×224: a ViT export bakes .* Run at `inputSize` 392, or re-export at 224²/,
     );
   } finally {
     await bb.release();

@@ -1,7 +1,7 @@
 // Mamba v1 causal depthwise conv1d + SiLU (spec §6 step 2): u_t = SiLU(b + Σ_j w_j · x_{t+j−(K−1)})
 // with zero left padding (PyTorch Conv1d(padding=K−1) truncated to L). One invocation per
 // (sequence, channel quad), sequential over time with the last K−1 inputs in registers: L loop
-// back-edges per invocation. TypeScript reference: lib/model/reference.ts mambaMixerRef.
+// back-edges per invocation. TypeScript reference: lib/ops/mamba.ts causalConv1dForward (in headForward64).
 //
 //   xz  (·, L, nSeq) texture: x = first dInner channels of in_proj's output (texels 0 .. D4−1).
 //   cw  per channel quad: K weight vec4 (tap j) then the bias vec4.

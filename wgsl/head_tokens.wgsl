@@ -1,5 +1,5 @@
 // Token-wise kernels of a Self-Navigated Mamba branch (spec §6 steps 2–4), one invocation per
-// token (sequence q = scan·B + b, scan-order index i), channels as {{C4}} vec4 in registers. TypeScript reference: lib/model/reference.ts branchForwardRef (rmsNormRef, layerNormRef).
+// token (sequence q = scan·B + b, scan-order index i), channels as {{C4}} vec4 in registers. TypeScript reference: lib/model/reference.ts headForward64 (lib/ops/norm.ts addRmsNormForward, layerNormForward).
 //
 //   seq_init: stream = E[b, perm[scan, i]] (row-major embedding → scan order; block 0 has no add),
 //             hn = RMSNorm(stream)·w                       (fused add + RMSNorm, eps 1e-5)

@@ -334,9 +334,7 @@ export class TapSession {
         throw new Error(
           `${this.what}: the export has a static ${h}×${w} input '${this.inputName}' and fails ` +
             `at ${dims[2]}×${dims[3]}: a ViT export bakes the patch grid and the position-` +
-            `embedding interpolation in. Use an \`inputSize\` of ${h}, or re-export at ${
-              dims[2]
-            }² ` +
+            `embedding interpolation in. Run at \`inputSize\` ${h}, or re-export at ${dims[2]}² ` +
             `(or with dynamic height/width axes). onnxruntime: ${msg}`,
         );
       }

@@ -612,7 +612,7 @@ function bankFromSafeTensors(st: SafeTensors, path: string, expect?: BankExpecta
           `bank ${path} was built with geometry resize ${built} → crop ${meta.inputSize}, but ` +
             `the current geometry is resize ${expect.resize} → crop ${
               JSON.stringify(expect.inputSize)
-            } (use the same \`imageSize\` and \`resize\`)`,
+            } (use the same \`imageSize\` and \`resize\`; \`resize\` = \`imageSize\` is no crop)`,
         );
       }
     }

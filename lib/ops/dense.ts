@@ -193,7 +193,6 @@ export function conv3x3Forward(
             const wo = (ky * 3 + kx) * Ci * Co;
             for (let c = 0; c < Ci; c++) {
               const v = x[xo + c];
-              if (v === 0) continue;
               const wc = wo + c * Co;
               for (let o = 0; o < Co; o++) acc[o] += v * Wt[wc + o];
             }

@@ -169,7 +169,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const steps = o.steps ?? 1000, B = o.batch ?? preset.batch, lr = o.lr ?? 1e-3;
   const seed = o.seed ?? 0, every = o.checkpointEvery ?? 100;
   const warmup = o.warmup ?? Math.floor(steps * 0.05);
-  for (const [k, v] of Object.entries({ steps, batch: B, "checkpoint-every": every })) {
+  for (const [k, v] of Object.entries({ steps, batch: B, checkpointEvery: every })) {
     if (!Number.isInteger(v) || v < 1) {
       throw new OptionError(k, `must be a positive integer, got ${v}`);
     }
@@ -248,7 +248,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     if (diff.length) {
       throw new OptionError(
         "resume",
-        `: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
+        `${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
       );
     }
     if (resumed.step > steps) {
@@ -344,7 +344,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     if (diff.length) {
       throw new OptionError(
         "resume",
-        `: ${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
+        `${ckptPath} is a checkpoint of another configuration:\n  ${diff.join("\n  ")}`,
       );
     }
     weights = resumed.weights;
@@ -352,7 +352,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     if (start === steps) {
       throw new OptionError(
         "resume",
-        `: ${ckptPath} is already at step ${steps} of ${steps}; nothing to do ` +
+        `${ckptPath} is already at step ${steps} of ${steps}; nothing to do ` +
           `(the finished head is ${headPath})`,
       );
     }
