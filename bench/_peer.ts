@@ -36,3 +36,85 @@ export async function runPeer(
     return null;
   }
 }
+
+/**
+ * A peer that times forwards on request, for measurements in alternating rounds: started with
+ * `args`, it prints its check lines and `ready`, then answers each line `W R` on its stdin with W
+ * untimed and R timed forwards, `t <s> <s> …`. Rounds of ours and of the peer's, alternating,
+ * expose both to the same machine state (this VM's speed drifts by ±20 % between runs seconds
+ * apart); each round warms up first (forward by forward alternation left each side's caches cold:
+ * the native head ran ~40 % slower).
+ */
+export interface PairedPeer {
+  /** The peer's times of `reps` forwards after `warmup` untimed ones, in ms. */
+  times(warmup: number, reps: number): Promise<number[]>;
+  /** End the peer (closes its stdin) and wait for it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start `script` in paired mode (see {@link PairedPeer}); its lines before `ready` are echoed.
+ * @returns null (with a "not run" line) when it could not start or check.
+ */
+export async function startPairedPeer(
+  script: string,
+  args: string[],
+  what: string,
+  install: string,
+): Promise<PairedPeer | null> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("/usr/bin/python3", {
+      args: [new URL(script, import.meta.url).pathname, ...args],
+      env: { OMP_WAIT_POLICY: "PASSIVE" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    console.log(`${what}: not run (${(e as Error).message})`);
+    return null;
+  }
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const writer = child.stdin.getWriter();
+  let pending = "";
+  const nextLine = async (): Promise<string | null> => {
+    while (!pending.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      pending += value;
+    }
+    const i = pending.indexOf("\n");
+    const line = pending.slice(0, i);
+    pending = pending.slice(i + 1);
+    return line;
+  };
+  const close = async () => {
+    await writer.close().catch(() => {});
+    await reader.cancel().catch(() => {});
+    await child.status;
+  };
+  for (;;) {
+    const line = await nextLine();
+    if (line === "ready") break;
+    if (line === null) {
+      const err = (await new Response(child.stderr).text()).trim().split("\n").pop();
+      console.log(`${what}: not run (${err}; Debian: apt-get install -y ${install})`);
+      await close();
+      return null;
+    }
+    console.log(line);
+  }
+  return {
+    async times(warmup: number, reps: number) {
+      await writer.write(new TextEncoder().encode(`${warmup} ${reps}\n`));
+      const line = await nextLine();
+      const v = line?.startsWith("t ") ? line.slice(2).split(" ").map(Number) : [];
+      if (v.length !== reps || !v.every((x) => x > 0)) {
+        throw new Error(`${what}: unexpected answer ${JSON.stringify(line)}`);
+      }
+      return v.map((x) => x * 1000);
+    },
+    close,
+  };
+}

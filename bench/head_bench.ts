@@ -5,7 +5,8 @@
  * - the Mamba head + maps from the hybrid residual Z, WebGPU (default adapter) vs the TypeScript
  *   reference, measured in the same run (group "head from Z", baseline = reference);
  * - the full forward from X (residual fusion + Mamba head + maps, 392² maps) per engine, same run:
- *   `head paper <engine>: X s/image` (median of 9 after 6 warm-ups) for the native CPU engine
+ *   `head paper <engine>: X s/image` (median of 3 rounds × 5 after 4 warm-ups each, alternating
+ *   with the peer's rounds) for the native CPU engine
  *   (onnxruntime-node, lib/model/native_head.ts) and WebGPU (the adapter's WGSL kernels), and
  *   the peer `head paper torch` (bench/head_torch.py: the official forward's PyTorch ops, checked
  *   against the fixture, threads = cores) when Debian's python3-torch and python3-scipy are here;
@@ -30,7 +31,7 @@ import {
 } from "../lib/model/mod.ts";
 import { fuseResiduals } from "../lib/residual/mod.ts";
 import { nativeSearchAvailable } from "../lib/bank/search.ts";
-import { runPeer } from "./_peer.ts";
+import { type PairedPeer, startPairedPeer } from "./_peer.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/paper/", import.meta.url);
 const io = await readSafeTensors(new URL("io.safetensors", FIX));
@@ -65,29 +66,33 @@ async function cpuAndWall<T>(
 }
 
 /**
- * Warm-up forwards and timed forwards per engine, for this bench and the torch peer alike: the
- * native engine settles after ~10 forwards, and one image of an eval is one of hundreds.
+ * Timing per engine, for this bench and the torch peer alike: ROUNDS rounds, each of WARMUP
+ * warm-up and REPS timed forwards, ours and the peer's alternating round by round, so both see the
+ * same machine (the native engine settles after a few forwards, and one image of an eval is one
+ * of hundreds: every round warms up first).
  */
-const WARMUP = 6, REPS = 9;
+const ROUNDS = 3, WARMUP = 4, REPS = 5;
 
-/** `head paper torch` in ms (bench/head_torch.py on the paper fixture), or null when not run. */
-async function torchPeer(): Promise<number | null> {
-  if (Deno.env.get("SNARM_HEAD_BENCH_TORCH") === "0") return null;
+/**
+ * The torch peer (bench/head_torch.py on the paper fixture, checked against it first, warmed up),
+ * answering one timed forward per request; null when not run.
+ */
+function torchPeer(): Promise<PairedPeer | null> {
+  if (Deno.env.get("SNARM_HEAD_BENCH_TORCH") === "0") return Promise.resolve(null);
   const args = [
     FIX.pathname,
     String(navigator.hardwareConcurrency),
-    String(WARMUP),
-    String(REPS),
+    "0",
+    "0",
+    "--paired",
   ];
-  const lines = await runPeer(
-    "./head_torch.py",
-    args,
-    "head torch peer",
-    "python3-torch python3-scipy",
-  );
-  const m = lines?.join("\n").match(/head paper torch: ([\d.]+) s\/image/);
-  return m ? Number(m[1]) * 1000 : null;
+  return startPairedPeer("./head_torch.py", args, "head torch peer", "python3-torch python3-scipy");
 }
+
+const median = (a: number[]) => {
+  const s = a.slice().sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 
 // ---- parity vs the official paper fixture (WebGPU path) and the one-off timings
 {
@@ -117,24 +122,48 @@ async function torchPeer(): Promise<number | null> {
     ...(gpu ? ["webgpu" as const] : []),
   ];
   const perImage = new Map<string, number>();
-  const mid = (REPS - 1) / 2;
-  for (const engine of engines) {
-    for (let i = 0; i < WARMUP; i++) await head.forward(X, B, h, w, { engine });
-    const t: number[] = [];
-    for (let i = 0; i < REPS; i++) {
-      t.push((await cpuAndWall(() => head.forward(X, B, h, w, { engine }))).wall);
-    }
-    t.sort((a, b) => a - b);
-    perImage.set(engine, t[mid]);
-    console.log(`head paper ${engine}: ${(t[mid] / 1000).toFixed(3)} s/image`);
-    console.log(
-      `  median of ${REPS} after ${WARMUP} warm-ups (min ${(t[0] / 1000).toFixed(3)} s)`,
-    );
-  }
   // The peer in the same run: the official forward's PyTorch ops (bench/head_torch.py, checked
   // against the fixture first) with as many threads as cores, when Debian's python3-torch is here.
-  const torch = await torchPeer();
-  if (torch !== null) perImage.set("torch", torch);
+  const peer = await torchPeer();
+  try {
+    for (const engine of engines) {
+      const t: number[] = [], tp: number[] = [], ratios: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        for (let i = 0; i < WARMUP; i++) await head.forward(X, B, h, w, { engine });
+        const tr: number[] = [];
+        for (let i = 0; i < REPS; i++) {
+          tr.push((await cpuAndWall(() => head.forward(X, B, h, w, { engine }))).wall);
+        }
+        t.push(...tr);
+        if (!peer) continue;
+        const pr = await peer.times(WARMUP, REPS);
+        tp.push(...pr);
+        ratios.push(median(tr) / median(pr));
+      }
+      perImage.set(engine, median(t));
+      console.log(`head paper ${engine}: ${(median(t) / 1000).toFixed(3)} s/image`);
+      console.log(
+        `  median of ${ROUNDS} rounds × ${REPS} after ${WARMUP} warm-ups each (min ${
+          (Math.min(...t) / 1000).toFixed(3)
+        } s)`,
+      );
+      if (!peer) continue;
+      // the torch figure of the first engine's rounds is the one the ratios below use
+      if (!perImage.has("torch")) {
+        perImage.set("torch", median(tp));
+        console.log(`head paper torch: ${(median(tp) / 1000).toFixed(3)} s/image`);
+      }
+      console.log(
+        `  ${engine}/torch in alternating rounds: per round ${
+          ratios.map((v) => v.toFixed(2)).join(", ")
+        }× (their median ${median(ratios).toFixed(2)}×); torch median ${
+          (median(tp) / 1000).toFixed(3)
+        } s`,
+      );
+    }
+  } finally {
+    await peer?.close();
+  }
   for (const [a, b] of [["native", "torch"], ["webgpu", "torch"], ["native", "webgpu"]]) {
     if (perImage.has(a) && perImage.has(b)) {
       console.log(

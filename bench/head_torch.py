@@ -7,8 +7,11 @@ available here; this port is checked against the fixture's outputs (printed max 
 it is timed.
 
 Prints `head paper torch: X s/image` (median of REPS after WARMUP warm-ups, `torch.set_num_threads(T)`).
+With `--paired` (bench/_peer.ts startPairedPeer) it prints `ready` after the check instead, and
+answers each line `W R` on stdin with W untimed and R timed forwards, `t <s> <s> …` (R times),
+until stdin closes.
 Needs Debian's python3-torch and python3-scipy. Usage:
-  /usr/bin/python3 bench/head_torch.py FIXTURE_DIR [threads [warmup [reps]]]   (default 6 and 9)
+  /usr/bin/python3 bench/head_torch.py FIXTURE_DIR [threads [warmup [reps]]] [--paired]   (default 6 and 9)
 """
 import json
 import os
@@ -156,6 +159,9 @@ def forward(X, W, cfg):
 
 
 def main():
+    paired = "--paired" in sys.argv
+    if paired:
+        sys.argv.remove("--paired")
     fix = sys.argv[1]
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
@@ -172,6 +178,19 @@ def main():
     # warm-ups and timed forwards: given by bench/head_bench.ts (the check above was the first warm-up)
     WARMUP = int(sys.argv[3]) if len(sys.argv) > 3 else 6
     REPS = int(sys.argv[4]) if len(sys.argv) > 4 else 9
+    if paired:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            warm, reps = (int(v) for v in line.split())
+            for _ in range(warm):
+                forward(X, W, cfg)
+            ts = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                forward(X, W, cfg)
+                ts.append(time.perf_counter() - t)
+            print("t " + " ".join(f"{v:.6f}" for v in ts), flush=True)
+        return
     for _ in range(WARMUP - 1):
         forward(X, W, cfg)
     times = []

@@ -707,13 +707,19 @@ Deno.test({
 });
 
 /** A head of random weights for 12×12 grids of 16-d features (in_chans 32), seeded. */
-async function smallRandomHead(scan: number, depth: number, scaleList = [1], seed = 1) {
+async function smallRandomHead(
+  scan: number,
+  depth: number,
+  scaleList = [1],
+  seed = 1,
+  embedDim = 16,
+) {
   const { initHeadWeights } = await import("../lib/train/init.ts");
   const cfg = parseHeadConfig({
     image_size: [3, 96, 96],
     stride: 8,
     in_chans: 32,
-    embed_dim: 16,
+    embed_dim: embedDim,
     depth,
     scan,
     self_ratio: 0.75,
@@ -722,6 +728,25 @@ async function smallRandomHead(scan: number, depth: number, scaleList = [1], see
   });
   return new Head(initHeadWeights(cfg, seed));
 }
+
+Deno.test({
+  name:
+    "native head: d_inner 10 (not a multiple of 4: TypeScript scans) and 32 (WebAssembly scans) equal the reference",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    for (const d of [5, 16]) {
+      const head = await smallRandomHead(4, 2, [1, 2], 5, d);
+      assert.equal(head.dims.dInner, 2 * d);
+      const X = randn(32 * 144, 9, 1);
+      const ref = await head.forward(X, 1, 12, 12, { engine: "reference" });
+      await head.forward(randn(32 * 144, 10, 1), 1, 12, 12, { engine: "native" });
+      const r = await head.forward(X, 1, 12, 12, { engine: "native" });
+      close(r.headLogits, ref.headLogits, `d ${d} native logits`);
+      close(r.smoothed, ref.smoothed, `d ${d} native smoothed`);
+    }
+  },
+});
 
 Deno.test({
   name: "native head: Z of a wrong length or a non-square grid is refused by name",
