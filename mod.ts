@@ -4,9 +4,21 @@
  * Import by path or URL (`import * as snarm from "https://…/mod.ts"`); WGSL shaders are loaded
  * relative to the module URL.
  *
+ * The method, stage by stage (each module's `@example` runs in `deno task test`): lib/data (images,
+ * the official crop) → lib/backbone (patch features) → lib/bank (coreset bank, exact top-k search)
+ * → lib/residual (inter-residual, navigator, self-references, intra-residual) → lib/model (the
+ * self-navigated Mamba head) → lib/maps → lib/metrics; lib/eval `explainImage` runs one image
+ * through all of them, `runEval` a whole dataset (`deno task eval`).
+ *
+ * @example
  * ```ts
- * import { runEval, formatTable, metricsTable } from "./mod.ts";
- * const r = await runEval({ data: "data/hazelnut_toy" });
+ * import { formatTable, metricsTable, runEval } from "./mod.ts";
+ * // bank-only on the shipped data (seconds); the default `method: "snarm"` also fits a head
+ * const r = await runEval({
+ *   data: new URL("./data/hazelnut_toy", import.meta.url).pathname,
+ *   method: "bank",
+ *   imageSize: 224,
+ * });
  * console.log(formatTable(metricsTable(r.categories.map((c) => ({ category: c.category, ...c.metrics })))));
  * ```
  * @module

@@ -3,11 +3,17 @@
  * under Deno by default, or onnxruntime-web's wasm/webgpu EP) and SNARM's
  * patch-feature recipe (snarm-method.md §1) producing channels-last `(N, h, w, C)` patch features.
  *
+ * Other presets: `"mobilenetv2-wide"` (the same model's expanded activations, 512-d); options
+ * `{ engine: "wasm" }` (onnxruntime-web) and `{ modelPath }` (your own ONNX export).
+ *
+ * @example
  * ```ts
- * const bb = await loadBackbone("mobilenetv2");          // embedded int8 MobileNetV2, 392² → 49×49×256
- * const feats = await bb.embed(batch);                   // batch: (B, 3, 392, 392) f32, ImageNet-normalised
- * const wide = await loadBackbone("mobilenetv2-wide");   // same model, expanded activations → 49×49×512
- * const web = await loadBackbone("mobilenetv2", { engine: "wasm" }); // onnxruntime-web
+ * import { loadBackbone } from "./mod.ts";
+ * const bb = await loadBackbone("mobilenetv2"); // the embedded int8 MobileNetV2
+ * const batch = new Float32Array(3 * 392 * 392); // (B, 3, 392, 392), ImageNet-normalised
+ * const f = await bb.embed(batch, [1, 3, 392, 392]);
+ * // channels-last patch features (1, 49, 49, 256): stride 8, spec §1
+ * if (f.n !== 1 || f.h !== 49 || f.w !== 49 || f.c !== 256) throw new Error("feature grid");
  * ```
  * @module
  */

@@ -27,11 +27,15 @@
  *
  * @example
  * ```ts
- * import { getGpu } from "../gpu/device.ts";
+ * import { tryGetGpu } from "../gpu/device.ts";
  * import { createBankIndex, searchTopK } from "./search.ts";
- * const gpu = await getGpu();
- * const index = await createBankIndex(gpu, bankRows, 512); // (N, 512) row-major f32, uploaded once
- * const { indices, distances } = await searchTopK(patches, index, 3); // (Q, 3) each
+ * const D = 4;
+ * const bankRows = Float32Array.from({ length: 100 * D }, (_, i) => Math.sin(i)); // (N, D)
+ * const patches = bankRows.slice(7 * D, 9 * D); // (Q, D): bank rows 7 and 8
+ * // WGSL on a GPU adapter, the native CPU engine on a CPU adapter or none (same neighbours)
+ * const index = await createBankIndex(await tryGetGpu(), bankRows, D); // uploaded once
+ * const { indices, distances } = await searchTopK(patches, index, 3); // (Q, 3) each, nearest first
+ * if (indices[0] !== 7 || indices[3] !== 8 || distances[0] !== 0) throw new Error("exact top-k");
  * index.destroy();
  * ```
  * @module

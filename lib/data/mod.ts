@@ -3,10 +3,16 @@
  * SNARM preprocessing (cv2 bilinear 448 → centre crop 392 → ImageNet normalisation, spec §11/§1),
  * ground-truth masks, and anomaly-map PNG overlays.
  *
- * Typical use:
+ * @example
  * ```ts
- * const split = loadSplit(root, "hazelnut");          // records, sorted
- * const s = await loadSample(split.test[0]);          // image (3,392,392) f32, rgb, mask (392,392)
+ * import { listCategories, loadSample, loadSplit } from "./mod.ts";
+ * const root = new URL("../../data/hazelnut_toy", import.meta.url).pathname; // shipped MVTec layout
+ * const [category] = listCategories(root); // "hazelnut"
+ * const split = loadSplit(root, category); // train/good and test records, sorted
+ * const s = await loadSample(split.test[0]); // 448 → centre crop 392 (spec §11)
+ * s.image; // (3, 392, 392) f32, ImageNet-normalised: the backbone input
+ * s.mask; //  (392, 392) u8 0/1 ground truth (all 0 for a good image)
+ * if (s.image.length !== 3 * 392 * 392 || s.mask!.length !== 392 * 392) throw new Error("crop");
  * ```
  * @module
  */

@@ -6,10 +6,25 @@
  *
  * @example
  * ```ts
- * import { explainImage, loadBackbone, loadBank, createBankIndex, loadHead } from "../mod.ts";
- * const x = await explainImage(sample, { backbone, index, head }); // sample: loadSample(record)
- * x.unary;        // (h·w) navigator map;  x.refMask: (h·w) 1 = self-reference
- * x.intraNorms;   // (h·w) ‖s‖₂;  x.head?.smoothed: (S, S) map;  x.bankMap: (S, S)
+ * import { explainImage } from "./explain.ts";
+ * import { loadBackbone } from "../backbone/mod.ts";
+ * import { createBankIndex } from "../bank/mod.ts";
+ * import { loadSample, loadSplit } from "../data/mod.ts";
+ * import { loadHead } from "../model/mod.ts";
+ * const root = new URL("../../data/hazelnut_toy", import.meta.url).pathname;
+ * const split = loadSplit(root, "hazelnut");
+ * const backbone = await loadBackbone("mobilenetv2");
+ * // a small bank: every patch of one training image (a real one is a coreset, lib/bank buildBank)
+ * const f0 = await backbone.embed((await loadSample(split.train[0])).image);
+ * const index = await createBankIndex(null, f0.data, f0.c);
+ * const head = await loadHead(new URL("../../data/snarm_head.safetensors", import.meta.url));
+ * const sample = await loadSample(split.test.find((r) => r.label === 1)!);
+ * const x = await explainImage(sample, { backbone, index, head });
+ * x.topk.indices; //  (h·w, 3) bank neighbours;  x.interNorms: (h·w) ‖r‖₂
+ * x.unary; //         (h·w) navigator map;  x.refMask: (h·w) 1 = self-reference
+ * x.intraNorms; //    (h·w) ‖s‖₂;  x.head?.smoothed: (S, S) map;  x.bankMap: (S, S)
+ * if (x.head!.smoothed.length !== 392 * 392 || x.refMask!.length !== 49 * 49) throw new Error("x");
+ * index.destroy();
  * ```
  * @module
  */

@@ -11,7 +11,8 @@
  * renamed when complete, so an interrupted fit leaves no usable-looking entry.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // (not run by the doc tests: a first fit takes minutes; `deno task eval` runs it)
  * import { fitHead } from "./fit.ts";
  * const fit = await fitHead({ data: "data/hazelnut_toy", categories: ["hazelnut"] });
  * console.log(fit.headPath, fit.cached);

@@ -6,8 +6,17 @@
  *
  * @example
  * ```ts
- * const r = await scoreFeatures(features, bankIndex, 3, { head, blend }, 392);
- * r.map;   // (392, 392) smoothed anomaly map;  r.score: the image score
+ * import { scoreFeatures } from "./score.ts";
+ * import { createBankIndex } from "../bank/mod.ts";
+ * const C = 8, side = 6;
+ * const features = { data: new Float32Array(side * side * C), n: 1, h: side, w: side, c: C };
+ * features.data[14 * C] = 3; // one patch far from every bank row
+ * const bankIndex = await createBankIndex(null, new Float32Array(10 * C), C);
+ * // bank-only (no head): the smoothed ‖r‖₂ map and its image score (spec §7)
+ * const r = await scoreFeatures(features, bankIndex, 3, null, 48);
+ * r.map; // (48, 48) smoothed anomaly map;  r.score: the image score
+ * if (r.map.length !== 48 * 48 || !(r.score > 0)) throw new Error("score");
+ * bankIndex.destroy();
  * ```
  * @module
  */

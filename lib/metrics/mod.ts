@@ -10,8 +10,16 @@
  * @example
  * ```ts
  * import { computeMetrics, formatTable, metricsTable } from "./mod.ts";
- * const m = computeMetrics({ imageScores, imageLabels, pixelScores, pixelMasks, shape: [n, h, w] });
- * console.log(formatTable(metricsTable([{ category: "bottle", ...m }])));
+ * // two 2 × 2 images: a good one and a defect one whose defect pixel scores highest
+ * const m = computeMetrics({
+ *   imageScores: Float32Array.of(0.1, 0.9),
+ *   imageLabels: Uint8Array.of(0, 1),
+ *   pixelScores: Float32Array.of(0.1, 0.1, 0.2, 0.1, 0.3, 0.9, 0.2, 0.1),
+ *   pixelMasks: Uint8Array.of(0, 0, 0, 0, 0, 1, 0, 0),
+ *   shape: [2, 2, 2],
+ * });
+ * if (m.image_auroc !== 1 || m.pixel_auroc !== 1) throw new Error("perfect separation");
+ * console.log(formatTable(metricsTable([{ category: "toy", ...m }]))); // all 7 metrics, in %
  * ```
  * @module
  */

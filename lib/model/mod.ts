@@ -6,9 +6,14 @@
  * @example
  * ```ts
  * import { loadHead } from "./mod.ts";
- * const head = await loadHead("weights.safetensors");
- * const r = await head.forward(X, 1, 49, 49); // X: (1, 1024, 49, 49) = [r ‖ f]
- * console.log(r.imageScores[0], r.pixelMap.length); // (1, 392, 392)
+ * // the shipped head (cpu preset, 256-d MobileNetV2 features: in_chans 512); official format
+ * const head = await loadHead(new URL("../../data/snarm_head.safetensors", import.meta.url));
+ * const C = head.config.in_chans / 2;
+ * // X = [r ‖ f] (1, 2C, 49, 49) channels-first: inter-residual, then patch features
+ * const X = Float32Array.from({ length: 2 * C * 49 * 49 }, (_, i) => Math.sin(i) * 0.1);
+ * const r = await head.forward(X, 1, 49, 49); // fusion, navigated Mamba, maps (spec §4–7)
+ * r.refMask; // (1, 49·49) self-references; r.headLogits: (nHeads, 1, 49·49)
+ * if (r.smoothed.length !== 392 * 392 || !Number.isFinite(r.imageScores[0])) throw new Error("maps");
  * ```
  * @module
  */

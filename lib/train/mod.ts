@@ -4,12 +4,20 @@
  * (scratch, blob, edge, smear, stain, paint; `sources` of `synthesizeAnomaly`), feature jitter, previews, and the
  * leave-own-image-out inter-residual.
  *
+ * Then `backbone.embed(normalizeImageNet(syn.rgb, 392, 392))` and the leave-own-image-out
+ * inter-residual `trainingResidual(f, index, imageIdxInBank)` (lib/residual/inter.ts) give the
+ * head's training input; `deno task train` (lib/train/run.ts) runs the whole loop.
+ *
+ * @example
  * ```ts
- * const s = await loadSample(split.train[i], { resize: 448, crop: 392 });
- * const syn = await synthesizeAnomaly(s.rgb, 392, 392, { seed: 7, textureDir: "dtd/images" });
- * const f = await backbone.embed(normalizeImageNet(syn.rgb, 392, 392));
- * const index = await createBankIndex(gpu, bank.features, bank.meta.dim, bank.imageIndex);
- * const { residual } = await trainingResidual(f, index, imageIdxInBank); // own entries excluded
+ * import { synthesizeAnomaly } from "./mod.ts";
+ * import { loadSample, loadSplit } from "../data/mod.ts";
+ * const root = new URL("../../data/hazelnut_toy", import.meta.url).pathname;
+ * const s = await loadSample(loadSplit(root, "hazelnut").train[0], { resize: 448, crop: 392 });
+ * // a thin curvilinear scratch on a normal image: seeded, with its mask
+ * const syn = await synthesizeAnomaly(s.rgb, 392, 392, { seed: 7, sources: ["scratch"] });
+ * syn.rgb; //  (392, 392, 3) u8 anomalous image;  syn.mask: (392, 392) 0/1, non-empty
+ * if (syn.source !== "scratch" || !syn.mask.includes(1)) throw new Error("synthetic anomaly");
  * ```
  * @module
  */

@@ -14,13 +14,19 @@
  * - a buffer may appear only once per dispatch when it is written (WebGPU forbids writable
  *   aliasing).
  *
+ * @example
  * ```ts
- * const seq = new KernelSequence(gpu, "demo");
- * const x = seq.tensor(new Float32Array([1, 2, 3]), "x");
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { KernelSequence } from "./graph.ts";
+ * import { recordPointwise } from "./pointwise.ts";
+ * const seq = new KernelSequence(await getGpu(), "demo");
+ * const x = seq.tensor(new Float32Array([-1, 0, 2]), "x");
  * const y = seq.tensor(3, "y");
- * await seq.dispatch({ shader: "train_pointwise.wgsl", params: [...], bindings: [x, y], workgroups: [1] });
+ * // record once (validated, pipelines compiled), replay with run()
+ * await recordPointwise(seq, { op: "relu", x: { t: x, off: 0 }, ldx: 3, y: { t: y, off: 0 }, ldy: 3, rows: 1, cols: 3 });
  * await seq.run();
- * console.log(await seq.read(y));
+ * if ((await seq.read(y)).join() !== "0,0,2") throw new Error("relu");
+ * seq.destroy();
  * ```
  * @module
  */
