@@ -14,7 +14,7 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { headDims } from "../../model/config.ts";
+import { type HeadConfig, type HeadDims, headDims } from "../../model/config.ts";
 import { invertPermutation, navigationIndex, scanPermutations } from "../../model/scan_order.ts";
 import type { HeadWeights } from "../../model/weights.ts";
 import { headParameters } from "../backward_ref.ts";
@@ -122,6 +122,88 @@ interface BranchAct {
 
 const r = (t: Tensor, off = 0): Ref => ({ t, off });
 
+/** Scratch tensors shared by the recording stages of {@link GpuHeadTrainer} (names as in the code). */
+type StepScratch = ReturnType<typeof createScratch>;
+
+/** The step's shared scratch (sizes as in {@link StepRec}). */
+function createScratch(
+  seq: KernelSequence,
+  z: Record<
+    "RB" | "RN" | "NLs" | "N" | "Ls" | "d" | "dI" | "S" | "XD" | "nScan" | "nHeads",
+    number
+  >,
+) {
+  const { RB, RN, NLs, N, Ls, d, dI, S, XD, nScan, nHeads } = z;
+  const colN = Math.max(RN * 9 * d, 1);
+  return {
+    E: seq.tensor(RB * d, "E"),
+    col: seq.tensor(colN, "im2col"),
+    dcol: seq.tensor(colN, "dcol"),
+    normScratch: seq.tensor(RN * d, "norm scratch"),
+    mo: seq.tensor(NLs * d, "mixer out"),
+    logits: seq.tensor(nHeads * RB, "logits"),
+    ua: seq.tensor(RB, "unary pre"),
+    u: seq.tensor(RB, "unary"),
+    dLogits: seq.tensor(nHeads * RB, "dLogits"),
+    dUnary: seq.tensor(RB, "dUnary"),
+    dUa: seq.tensor(RB, "dUnaryPre"),
+    dE: seq.tensor(RB * d, "dE"),
+    dFeat: seq.tensor(nScan * RB * d, "dFeat"),
+    dLn: seq.tensor(RN * d, "dLn"),
+    dSum: seq.tensor(RN * d, "dSum"),
+    dHd: seq.tensor(RN * d, "dH·drop"),
+    dStreamA: seq.tensor(RN * d, "dStream.a"),
+    dStreamB: seq.tensor(RN * d, "dStream.b"),
+    dHc: seq.tensor(RN * d, "dHc"),
+    dYn: seq.tensor(RN * d, "dYn"),
+    dAct: seq.tensor(RB * d, "dAct"),
+    dBn: seq.tensor(RB * d, "dBn"),
+    dC: seq.tensor(RB * d, "dC"),
+    dVals: seq.tensor(NLs * d, "dMixerOut"),
+    dG: seq.tensor(NLs * dI, "dGate"),
+    dYs: seq.tensor(NLs * dI, "dScanOut"),
+    dXZ: seq.tensor(NLs * 2 * dI, "dXZ"),
+    dU: seq.tensor(NLs * dI, "dU"),
+    dDelta: seq.tensor(NLs * dI, "dDelta"),
+    dDtp: seq.tensor(NLs * dI, "dDtPre"),
+    dDbl: seq.tensor(NLs * XD, "dXProjOut"),
+    dXc: seq.tensor(NLs * dI, "dXc"),
+    dXin: seq.tensor(NLs * d, "dXin"),
+    scanScratch: seq.tensor(Math.max(1, scanBackwardScratch(N, Ls, dI, S)), "scan scratch"),
+  };
+}
+
+/**
+ * What every recording stage of {@link GpuHeadTrainer} shares: the sequence, the sizes (module
+ * doc: RB = B·L image rows, N = nScan·B sequences, RN = N·L, NLs = N·Ls navigated rows, XD = the
+ * x_proj width), parameter and gradient slices by name, the fixed scan-order indices, the scratch.
+ */
+interface StepRec {
+  seq: KernelSequence;
+  dims: HeadDims;
+  cfg: HeadConfig;
+  o: Required<GpuTrainOptions>;
+  B: number;
+  h: number;
+  w: number;
+  L: number;
+  Ls: number;
+  Cin: number;
+  RB: number;
+  N: number;
+  RN: number;
+  NLs: number;
+  XD: number;
+  p: (name: string) => Ref;
+  g: (name: string) => Ref;
+  /** Weight-decay flags of the flat parameters. */
+  decay: Tensor;
+  idxToT: Tensor;
+  idxToST: Tensor;
+  idxFromT: Tensor;
+  s: StepScratch;
+}
+
 /**
  * The head's training step on a device. Create with {@link GpuHeadTrainer.create}; call
  * {@link GpuHeadTrainer.step} per batch; read weights back with {@link GpuHeadTrainer.weights}.
@@ -186,10 +268,44 @@ export class GpuHeadTrainer {
     return tr;
   }
 
+  /**
+   * Record the whole step, top-down: flat parameters and inputs, the forward of each branch with
+   * its saved activations and the unary predictor, the SNARM loss, the backward in reverse, AdamW.
+   */
   private async record(): Promise<void> {
+    const c = this.recordSetUp();
+    const { seq, dims, o } = c;
+    // ---- forward ----
+    const acts: BranchAct[] = [];
+    for (let bi = 0; bi < dims.nBranch; bi++) acts.push(await this.branchForward(c, bi));
+    await this.unaryForward(c);
+    // ---- loss ----
+    await this.lossRecord(c);
+    // ---- backward ----
+    await this.unaryBackward(c);
+    for (let bi = 0; bi < dims.nBranch; bi++) await this.branchBackward(c, bi, acts[bi]);
+    // ---- optimizer ----
+    this.adam = await recordAdamW(seq, {
+      params: this.P,
+      grads: this.G,
+      m: this.M,
+      v: this.V,
+      decay: c.decay,
+      n: this.nParams,
+      betas: o.betas,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+    });
+  }
+
+  /**
+   * The step's buffers: flat parameters, gradients, AdamW moments and decay flags, BatchNorm
+   * running statistics, the inputs, the fixed scan-order indices and the scratch every stage shares.
+   */
+  private recordSetUp(): StepRec {
     const { gpu, base: W, o } = this;
     const cfg = W.config, dims = headDims(cfg);
-    const { d, dInner: dI, dtRank: R, dState: S, dConv: K, C, nScan, nHeads } = dims;
+    const { d, dInner: dI, dtRank: R, dState: S, nScan, nHeads } = dims;
     const { B, h, w } = o;
     const L = this.L, Ls = this.Ls, Cin = cfg.in_chans;
     const RB = B * L, N = nScan * B, RN = N * L, NLs = N * Ls, XD = R + 2 * S;
@@ -224,7 +340,7 @@ export class GpuHeadTrainer {
     const g = (name: string): Ref => ({ t: this.G, off: this.offsets.get(name)![0] });
 
     // Inputs.
-    const Zt = this.Zt = seq.tensor(RB * Cin, "Z (channels-last)");
+    this.Zt = seq.tensor(RB * Cin, "Z (channels-last)");
     this.target = seq.tensor(RB, "target");
     this.gIdx = seq.tensor(NLs, "navigation gather index");
     // Fixed scan-order indices.
@@ -246,229 +362,332 @@ export class GpuHeadTrainer {
     const idxFromT = seq.tensor(idxFrom, "idx.fromScan");
 
     // Shared scratch.
-    const E = seq.tensor(RB * d, "E");
-    const colN = Math.max(RN * 9 * d, 1);
-    const col = seq.tensor(colN, "im2col");
-    const dcol = seq.tensor(colN, "dcol");
-    const normScratch = seq.tensor(RN * d, "norm scratch");
-    const mo = seq.tensor(NLs * d, "mixer out");
-    const logits = seq.tensor(nHeads * RB, "logits");
-    const ua = seq.tensor(RB, "unary pre");
-    const u = seq.tensor(RB, "unary");
-    const dLogits = seq.tensor(nHeads * RB, "dLogits");
-    const dUnary = seq.tensor(RB, "dUnary");
-    const dUa = seq.tensor(RB, "dUnaryPre");
     this.terms = seq.tensor((nHeads + 1) * RB, "loss terms");
-    const dE = seq.tensor(RB * d, "dE");
-    const dFeat = seq.tensor(nScan * RB * d, "dFeat");
-    const dLn = seq.tensor(RN * d, "dLn");
-    const dSum = seq.tensor(RN * d, "dSum");
-    const dHd = seq.tensor(RN * d, "dH·drop");
-    const dStreamA = seq.tensor(RN * d, "dStream.a");
-    const dStreamB = seq.tensor(RN * d, "dStream.b");
-    const dHc = seq.tensor(RN * d, "dHc");
-    const dYn = seq.tensor(RN * d, "dYn");
-    const dAct = seq.tensor(RB * d, "dAct");
-    const dBn = seq.tensor(RB * d, "dBn");
-    const dC = seq.tensor(RB * d, "dC");
-    const dVals = seq.tensor(NLs * d, "dMixerOut");
-    const dG = seq.tensor(NLs * dI, "dGate");
-    const dYs = seq.tensor(NLs * dI, "dScanOut");
-    const dXZ = seq.tensor(NLs * 2 * dI, "dXZ");
-    const dU = seq.tensor(NLs * dI, "dU");
-    const dDelta = seq.tensor(NLs * dI, "dDelta");
-    const dDtp = seq.tensor(NLs * dI, "dDtPre");
-    const dDbl = seq.tensor(NLs * XD, "dXProjOut");
-    const dXc = seq.tensor(NLs * dI, "dXc");
-    const dXin = seq.tensor(NLs * d, "dXin");
-    const scanScratch = seq.tensor(Math.max(1, scanBackwardScratch(N, Ls, dI, S)), "scan scratch");
+    const scratch = createScratch(seq, { RB, RN, NLs, N, Ls, d, dI, S, XD, nScan, nHeads });
+    return {
+      seq,
+      dims,
+      cfg,
+      o,
+      B,
+      h,
+      w,
+      L,
+      Ls,
+      Cin,
+      RB,
+      N,
+      RN,
+      NLs,
+      XD,
+      p,
+      g,
+      decay: decayT,
+      idxToT,
+      idxToST,
+      idxFromT,
+      s: scratch,
+    };
+  }
 
-    // ---- forward ----
-    const acts: BranchAct[] = [];
-    for (let bi = 0; bi < dims.nBranch; bi++) {
-      const pre = (k: number) => `mamba_list.${bi}.${k}.`;
-      await recordGemm(seq, {
-        M: RB,
-        N: d,
-        K: Cin,
-        A: r(Zt),
-        lda: Cin,
-        B: p(`conv_list.${bi}.weight`),
-        ldb: Cin,
-        transB: true,
-        C: r(E),
-        ldc: d,
-        bias: p(`conv_list.${bi}.bias`),
-      });
-      let H = seq.tensor(RN * d, `b${bi}.H0`);
-      await recordGatherRows(seq, {
-        src: r(E),
-        srcLd: d,
-        idx: r(idxToT),
-        rows: RN,
-        width: d,
-        dst: r(H),
-        dstLd: d,
-      });
-      const blocks: BlockAct[] = [];
-      let stream: Tensor | null = null;
-      for (let k = 0; k < dims.depth; k++) {
-        const a: BlockAct = {
-          streamOut: seq.tensor(RN * d, `b${bi}.${k}.stream`),
-          rstd: seq.tensor(RN, `b${bi}.${k}.rstd`),
-          yN: seq.tensor(RN * d, `b${bi}.${k}.rms`),
-          xin: seq.tensor(NLs * d, `b${bi}.${k}.xin`),
-          xz: seq.tensor(NLs * 2 * dI, `b${bi}.${k}.xz`),
-          xc: seq.tensor(NLs * dI, `b${bi}.${k}.xc`),
-          xs: seq.tensor(NLs * dI, `b${bi}.${k}.xs`),
-          dbl: seq.tensor(NLs * XD, `b${bi}.${k}.dbl`),
-          dtp: seq.tensor(NLs * dI, `b${bi}.${k}.dtp`),
-          delta: seq.tensor(NLs * dI, `b${bi}.${k}.delta`),
-          ys: seq.tensor(NLs * dI, `b${bi}.${k}.ys`),
-          states: seq.tensor(NLs * dI * S, `b${bi}.${k}.states`),
-          g: seq.tensor(NLs * dI, `b${bi}.${k}.g`),
-        };
-        await recordAddRmsNormForward(seq, {
-          h: r(H),
-          streamIn: stream ? r(stream) : null,
-          rows: RN,
-          d,
-          weight: p(pre(k) + "norm.weight"),
-          streamOut: r(a.streamOut),
-          y: r(a.yN),
-          rstd: r(a.rstd),
-        });
-        const Hn = seq.tensor(RN * d, `b${bi}.H${k + 1}`);
-        await recordConv3x3Forward(seq, {
-          X: r(a.yN),
-          n: N,
-          h,
-          w,
-          Cin: d,
-          Cout: d,
-          dil: 1,
-          W: p(pre(k) + "conv.weight"),
-          bias: p(pre(k) + "conv.bias"),
-          Y: r(Hn),
-          col,
-        });
-        await recordGatherRows(seq, {
-          src: r(Hn),
-          srcLd: d,
-          idx: r(this.gIdx),
-          rows: NLs,
-          width: d,
-          dst: r(a.xin),
-          dstLd: d,
-        });
-        await this.mixerForward(a, pre(k) + "mixer.", mo, { NLs, N, Ls, d, dI, R, S, K });
-        await recordScatterRows(seq, {
-          src: r(mo),
-          srcLd: d,
-          idx: r(this.gIdx),
-          rows: NLs,
-          width: d,
-          dst: r(Hn),
-          dstLd: d,
-        });
-        blocks.push(a);
-        stream = a.streamOut;
-        H = Hn;
-      }
-      const drop = o.dropout > 0 ? seq.tensor(RN * d, `b${bi}.dropout`) : null;
-      this.dropT.push(drop);
-      const sum = seq.tensor(RN * d, `b${bi}.lnIn`);
-      await recordAxpy(seq, {
-        x: r(H),
-        m: drop ? r(drop) : null,
-        y: r(stream!),
-        out: r(sum),
-        n: RN * d,
-      });
-      const ln = seq.tensor(RN * d, `b${bi}.ln`);
-      const lnMean = seq.tensor(RN, `b${bi}.lnMean`), lnRstd = seq.tensor(RN, `b${bi}.lnRstd`);
-      await recordLayerNormForward(seq, {
-        x: r(sum),
+  /**
+   * Forward of branch `bi` (spec §6): patch embedding, the scan orders, `depth` blocks (add +
+   * RMSNorm, 3×3 conv, the navigated tokens through the Mamba mixer and back), dropout, LayerNorm,
+   * the un-permuted features and the nScan decoder heads' logits; returns what the backward needs.
+   */
+  private async branchForward(c: StepRec, bi: number): Promise<BranchAct> {
+    const { seq, dims, o, h, w, Ls, Cin, RB, N, RN, NLs, XD, p } = c;
+    const { d, dInner: dI, dtRank: R, dState: S, dConv: K, nScan } = dims;
+    const { E, col, mo } = c.s;
+    const Zt = this.Zt, idxToT = c.idxToT, idxFromT = c.idxFromT;
+    const pre = (k: number) => `mamba_list.${bi}.${k}.`;
+    await recordGemm(seq, {
+      M: RB,
+      N: d,
+      K: Cin,
+      A: r(Zt),
+      lda: Cin,
+      B: p(`conv_list.${bi}.weight`),
+      ldb: Cin,
+      transB: true,
+      C: r(E),
+      ldc: d,
+      bias: p(`conv_list.${bi}.bias`),
+    });
+    let H = seq.tensor(RN * d, `b${bi}.H0`);
+    await recordGatherRows(seq, {
+      src: r(E),
+      srcLd: d,
+      idx: r(idxToT),
+      rows: RN,
+      width: d,
+      dst: r(H),
+      dstLd: d,
+    });
+    const blocks: BlockAct[] = [];
+    let stream: Tensor | null = null;
+    for (let k = 0; k < dims.depth; k++) {
+      const a: BlockAct = {
+        streamOut: seq.tensor(RN * d, `b${bi}.${k}.stream`),
+        rstd: seq.tensor(RN, `b${bi}.${k}.rstd`),
+        yN: seq.tensor(RN * d, `b${bi}.${k}.rms`),
+        xin: seq.tensor(NLs * d, `b${bi}.${k}.xin`),
+        xz: seq.tensor(NLs * 2 * dI, `b${bi}.${k}.xz`),
+        xc: seq.tensor(NLs * dI, `b${bi}.${k}.xc`),
+        xs: seq.tensor(NLs * dI, `b${bi}.${k}.xs`),
+        dbl: seq.tensor(NLs * XD, `b${bi}.${k}.dbl`),
+        dtp: seq.tensor(NLs * dI, `b${bi}.${k}.dtp`),
+        delta: seq.tensor(NLs * dI, `b${bi}.${k}.delta`),
+        ys: seq.tensor(NLs * dI, `b${bi}.${k}.ys`),
+        states: seq.tensor(NLs * dI * S, `b${bi}.${k}.states`),
+        g: seq.tensor(NLs * dI, `b${bi}.${k}.g`),
+      };
+      await recordAddRmsNormForward(seq, {
+        h: r(H),
+        streamIn: stream ? r(stream) : null,
         rows: RN,
         d,
-        weight: p(`norm_list.${bi}.weight`),
-        bias: p(`norm_list.${bi}.bias`),
-        y: r(ln),
-        mean: r(lnMean),
-        rstd: r(lnRstd),
+        weight: p(pre(k) + "norm.weight"),
+        streamOut: r(a.streamOut),
+        y: r(a.yN),
+        rstd: r(a.rstd),
       });
-      const feats = seq.tensor(nScan * RB * d, `b${bi}.feats`);
+      const Hn = seq.tensor(RN * d, `b${bi}.H${k + 1}`);
+      await recordConv3x3Forward(seq, {
+        X: r(a.yN),
+        n: N,
+        h,
+        w,
+        Cin: d,
+        Cout: d,
+        dil: 1,
+        W: p(pre(k) + "conv.weight"),
+        bias: p(pre(k) + "conv.bias"),
+        Y: r(Hn),
+        col,
+      });
       await recordGatherRows(seq, {
-        src: r(ln),
+        src: r(Hn),
         srcLd: d,
-        idx: r(idxFromT),
-        rows: nScan * RB,
+        idx: r(this.gIdx),
+        rows: NLs,
         width: d,
-        dst: r(feats),
+        dst: r(a.xin),
         dstLd: d,
       });
-      const heads: BranchAct["heads"] = [];
-      for (let s = 0; s < nScan; s++) {
-        const j = bi * nScan + s, hp = `head_list.${j}.`;
-        const hd = {
-          c: seq.tensor(RB * d, `h${j}.conv`),
-          bnY: seq.tensor(RB * d, `h${j}.bn`),
-          act: seq.tensor(RB * d, `h${j}.act`),
-          mean: seq.tensor(d, `h${j}.mean`),
-          rstd: seq.tensor(d, `h${j}.rstd`),
-        };
-        await recordConv3x3Forward(seq, {
-          X: r(feats, s * RB * d),
-          n: B,
-          h,
-          w,
-          Cin: d,
-          Cout: d,
-          dil: cfg.scale_list[bi],
-          W: p(hp + "0.conv.weight"),
-          Y: r(hd.c),
-          col,
-        });
-        await recordBatchNormForward(seq, {
-          x: r(hd.c),
-          rows: RB,
-          C: d,
-          gamma: p(hp + "0.norm.weight"),
-          beta: p(hp + "0.norm.bias"),
-          y: r(hd.bnY),
-          mean: r(hd.mean),
-          rstd: r(hd.rstd),
-          runningMean: r(this.stats, j * 2 * d),
-          runningVar: r(this.stats, j * 2 * d + d),
-          momentum: o.bnMomentum,
-        });
-        await recordPointwise(seq, {
-          op: "relu",
-          x: r(hd.bnY),
-          ldx: d,
-          y: r(hd.act),
-          ldy: d,
-          rows: RB,
-          cols: d,
-        });
-        await recordGemm(seq, {
-          M: RB,
-          N: 1,
-          K: d,
-          A: r(hd.act),
-          lda: d,
-          B: p(hp + "1.weight"),
-          ldb: d,
-          transB: true,
-          C: r(logits, j * RB),
-          ldc: 1,
-          bias: p(hp + "1.bias"),
-        });
-        heads.push(hd);
-      }
-      acts.push({ blocks, sum, lnMean, lnRstd, ln, feats, drop, heads });
+      await this.mixerForward(a, pre(k) + "mixer.", mo, { NLs, N, Ls, d, dI, R, S, K });
+      await recordScatterRows(seq, {
+        src: r(mo),
+        srcLd: d,
+        idx: r(this.gIdx),
+        rows: NLs,
+        width: d,
+        dst: r(Hn),
+        dstLd: d,
+      });
+      blocks.push(a);
+      stream = a.streamOut;
+      H = Hn;
     }
-    // Unary predictor on R = Z[:, :C].
+    const drop = o.dropout > 0 ? seq.tensor(RN * d, `b${bi}.dropout`) : null;
+    this.dropT.push(drop);
+    const sum = seq.tensor(RN * d, `b${bi}.lnIn`);
+    await recordAxpy(seq, {
+      x: r(H),
+      m: drop ? r(drop) : null,
+      y: r(stream!),
+      out: r(sum),
+      n: RN * d,
+    });
+    const ln = seq.tensor(RN * d, `b${bi}.ln`);
+    const lnMean = seq.tensor(RN, `b${bi}.lnMean`), lnRstd = seq.tensor(RN, `b${bi}.lnRstd`);
+    await recordLayerNormForward(seq, {
+      x: r(sum),
+      rows: RN,
+      d,
+      weight: p(`norm_list.${bi}.weight`),
+      bias: p(`norm_list.${bi}.bias`),
+      y: r(ln),
+      mean: r(lnMean),
+      rstd: r(lnRstd),
+    });
+    const feats = seq.tensor(nScan * RB * d, `b${bi}.feats`);
+    await recordGatherRows(seq, {
+      src: r(ln),
+      srcLd: d,
+      idx: r(idxFromT),
+      rows: nScan * RB,
+      width: d,
+      dst: r(feats),
+      dstLd: d,
+    });
+    const heads: BranchAct["heads"] = [];
+    for (let s = 0; s < nScan; s++) heads.push(await this.decoderHeadForward(c, bi, s, feats));
+    return { blocks, sum, lnMean, lnRstd, ln, feats, drop, heads };
+  }
+
+  /**
+   * Decoder head j = bi·nScan + s of branch bi (spec §6 step 5): dilated 3×3 conv (rate
+   * `scale_list[bi]`) on scan order s's un-permuted features, BatchNorm (batch statistics, running
+   * statistics updated), ReLU, 1×1 conv to the head's logits.
+   */
+  private async decoderHeadForward(
+    c: StepRec,
+    bi: number,
+    s: number,
+    feats: Tensor,
+  ): Promise<BranchAct["heads"][0]> {
+    const { seq, dims, cfg, o, B, h, w, RB, p } = c;
+    const { d, nScan } = dims;
+    const { col, logits } = c.s;
+    const j = bi * nScan + s, hp = `head_list.${j}.`;
+    const hd = {
+      c: seq.tensor(RB * d, `h${j}.conv`),
+      bnY: seq.tensor(RB * d, `h${j}.bn`),
+      act: seq.tensor(RB * d, `h${j}.act`),
+      mean: seq.tensor(d, `h${j}.mean`),
+      rstd: seq.tensor(d, `h${j}.rstd`),
+    };
+    await recordConv3x3Forward(seq, {
+      X: r(feats, s * RB * d),
+      n: B,
+      h,
+      w,
+      Cin: d,
+      Cout: d,
+      dil: cfg.scale_list[bi],
+      W: p(hp + "0.conv.weight"),
+      Y: r(hd.c),
+      col,
+    });
+    await recordBatchNormForward(seq, {
+      x: r(hd.c),
+      rows: RB,
+      C: d,
+      gamma: p(hp + "0.norm.weight"),
+      beta: p(hp + "0.norm.bias"),
+      y: r(hd.bnY),
+      mean: r(hd.mean),
+      rstd: r(hd.rstd),
+      runningMean: r(this.stats, j * 2 * d),
+      runningVar: r(this.stats, j * 2 * d + d),
+      momentum: o.bnMomentum,
+    });
+    await recordPointwise(seq, {
+      op: "relu",
+      x: r(hd.bnY),
+      ldx: d,
+      y: r(hd.act),
+      ldy: d,
+      rows: RB,
+      cols: d,
+    });
+    await recordGemm(seq, {
+      M: RB,
+      N: 1,
+      K: d,
+      A: r(hd.act),
+      lda: d,
+      B: p(hp + "1.weight"),
+      ldb: d,
+      transB: true,
+      C: r(logits, j * RB),
+      ldc: 1,
+      bias: p(hp + "1.bias"),
+    });
+    return hd;
+  }
+
+  /**
+   * Backward of {@link decoderHeadForward} for head j = bi·nScan + s: from its dLogits into its
+   * parameters' gradients and into scan order s's slice of dFeat.
+   */
+  private async decoderHeadBackward(
+    c: StepRec,
+    bi: number,
+    s: number,
+    a: BranchAct,
+  ): Promise<void> {
+    const { seq, dims, cfg, B, h, w, RB, p, g } = c;
+    const { d, nScan } = dims;
+    const { col, dcol, dLogits, dFeat, dAct, dBn, dC } = c.s;
+    const j = bi * nScan + s, hp = `head_list.${j}.`, hd = a.heads[s];
+    await recordGemm(seq, {
+      M: RB,
+      N: d,
+      K: 1,
+      A: r(dLogits, j * RB),
+      lda: 1,
+      B: p(hp + "1.weight"),
+      ldb: d,
+      C: r(dAct),
+      ldc: d,
+    });
+    await recordGemm(seq, {
+      M: 1,
+      N: d,
+      K: RB,
+      A: r(dLogits, j * RB),
+      lda: 1,
+      transA: true,
+      B: r(hd.act),
+      ldb: d,
+      C: g(hp + "1.weight"),
+      ldc: d,
+    });
+    await recordColSum(seq, {
+      A: r(dLogits, j * RB),
+      rows: RB,
+      cols: 1,
+      lda: 1,
+      out: g(hp + "1.bias"),
+    });
+    await recordPointwiseBackward(seq, {
+      op: "relu",
+      x: r(hd.bnY),
+      ldx: d,
+      dy: r(dAct),
+      ldy: d,
+      dx: r(dBn),
+      lddx: d,
+      rows: RB,
+      cols: d,
+    });
+    await recordBatchNormBackward(seq, {
+      x: r(hd.c),
+      mean: r(hd.mean),
+      rstd: r(hd.rstd),
+      rows: RB,
+      C: d,
+      gamma: p(hp + "0.norm.weight"),
+      dy: r(dBn),
+      dx: r(dC),
+      dGamma: g(hp + "0.norm.weight"),
+      dBeta: g(hp + "0.norm.bias"),
+    });
+    await recordConv3x3Backward(seq, {
+      X: r(a.feats, s * RB * d),
+      n: B,
+      h,
+      w,
+      Cin: d,
+      Cout: d,
+      dil: cfg.scale_list[bi],
+      W: p(hp + "0.conv.weight"),
+      dY: r(dC),
+      dX: r(dFeat, s * RB * d),
+      dW: g(hp + "0.conv.weight"),
+      col,
+      dcol,
+    });
+  }
+
+  /** The unary predictor on R = Z[:, :C] (spec §5 step 2): u = sigmoid(conv1×1(R)). */
+  private async unaryForward(c: StepRec): Promise<void> {
+    const { seq, dims, Cin, RB, p } = c;
+    const { C } = dims;
+    const { ua, u } = c.s;
+    const Zt = this.Zt;
     await recordGemm(seq, {
       M: RB,
       N: 1,
@@ -491,7 +710,13 @@ export class GpuHeadTrainer {
       rows: RB,
       cols: 1,
     });
-    // ---- loss ----
+  }
+
+  /** The SNARM loss (lib/train/loss.ts) and its gradients dLogits, dUnary. */
+  private async lossRecord(c: StepRec): Promise<void> {
+    const { seq, dims, o, RB } = c;
+    const { nHeads } = dims;
+    const { logits, u, dLogits, dUnary } = c.s;
     await recordSnarmLoss(seq, {
       logits: r(logits),
       nHeads,
@@ -505,7 +730,14 @@ export class GpuHeadTrainer {
       dUnary: r(dUnary),
       terms: r(this.terms),
     });
-    // ---- backward ----
+  }
+
+  /** Backward of {@link unaryForward} into the unary predictor's gradients. */
+  private async unaryBackward(c: StepRec): Promise<void> {
+    const { seq, dims, Cin, RB, g } = c;
+    const { C } = dims;
+    const { u, dUnary, dUa } = c.s;
+    const Zt = this.Zt;
     await recordPointwiseBackward(seq, {
       op: "sigmoid",
       x: r(u),
@@ -536,223 +768,174 @@ export class GpuHeadTrainer {
       lda: 1,
       out: g("simple_predictor.bias"),
     });
-    for (let bi = 0; bi < dims.nBranch; bi++) {
-      const a = acts[bi];
-      for (let s = 0; s < nScan; s++) {
-        const j = bi * nScan + s, hp = `head_list.${j}.`, hd = a.heads[s];
-        await recordGemm(seq, {
-          M: RB,
-          N: d,
-          K: 1,
-          A: r(dLogits, j * RB),
-          lda: 1,
-          B: p(hp + "1.weight"),
-          ldb: d,
-          C: r(dAct),
-          ldc: d,
-        });
-        await recordGemm(seq, {
-          M: 1,
-          N: d,
-          K: RB,
-          A: r(dLogits, j * RB),
-          lda: 1,
-          transA: true,
-          B: r(hd.act),
-          ldb: d,
-          C: g(hp + "1.weight"),
-          ldc: d,
-        });
-        await recordColSum(seq, {
-          A: r(dLogits, j * RB),
-          rows: RB,
-          cols: 1,
-          lda: 1,
-          out: g(hp + "1.bias"),
-        });
-        await recordPointwiseBackward(seq, {
-          op: "relu",
-          x: r(hd.bnY),
-          ldx: d,
-          dy: r(dAct),
-          ldy: d,
-          dx: r(dBn),
-          lddx: d,
-          rows: RB,
-          cols: d,
-        });
-        await recordBatchNormBackward(seq, {
-          x: r(hd.c),
-          mean: r(hd.mean),
-          rstd: r(hd.rstd),
-          rows: RB,
-          C: d,
-          gamma: p(hp + "0.norm.weight"),
-          dy: r(dBn),
-          dx: r(dC),
-          dGamma: g(hp + "0.norm.weight"),
-          dBeta: g(hp + "0.norm.bias"),
-        });
-        await recordConv3x3Backward(seq, {
-          X: r(a.feats, s * RB * d),
-          n: B,
-          h,
-          w,
-          Cin: d,
-          Cout: d,
-          dil: cfg.scale_list[bi],
-          W: p(hp + "0.conv.weight"),
-          dY: r(dC),
-          dX: r(dFeat, s * RB * d),
-          dW: g(hp + "0.conv.weight"),
-          col,
-          dcol,
-        });
-      }
+  }
+
+  /**
+   * Backward of {@link branchForward} for branch `bi` from its heads' dLogits: decoder heads,
+   * LayerNorm, dropout, the blocks in reverse (mixer, write-back, conv, add + RMSNorm), the scan
+   * orders and the patch embedding, into the branch's parameter gradients.
+   */
+  private async branchBackward(c: StepRec, bi: number, a: BranchAct): Promise<void> {
+    const { seq, dims, h, w, Ls, Cin, RB, N, RN, NLs, p, g } = c;
+    const { d, dInner: dI, dtRank: R, dState: S, dConv: K, nScan } = dims;
+    const {
+      col,
+      dcol,
+      normScratch,
+      dE,
+      dFeat,
+      dLn,
+      dSum,
+      dHd,
+      dStreamA,
+      dStreamB,
+      dHc,
+      dYn,
+      dVals,
+      dG,
+      dYs,
+      dXZ,
+      dU,
+      dDelta,
+      dDtp,
+      dDbl,
+      dXc,
+      dXin,
+      scanScratch,
+    } = c.s;
+    const Zt = this.Zt, idxToST = c.idxToST, idxFromT = c.idxFromT;
+    for (let s = 0; s < nScan; s++) await this.decoderHeadBackward(c, bi, s, a);
+    await recordGatherRows(seq, {
+      src: r(dFeat),
+      srcLd: d,
+      idx: r(idxToST),
+      rows: RN,
+      width: d,
+      dst: r(dLn),
+      dstLd: d,
+    });
+    await recordLayerNormBackward(seq, {
+      x: r(a.sum),
+      mean: r(a.lnMean),
+      rstd: r(a.lnRstd),
+      rows: RN,
+      d,
+      weight: p(`norm_list.${bi}.weight`),
+      dy: r(dLn),
+      dx: r(dSum),
+      dWeight: g(`norm_list.${bi}.weight`),
+      dBias: g(`norm_list.${bi}.bias`),
+      scratch: normScratch,
+    });
+    let dH = dSum;
+    if (a.drop) {
+      await recordMul(seq, { x: r(dSum), m: r(a.drop), out: r(dHd), n: RN * d });
+      dH = dHd;
+    }
+    let dStreamOut: Tensor = dSum;
+    for (let k = dims.depth - 1; k >= 0; k--) {
+      const blk = a.blocks[k], pre = `mamba_list.${bi}.${k}.`;
       await recordGatherRows(seq, {
-        src: r(dFeat),
+        src: r(dH),
         srcLd: d,
-        idx: r(idxToST),
-        rows: RN,
+        idx: r(this.gIdx),
+        rows: NLs,
         width: d,
-        dst: r(dLn),
+        dst: r(dVals),
         dstLd: d,
       });
-      await recordLayerNormBackward(seq, {
-        x: r(a.sum),
-        mean: r(a.lnMean),
-        rstd: r(a.lnRstd),
+      await this.mixerBackward(blk, pre + "mixer.", dVals, dXin, {
+        NLs,
+        N,
+        Ls,
+        d,
+        dI,
+        R,
+        S,
+        K,
+        dG,
+        dYs,
+        dXZ,
+        dU,
+        dDelta,
+        dDtp,
+        dDbl,
+        dXc,
+        scanScratch,
+      });
+      seq.copy(dH, 0, dHc, 0, RN * d);
+      await recordScatterRows(seq, {
+        src: r(dXin),
+        srcLd: d,
+        idx: r(this.gIdx),
+        rows: NLs,
+        width: d,
+        dst: r(dHc),
+        dstLd: d,
+      });
+      await recordConv3x3Backward(seq, {
+        X: r(blk.yN),
+        n: N,
+        h,
+        w,
+        Cin: d,
+        Cout: d,
+        dil: 1,
+        W: p(pre + "conv.weight"),
+        dY: r(dHc),
+        dX: r(dYn),
+        dW: g(pre + "conv.weight"),
+        dBias: g(pre + "conv.bias"),
+        col,
+        dcol,
+      });
+      const out = dStreamOut === dStreamA ? dStreamB : dStreamA;
+      await recordAddRmsNormBackward(seq, {
+        streamOut: r(blk.streamOut),
+        rstd: r(blk.rstd),
         rows: RN,
         d,
-        weight: p(`norm_list.${bi}.weight`),
-        dy: r(dLn),
-        dx: r(dSum),
-        dWeight: g(`norm_list.${bi}.weight`),
-        dBias: g(`norm_list.${bi}.bias`),
+        weight: p(pre + "norm.weight"),
+        dy: r(dYn),
+        dStreamOut: r(dStreamOut),
+        dStream: r(out),
+        dWeight: g(pre + "norm.weight"),
         scratch: normScratch,
       });
-      let dH = dSum;
-      if (a.drop) {
-        await recordMul(seq, { x: r(dSum), m: r(a.drop), out: r(dHd), n: RN * d });
-        dH = dHd;
-      }
-      let dStreamOut: Tensor = dSum;
-      for (let k = dims.depth - 1; k >= 0; k--) {
-        const blk = a.blocks[k], pre = `mamba_list.${bi}.${k}.`;
-        await recordGatherRows(seq, {
-          src: r(dH),
-          srcLd: d,
-          idx: r(this.gIdx),
-          rows: NLs,
-          width: d,
-          dst: r(dVals),
-          dstLd: d,
-        });
-        await this.mixerBackward(blk, pre + "mixer.", dVals, dXin, {
-          NLs,
-          N,
-          Ls,
-          d,
-          dI,
-          R,
-          S,
-          K,
-          dG,
-          dYs,
-          dXZ,
-          dU,
-          dDelta,
-          dDtp,
-          dDbl,
-          dXc,
-          scanScratch,
-        });
-        seq.copy(dH, 0, dHc, 0, RN * d);
-        await recordScatterRows(seq, {
-          src: r(dXin),
-          srcLd: d,
-          idx: r(this.gIdx),
-          rows: NLs,
-          width: d,
-          dst: r(dHc),
-          dstLd: d,
-        });
-        await recordConv3x3Backward(seq, {
-          X: r(blk.yN),
-          n: N,
-          h,
-          w,
-          Cin: d,
-          Cout: d,
-          dil: 1,
-          W: p(pre + "conv.weight"),
-          dY: r(dHc),
-          dX: r(dYn),
-          dW: g(pre + "conv.weight"),
-          dBias: g(pre + "conv.bias"),
-          col,
-          dcol,
-        });
-        const out = dStreamOut === dStreamA ? dStreamB : dStreamA;
-        await recordAddRmsNormBackward(seq, {
-          streamOut: r(blk.streamOut),
-          rstd: r(blk.rstd),
-          rows: RN,
-          d,
-          weight: p(pre + "norm.weight"),
-          dy: r(dYn),
-          dStreamOut: r(dStreamOut),
-          dStream: r(out),
-          dWeight: g(pre + "norm.weight"),
-          scratch: normScratch,
-        });
-        dH = out;
-        dStreamOut = out;
-      }
-      // dE = Σ_s un-permuted dH0.
-      for (let s = 0; s < nScan; s++) {
-        await recordGatherRows(seq, {
-          src: r(dH),
-          srcLd: d,
-          idx: r(idxFromT, s * RB),
-          rows: RB,
-          width: d,
-          dst: r(dE),
-          dstLd: d,
-          accumulate: s > 0,
-        });
-      }
-      await recordGemm(seq, {
-        M: d,
-        N: Cin,
-        K: RB,
-        A: r(dE),
-        lda: d,
-        transA: true,
-        B: r(Zt),
-        ldb: Cin,
-        C: g(`conv_list.${bi}.weight`),
-        ldc: Cin,
-      });
-      await recordColSum(seq, {
-        A: r(dE),
+      dH = out;
+      dStreamOut = out;
+    }
+    // dE = Σ_s un-permuted dH0.
+    for (let s = 0; s < nScan; s++) {
+      await recordGatherRows(seq, {
+        src: r(dH),
+        srcLd: d,
+        idx: r(idxFromT, s * RB),
         rows: RB,
-        cols: d,
-        lda: d,
-        out: g(`conv_list.${bi}.bias`),
+        width: d,
+        dst: r(dE),
+        dstLd: d,
+        accumulate: s > 0,
       });
     }
-    // ---- optimizer ----
-    this.adam = await recordAdamW(seq, {
-      params: this.P,
-      grads: this.G,
-      m: this.M,
-      v: this.V,
-      decay: decayT,
-      n: this.nParams,
-      betas: o.betas,
-      eps: o.eps,
-      weightDecay: o.weightDecay,
+    await recordGemm(seq, {
+      M: d,
+      N: Cin,
+      K: RB,
+      A: r(dE),
+      lda: d,
+      transA: true,
+      B: r(Zt),
+      ldb: Cin,
+      C: g(`conv_list.${bi}.weight`),
+      ldc: Cin,
+    });
+    await recordColSum(seq, {
+      A: r(dE),
+      rows: RB,
+      cols: d,
+      lda: d,
+      out: g(`conv_list.${bi}.bias`),
     });
   }
 
