@@ -178,26 +178,25 @@ def main():
     # warm-ups and timed forwards: given by bench/head_bench.ts (the check above was the first warm-up)
     WARMUP = int(sys.argv[3]) if len(sys.argv) > 3 else 6
     REPS = int(sys.argv[4]) if len(sys.argv) > 4 else 9
+
+    def timed(warm, reps):
+        """Seconds of `reps` forwards after `warm` untimed ones."""
+        for _ in range(warm):
+            forward(X, W, cfg)
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            forward(X, W, cfg)
+            ts.append(time.perf_counter() - t)
+        return ts
+
     if paired:
         print("ready", flush=True)
         for line in sys.stdin:
             warm, reps = (int(v) for v in line.split())
-            for _ in range(warm):
-                forward(X, W, cfg)
-            ts = []
-            for _ in range(reps):
-                t = time.perf_counter()
-                forward(X, W, cfg)
-                ts.append(time.perf_counter() - t)
-            print("t " + " ".join(f"{v:.6f}" for v in ts), flush=True)
+            print("t " + " ".join(f"{v:.6f}" for v in timed(warm, reps)), flush=True)
         return
-    for _ in range(WARMUP - 1):
-        forward(X, W, cfg)
-    times = []
-    for _ in range(REPS):
-        t = time.perf_counter()
-        forward(X, W, cfg)
-        times.append(time.perf_counter() - t)
+    times = timed(WARMUP - 1, REPS)
     med = sorted(times)[REPS // 2]
     print(f"head paper torch: {med:.3f} s/image", flush=True)
     print(f"  median of {REPS} after {WARMUP} warm-ups (min {min(times):.3f} s), torch {torch.__version__}, {threads} threads", flush=True)

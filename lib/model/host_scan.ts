@@ -149,18 +149,18 @@ export class HostScanStage {
     }
     const mod = scanModule();
     if (!mod || di % 4 !== 0) return null;
-    // every array starts on a 16-byte boundary: sizes rounded up to 4 floats
+    // every array starts on a 16-byte boundary: lengths rounded up to 4 floats
     const al = (n: number) => Math.ceil(n / 4) * 4;
-    const sizes = {
-      dA: al(N * Ls * ns * di),
-      du: al(N * Ls * di),
-      B: al(N * Ls * ns),
-      C: al(N * Ls * ns),
-      u: al(N * Ls * di),
-      g: al(N * Ls * di),
-      y: al(N * Ls * di),
+    const lengths: Record<keyof ScanOperands, number> = {
+      dA: N * Ls * ns * di,
+      du: N * Ls * di,
+      B: N * Ls * ns,
+      C: N * Ls * ns,
+      u: N * Ls * di,
+      g: N * Ls * di,
+      y: N * Ls * di,
     };
-    const perBranch = Object.values(sizes).reduce((a, b) => a + b, 0);
+    const perBranch = Object.values(lengths).reduce((a, n) => a + al(n), 0);
     const floats = nBranch * perBranch + al(di) + al(ns * di);
     if (floats * 4 > MAX_BYTES) return null;
     const memory = new WebAssembly.Memory({ initial: Math.ceil((floats * 4) / 65536) });
@@ -174,15 +174,8 @@ export class HostScanStage {
     };
     const operands: ScanOperands[] = [];
     for (let i = 0; i < nBranch; i++) {
-      operands.push({
-        dA: take(N * Ls * ns * di),
-        du: take(N * Ls * di),
-        B: take(N * Ls * ns),
-        C: take(N * Ls * ns),
-        u: take(N * Ls * di),
-        g: take(N * Ls * di),
-        y: take(N * Ls * di),
-      });
+      const views = Object.entries(lengths).map(([k, n]) => [k, take(n)]);
+      operands.push(Object.fromEntries(views) as Record<keyof ScanOperands, Float32Array>);
     }
     const Dv = take(di);
     const hsPtr = at * 4;

@@ -396,8 +396,8 @@ export class GpuHeadTrainer {
    * the un-permuted features and the nScan decoder heads' logits; returns what the backward needs.
    */
   private async branchForward(c: StepRec, bi: number): Promise<BranchAct> {
-    const { seq, dims, o, h, w, Ls, Cin, RB, N, RN, NLs, XD, p } = c;
-    const { d, dInner: dI, dtRank: R, dState: S, dConv: K, nScan } = dims;
+    const { seq, dims, o, h, w, Cin, RB, N, RN, NLs, XD, p } = c;
+    const { d, dInner: dI, dState: S, nScan } = dims;
     const { E, col, mo } = c.s;
     const Zt = this.Zt, idxToT = c.idxToT, idxFromT = c.idxFromT;
     const pre = (k: number) => `mamba_list.${bi}.${k}.`;
@@ -475,7 +475,7 @@ export class GpuHeadTrainer {
         dst: r(a.xin),
         dstLd: d,
       });
-      await this.mixerForward(a, pre(k) + "mixer.", mo, { NLs, N, Ls, d, dI, R, S, K });
+      await this.mixerForward(c, a, pre(k) + "mixer.", mo);
       await recordScatterRows(seq, {
         src: r(mo),
         srcLd: d,
@@ -776,33 +776,10 @@ export class GpuHeadTrainer {
    * orders and the patch embedding, into the branch's parameter gradients.
    */
   private async branchBackward(c: StepRec, bi: number, a: BranchAct): Promise<void> {
-    const { seq, dims, h, w, Ls, Cin, RB, N, RN, NLs, p, g } = c;
-    const { d, dInner: dI, dtRank: R, dState: S, dConv: K, nScan } = dims;
-    const {
-      col,
-      dcol,
-      normScratch,
-      dE,
-      dFeat,
-      dLn,
-      dSum,
-      dHd,
-      dStreamA,
-      dStreamB,
-      dHc,
-      dYn,
-      dVals,
-      dG,
-      dYs,
-      dXZ,
-      dU,
-      dDelta,
-      dDtp,
-      dDbl,
-      dXc,
-      dXin,
-      scanScratch,
-    } = c.s;
+    const { seq, dims, h, w, Cin, RB, N, RN, NLs, p, g } = c;
+    const { d, nScan } = dims;
+    const { col, dcol, normScratch, dE, dFeat, dLn, dSum, dHd, dStreamA, dStreamB } = c.s;
+    const { dHc, dYn, dVals, dXin } = c.s;
     const Zt = this.Zt, idxToST = c.idxToST, idxFromT = c.idxFromT;
     for (let s = 0; s < nScan; s++) await this.decoderHeadBackward(c, bi, s, a);
     await recordGatherRows(seq, {
@@ -844,25 +821,7 @@ export class GpuHeadTrainer {
         dst: r(dVals),
         dstLd: d,
       });
-      await this.mixerBackward(blk, pre + "mixer.", dVals, dXin, {
-        NLs,
-        N,
-        Ls,
-        d,
-        dI,
-        R,
-        S,
-        K,
-        dG,
-        dYs,
-        dXZ,
-        dU,
-        dDelta,
-        dDtp,
-        dDbl,
-        dXc,
-        scanScratch,
-      });
+      await this.mixerBackward(c, blk, pre + "mixer.", dVals, dXin);
       seq.copy(dH, 0, dHc, 0, RN * d);
       await recordScatterRows(seq, {
         src: r(dXin),
@@ -939,24 +898,11 @@ export class GpuHeadTrainer {
     });
   }
 
-  private async mixerForward(
-    a: BlockAct,
-    pre: string,
-    mo: Tensor,
-    s: {
-      NLs: number;
-      N: number;
-      Ls: number;
-      d: number;
-      dI: number;
-      R: number;
-      S: number;
-      K: number;
-    },
-  ): Promise<void> {
+  private async mixerForward(c: StepRec, a: BlockAct, pre: string, mo: Tensor): Promise<void> {
     const seq = this.seq;
     const p = (name: string): Ref => ({ t: this.P, off: this.offsets.get(pre + name)![0] });
-    const { NLs, N, Ls, d, dI, R, S, K } = s, XD = R + 2 * S;
+    const { NLs, N, Ls, XD } = c;
+    const { d, dInner: dI, dtRank: R, dState: S, dConv: K } = c.dims;
     await recordGemm(seq, {
       M: NLs,
       N: 2 * dI,
@@ -1068,34 +1014,17 @@ export class GpuHeadTrainer {
   }
 
   private async mixerBackward(
+    c: StepRec,
     a: BlockAct,
     pre: string,
     dMo: Tensor,
     dXin: Tensor,
-    s: {
-      NLs: number;
-      N: number;
-      Ls: number;
-      d: number;
-      dI: number;
-      R: number;
-      S: number;
-      K: number;
-      dG: Tensor;
-      dYs: Tensor;
-      dXZ: Tensor;
-      dU: Tensor;
-      dDelta: Tensor;
-      dDtp: Tensor;
-      dDbl: Tensor;
-      dXc: Tensor;
-      scanScratch: Tensor;
-    },
   ): Promise<void> {
     const seq = this.seq;
     const p = (name: string): Ref => ({ t: this.P, off: this.offsets.get(pre + name)![0] });
     const g = (name: string): Ref => ({ t: this.G, off: this.offsets.get(pre + name)![0] });
-    const { NLs, N, Ls, d, dI, R, S, K } = s, XD = R + 2 * S;
+    const { NLs, N, Ls, XD, s } = c;
+    const { d, dInner: dI, dtRank: R, dState: S, dConv: K } = c.dims;
     // out_proj
     await recordGemm(seq, {
       M: NLs,
