@@ -34,7 +34,7 @@ import {
 } from "../lib/eval/results.ts";
 import { readShardManifest, SHARD_FORMAT, type ShardManifest } from "../lib/eval/shard.ts";
 import { MAX_IMAGE_SIZE } from "../lib/eval/memory.ts";
-import { runEval, scopePath } from "../lib/eval/run.ts";
+import { type CategoryResult, type EvalResult, runEval, scopePath } from "../lib/eval/run.ts";
 import { encodeHeatmapOverlay } from "../lib/io/heatmap.ts";
 import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { writeReport } from "../lib/viz/report.ts";
@@ -224,17 +224,18 @@ function userPath(p: string): string {
   return resolve(CALLER_CWD, p);
 }
 
-async function main() {
-  flagWarnings(EVAL_FLAGS, Object.keys(OPTIONS));
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: OPTIONS,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+/** The parsed command line (node:util parseArgs over {@link OPTIONS}). */
+function parseCommandLine() {
+  return parseArgs({ args: Deno.args, options: OPTIONS, allowPositionals: false }).values;
+}
+type EvalValues = ReturnType<typeof parseCommandLine>;
+
+/**
+ * A run's settings from the command line: paths resolved against the caller's folder, every
+ * number and combination checked before any work (errors name the flag), the flags the chosen
+ * method ignores reported.
+ */
+function runSettings(values: EvalValues) {
   // A symlinked --out is committed at its target (the link itself stays).
   let out = userPath(values.out!);
   try {
@@ -355,6 +356,15 @@ async function main() {
       );
     }
   }
+  return { out, data, dataset, shard, saveBank, loadBank, numbers, resize, fit, engine, chosen };
+}
+type RunSettings = ReturnType<typeof runSettings>;
+
+/**
+ * The adapter, and the run's first line. Without an adapter a fit is impossible: bank-only
+ * scoring (or an error when `--method snarm` was asked for explicitly).
+ */
+async function announce(values: EvalValues, { data, chosen }: RunSettings): Promise<void> {
   const gpu = await tryGetGpu();
   if (chosen.method === "snarm" && !chosen.head && !gpu) {
     // Fitting trains on WebGPU: without an adapter, say so and score with the bank alone (or fail
@@ -376,13 +386,12 @@ async function main() {
       chosen.method === "bank" ? "" : `; head engine: ${await resolveHeadEngine()}`
     }`,
   );
+}
 
-  // One run per --out (lock beside it); finish or roll back what a killed run left; build every
-  // output in a stage folder beside --out and swap it in only when complete (lib/io/commit.ts).
-  const lock = await acquireLock(out, { what: `--out ${out}` });
-  await recoverOutput(out);
-  // A shard whose --out already holds its complete outputs for the same request is skipped.
-  const request = await requestDigest({
+/** The request of a run (see {@link requestDigest}): its settings and its input files' contents. */
+function runRequest(values: EvalValues, r: RunSettings): Promise<string> {
+  const { data, dataset, chosen, loadBank, numbers, resize, fit, shard } = r;
+  return requestDigest({
     data,
     dataset,
     categories: values.category ?? null,
@@ -400,24 +409,198 @@ async function main() {
     unified: !values["per-category-bank"],
     shardCount: shard?.count ?? null,
   }, [loadBank, chosen.head]);
-  if (shard) {
-    const done = await readShardManifest(out).catch(() => null);
-    const complete = done && done.request === request && done.shard.index === shard.index &&
-      done.shard.count === shard.count &&
-      done.categories.every((c) => {
-        try {
-          return Deno.statSync(join(out, "raw_maps", `${c.category}.safetensors`)).isFile;
-        } catch {
-          return false;
-        }
-      });
-    if (complete) {
-      console.error(
-        `snarm eval: shard ${shard.index}/${shard.count} is already complete in ${out}; skipping`,
-      );
-      lock.release();
-      return;
-    }
+}
+
+/** Whether `out` holds the complete outputs of this shard of the same request. */
+async function shardComplete(
+  out: string,
+  shard: { index: number; count: number },
+  request: string,
+): Promise<boolean> {
+  const done = await readShardManifest(out).catch(() => null);
+  return !!(done && done.request === request && done.shard.index === shard.index &&
+    done.shard.count === shard.count &&
+    done.categories.every((c) => {
+      try {
+        return Deno.statSync(join(out, "raw_maps", `${c.category}.safetensors`)).isFile;
+      } catch {
+        return false;
+      }
+    }));
+}
+
+/** One category's per-image outputs in the stage folder: image rows, raw maps, PNG overlays. */
+async function categoryOutputs(
+  c: CategoryResult,
+  staging: string,
+  imageRows: ImageRow[],
+  opts: { rawMaps: boolean; pngs: boolean },
+): Promise<void> {
+  for (let i = 0; i < c.ids.length; i++) {
+    imageRows.push({
+      category: c.category,
+      id: c.ids[i],
+      path: c.paths[i],
+      label: c.labels[i],
+      defect_type: c.defectTypes[i],
+      score: c.imageScores[i],
+    });
+  }
+  if (opts.rawMaps) {
+    // Raw anomaly maps (f32, the exact values the metrics use); a shard's part of them.
+    await Deno.mkdir(join(staging, "raw_maps"), { recursive: true });
+    await writeRawMaps(join(staging, "raw_maps", `${c.category}.safetensors`), {
+      maps: c.maps,
+      masks: c.masks,
+      scores: c.imageScores,
+      labels: c.labels,
+      ids: c.ids,
+      paths: c.paths,
+      defectTypes: c.defectTypes,
+      size: c.size,
+    });
+  }
+  if (!opts.pngs) return;
+  let lo = Infinity, hi = -Infinity;
+  for (const v of c.maps) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const dir = join(staging, "maps", c.category);
+  await Deno.mkdir(dir, { recursive: true });
+  const px = c.size * c.size;
+  for (let i = 0; i < c.ids.length; i++) {
+    const png = encodeHeatmapOverlay(
+      c.rgb.subarray(i * px * 3, (i + 1) * px * 3),
+      c.maps.subarray(i * px, (i + 1) * px),
+      { vmin: lo, vmax: hi, alpha: 0.5, width: c.size, height: c.size },
+    );
+    const name = c.ids[i].replace(/^test\//, "").replaceAll("/", "_") + ".png";
+    await Deno.writeFile(join(dir, name), png);
+  }
+}
+
+/**
+ * The run's summary outputs in the stage folder: results (or a shard's manifest and scores),
+ * run.json (wall times, cache hits), the HTML report.
+ */
+async function runOutputs(
+  values: EvalValues,
+  result: EvalResult,
+  staging: string,
+  imageRows: ImageRow[],
+  request: string,
+): Promise<void> {
+  const shard = result.shard;
+  const base = resultsBase(result);
+  const records: CategoryRecord[] = result.categories.map((c) => ({
+    category: c.category,
+    metrics: c.metrics,
+    n_test: c.ids.length,
+    n_defect: c.labels.reduce((a, b) => a + b, 0),
+    has_masks: c.hasMasks,
+    mask_conventions: c.maskConventions,
+    empty_masks: c.emptyMasks,
+  }));
+  if (values["prepare-only"]) {
+    // Nothing scored: the banks (--save-bank) and fitted heads (the fit cache) are the output.
+  } else if (result.shard) {
+    // A part of a sharded run: its images' scores and raw maps, and what merge checks.
+    await Deno.writeTextFile(join(staging, "images.csv"), imagesCsv(imageRows));
+    const manifest: ShardManifest = {
+      format: SHARD_FORMAT,
+      request,
+      shard: { index: result.shard.index, count: result.shard.count },
+      totals: result.shard.totals,
+      base,
+      categories: records.map(({ metrics: _m, ...r }) => r),
+    };
+    await Deno.writeTextFile(
+      join(staging, "shard.json"),
+      JSON.stringify(manifest, null, 2) + "\n",
+    );
+  } else {
+    console.log(await writeResults(staging, base, records, imageRows));
+  }
+  // run.json: wall times and cache hits (they differ between runs; results.json does not).
+  const run = {
+    seconds: Number(result.seconds.toFixed(2)),
+    banks: result.banks.map((b) => ({ name: b.name, seconds: Number(b.seconds.toFixed(2)) })),
+    heads: result.heads.map((h) => ({
+      scope: h.scope,
+      cached: h.cached,
+      seconds: Number(h.seconds.toFixed(2)),
+      ...Object.fromEntries(
+        Object.entries(h.fit ?? {}).filter(([k]) => TIMING_KEYS.has(k) && k !== "seconds"),
+      ),
+    })),
+    categories: Object.fromEntries(result.categories.map((c) => [c.category, c.seconds])),
+  };
+  await Deno.writeTextFile(join(staging, "run.json"), JSON.stringify(run, null, 2) + "\n");
+  if (values.report && !shard && !values["prepare-only"]) {
+    const rep = await writeReport(join(staging, "report"), result, { png: !values["no-png"] });
+    console.error(`snarm eval: report/report.html, ${rep.pngs.length} PNGs`);
+  }
+}
+
+/** The closing line: what the run did and wrote. */
+function doneMessage(
+  values: EvalValues,
+  r: RunSettings,
+  result: EvalResult,
+  imageRows: ImageRow[],
+  pngs: boolean,
+): string {
+  const { out, saveBank, chosen, shard } = r;
+  return values["prepare-only"]
+    ? `prepared ${result.banks.length} bank(s)${
+      saveBank
+        ? ` (saved to ${
+          result.banks.map((b) =>
+            scopePath(saveBank, {
+              name: b.name,
+              categories: [],
+              unified: b.name === "unified",
+            })
+          ).join(", ")
+        })`
+        : chosen.method === "snarm" && !chosen.head
+        ? " (in the fit cache with its head)"
+        : " — not kept: pass --save-bank FILE to keep it"
+    }`
+    : result.shard
+    ? `shard ${shard!.index}/${
+      shard!.count
+    }: ${imageRows.length} test images; wrote ${out}/shard.json, raw_maps/`
+    : `${result.categories.length} ${
+      result.categories.length === 1 ? "category" : "categories"
+    }; wrote ${out}/results.csv, results.json, images.csv${pngs ? ", maps/" : ""}`;
+}
+
+async function main() {
+  flagWarnings(EVAL_FLAGS, Object.keys(OPTIONS));
+  const values = parseCommandLine();
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const settings = runSettings(values);
+  const { out, data, dataset, shard, saveBank, loadBank, numbers, resize, fit, engine, chosen } =
+    settings;
+  await announce(values, settings);
+
+  // One run per --out (lock beside it); finish or roll back what a killed run left; build every
+  // output in a stage folder beside --out and swap it in only when complete (lib/io/commit.ts).
+  const lock = await acquireLock(out, { what: `--out ${out}` });
+  await recoverOutput(out);
+  // A shard whose --out already holds its complete outputs for the same request is skipped.
+  const request = await runRequest(values, settings);
+  if (shard && await shardComplete(out, shard, request)) {
+    console.error(
+      `snarm eval: shard ${shard.index}/${shard.count} is already complete in ${out}; skipping`,
+    );
+    lock.release();
+    return;
   }
   const staging = await stageFolder(out);
   const onSigint = () => {
@@ -429,6 +612,7 @@ async function main() {
   Deno.addSignalListener("SIGTERM", onSigint);
   const imageRows: ImageRow[] = [];
   const pngs = !values["no-png"] && !shard && !values["prepare-only"];
+  const rawMaps = !!values["save-maps"] || !!shard;
   try {
     const result = await runEval({
       data,
@@ -452,127 +636,14 @@ async function main() {
       saveBankPath: saveBank,
       shard,
       prepareOnly: values["prepare-only"],
-      onCategory: async (c) => {
-        for (let i = 0; i < c.ids.length; i++) {
-          imageRows.push({
-            category: c.category,
-            id: c.ids[i],
-            path: c.paths[i],
-            label: c.labels[i],
-            defect_type: c.defectTypes[i],
-            score: c.imageScores[i],
-          });
-        }
-        if (values["save-maps"] || shard) {
-          // Raw anomaly maps (f32, the exact values the metrics use); a shard's part of them.
-          await Deno.mkdir(join(staging, "raw_maps"), { recursive: true });
-          await writeRawMaps(join(staging, "raw_maps", `${c.category}.safetensors`), {
-            maps: c.maps,
-            masks: c.masks,
-            scores: c.imageScores,
-            labels: c.labels,
-            ids: c.ids,
-            paths: c.paths,
-            defectTypes: c.defectTypes,
-            size: c.size,
-          });
-        }
-        if (!pngs) return;
-        let lo = Infinity, hi = -Infinity;
-        for (const v of c.maps) {
-          if (v < lo) lo = v;
-          if (v > hi) hi = v;
-        }
-        const dir = join(staging, "maps", c.category);
-        await Deno.mkdir(dir, { recursive: true });
-        const px = c.size * c.size;
-        for (let i = 0; i < c.ids.length; i++) {
-          const png = encodeHeatmapOverlay(
-            c.rgb.subarray(i * px * 3, (i + 1) * px * 3),
-            c.maps.subarray(i * px, (i + 1) * px),
-            { vmin: lo, vmax: hi, alpha: 0.5, width: c.size, height: c.size },
-          );
-          const name = c.ids[i].replace(/^test\//, "").replaceAll("/", "_") + ".png";
-          await Deno.writeFile(join(dir, name), png);
-        }
-      },
+      onCategory: (c) => categoryOutputs(c, staging, imageRows, { rawMaps, pngs }),
     });
-    const base = resultsBase(result);
-    const records: CategoryRecord[] = result.categories.map((c) => ({
-      category: c.category,
-      metrics: c.metrics,
-      n_test: c.ids.length,
-      n_defect: c.labels.reduce((a, b) => a + b, 0),
-      has_masks: c.hasMasks,
-      mask_conventions: c.maskConventions,
-      empty_masks: c.emptyMasks,
-    }));
-    if (values["prepare-only"]) {
-      // Nothing scored: the banks (--save-bank) and fitted heads (the fit cache) are the output.
-    } else if (result.shard) {
-      // A part of a sharded run: its images' scores and raw maps, and what merge checks.
-      await Deno.writeTextFile(join(staging, "images.csv"), imagesCsv(imageRows));
-      const manifest: ShardManifest = {
-        format: SHARD_FORMAT,
-        request,
-        shard: { index: result.shard.index, count: result.shard.count },
-        totals: result.shard.totals,
-        base,
-        categories: records.map(({ metrics: _m, ...r }) => r),
-      };
-      await Deno.writeTextFile(
-        join(staging, "shard.json"),
-        JSON.stringify(manifest, null, 2) + "\n",
-      );
-    } else {
-      console.log(await writeResults(staging, base, records, imageRows));
-    }
-    // run.json: wall times and cache hits (they differ between runs; results.json does not).
-    const run = {
-      seconds: Number(result.seconds.toFixed(2)),
-      banks: result.banks.map((b) => ({ name: b.name, seconds: Number(b.seconds.toFixed(2)) })),
-      heads: result.heads.map((h) => ({
-        scope: h.scope,
-        cached: h.cached,
-        seconds: Number(h.seconds.toFixed(2)),
-        ...Object.fromEntries(
-          Object.entries(h.fit ?? {}).filter(([k]) => TIMING_KEYS.has(k) && k !== "seconds"),
-        ),
-      })),
-      categories: Object.fromEntries(result.categories.map((c) => [c.category, c.seconds])),
-    };
-    await Deno.writeTextFile(join(staging, "run.json"), JSON.stringify(run, null, 2) + "\n");
-    if (values.report && !shard && !values["prepare-only"]) {
-      const rep = await writeReport(join(staging, "report"), result, { png: !values["no-png"] });
-      console.error(`snarm eval: report/report.html, ${rep.pngs.length} PNGs`);
-    }
+    await runOutputs(values, result, staging, imageRows, request);
     // Commit: this tool's outputs in --out (results, maps, report, shard files) are replaced by
     // the staged ones; anything else in --out is kept.
     await hitFault("before-commit");
     await commitFolder(staging, out, { replace: OUT_ENTRIES });
-    const what = values["prepare-only"]
-      ? `prepared ${result.banks.length} bank(s)${
-        saveBank
-          ? ` (saved to ${
-            result.banks.map((b) =>
-              scopePath(saveBank, {
-                name: b.name,
-                categories: [],
-                unified: b.name === "unified",
-              })
-            ).join(", ")
-          })`
-          : chosen.method === "snarm" && !chosen.head
-          ? " (in the fit cache with its head)"
-          : " — not kept: pass --save-bank FILE to keep it"
-      }`
-      : result.shard
-      ? `shard ${shard!.index}/${
-        shard!.count
-      }: ${imageRows.length} test images; wrote ${out}/shard.json, raw_maps/`
-      : `${result.categories.length} ${
-        result.categories.length === 1 ? "category" : "categories"
-      }; wrote ${out}/results.csv, results.json, images.csv${pngs ? ", maps/" : ""}`;
+    const what = doneMessage(values, settings, result, imageRows, pngs);
     console.error(`snarm eval: ${what} in ${result.seconds.toFixed(1)} s`);
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
