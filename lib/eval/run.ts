@@ -12,7 +12,12 @@ import {
   type Sample,
 } from "../data/mod.ts";
 import { DatasetError, type DatasetOptions } from "../data/dataset.ts";
-import { type Backbone, loadRunBackbone, type RunFeatureOptions } from "../backbone/mod.ts";
+import {
+  type Backbone,
+  type BackboneDescription,
+  loadRunBackbone,
+  type RunFeatureOptions,
+} from "../backbone/mod.ts";
 import {
   type Bank,
   type BankScope,
@@ -191,19 +196,38 @@ async function embedSample(bb: Backbone, s: Sample) {
   return f;
 }
 
+/** What the stages of one run share: its options, geometry, backbone and scoring method. */
+interface RunContext {
+  opts: EvalOptions;
+  /** Crop side (px), the resize before it, the feature grid side. */
+  size: number;
+  resize: number;
+  grid: number;
+  geometry: { resize: number; crop: number };
+  /** Bank neighbours of the inter-residual (spec §3), the cap/coreset seed. */
+  k: number;
+  seed: number;
+  show: boolean;
+  bb: Backbone;
+  desc: BackboneDescription;
+  method: "bank" | "snarm";
+}
+
 /**
- * Run bank-only SNARM evaluation.
+ * Run the evaluation, stage by stage (spec §1–9): the data (the categories' splits; a shard's
+ * part of their test images), the features (the backbone at the run's geometry), then per bank
+ * scope (one unified bank, or one per category): the bank (loaded, fitted together with the head,
+ * or built as a coreset of the training patches), the head (fitted on the scope's training
+ * images, or given; none for bank-only), and the scoring of each category (bank search →
+ * residuals → head → maps → metrics, lib/eval/score.ts).
  * @throws {DatasetError} / `ImageError` naming the path for a wrong root, an empty category, a
  *   corrupt image, a missing or mis-sized mask; `BankError` for an incompatible bank file.
  */
 export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const t0 = performance.now();
   const { size, grid, geometry } = runGeometry(opts.imageSize, opts.resize);
-  const resize = geometry.resize;
-  const k = opts.topk ?? 3;
-  const seed = opts.seed ?? 0;
   const unified = opts.unified ?? true;
-  const show = opts.progress ?? true;
+  // ---- the data
   const allSplits = resolveSplits(opts);
   const shardTotals = Object.fromEntries(allSplits.map((s) => [s.category, s.test.length]));
   const splits = opts.shard ? shardSplits(allSplits, opts.shard) : allSplits;
@@ -227,47 +251,85 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       ? splits.reduce((a, s) => a + Math.min(s.train.length, 50), 0)
       : 0,
   });
+  // ---- the features
   const gpu = await tryGetGpu();
   const bb = await loadRunBackbone(opts, size, grid);
-  const desc = bb.describe();
   const method = opts.method ?? "bank";
   if (method !== "bank" && method !== "snarm") {
     throw new OptionError("method", `must be "bank" or "snarm", got "${method}"`);
   }
-  /** Load a head file and check it fits the features, geometry and categories. */
-  const useHead = async (path: string, categories: string[], fitted: boolean) => {
-    const h = await loadHead(path);
-    if (h.config.in_chans !== 2 * desc.featureDim) {
-      throw new Error(
-        `head ${path} expects in_chans ${h.config.in_chans} = 2 × feature dim, but backbone ` +
-          `"${desc.backbone}" gives ${desc.featureDim}-d features (in_chans ${
-            2 * desc.featureDim
-          })`,
-      );
-    }
-    const meta = (await readSafeTensors(path)).metadata;
-    const blend = opts.blend !== false ? headBlend(meta) : null;
-    if (!fitted) {
-      const geo = headGeometry(meta);
-      if (geo && (geo.crop !== size || geo.resize !== resize)) {
-        throw new Error(
-          `head ${path} was fitted with geometry resize ${geo.resize} → crop ${geo.crop}, but ` +
-            `this run uses resize ${resize} → crop ${size}; pass the same \`imageSize\` / \`resize\``,
-        );
-      }
-      const fittedOn: string[] | null = meta.categories ? JSON.parse(meta.categories) : null;
-      const foreign = fittedOn ? categories.filter((c) => !fittedOn.includes(c)) : categories;
-      if (foreign.length) {
-        console.warn(
-          `snarm: warning: head ${path} was ${
-            fittedOn ? `fitted on [${fittedOn}]` : "not fitted on recorded categories"
-          }, not on [${foreign}]: it scores data it was not fitted to`,
-        );
-      }
-    }
-    return { head: h, blend };
+  const c: RunContext = {
+    opts,
+    size,
+    resize: geometry.resize,
+    grid,
+    geometry,
+    k: opts.topk ?? 3,
+    seed: opts.seed ?? 0,
+    show: opts.progress ?? true,
+    bb,
+    desc: bb.describe(),
+    method,
   };
-  const config: Record<string, unknown> = {
+  const config = runConfig(c, splits, unified);
+  const results: CategoryResult[] = [];
+  const banks: EvalResult["banks"] = [];
+  const heads: EvalResult["heads"] = [];
+  try {
+    for (const scope of bankScopes(splits.map((s) => s.category), unified)) {
+      const scopeSplits = splits.filter((s) => scope.categories.includes(s.category));
+      const tb = performance.now();
+      // ---- the bank and the head
+      const loaded = opts.loadBankPath ? await loadScopeBank(c, scope) : null;
+      const { head, bank: fitBank } = await scopeHead(c, scope, loaded, heads);
+      const bank = fitBank ?? loaded ?? await buildScopeBank(c, scope, scopeSplits);
+      if (opts.saveBankPath && !opts.loadBankPath) {
+        await saveBank(scopePath(opts.saveBankPath, scope), bank);
+      }
+      banks.push({
+        name: scope.name,
+        T: bank.meta.T,
+        seconds: (performance.now() - tb) / 1000,
+        meta: bank.meta,
+      });
+      if (opts.prepareOnly) continue;
+      // ---- scoring: bank search → residuals → head → maps → metrics, per category
+      const index: BankIndex = await createBankIndex(gpu, bank.features, bank.meta.dim);
+      try {
+        for (const split of scopeSplits) {
+          if (opts.shard && !split.test.length) continue; // none of this part's images
+          const r = await scoreCategory(bb, index, split, geometry, c.k, c.show, head, !opts.shard);
+          results.push(r);
+          await opts.onCategory?.(r);
+        }
+      } finally {
+        index.destroy();
+      }
+    }
+  } finally {
+    await bb.release();
+  }
+  // Record the bank sizes actually used (a loaded bank, or a cap below T, changes them).
+  config.bankSize = banks.length === 1 ? banks[0].T : banks.map((b) => b.T);
+  return {
+    config,
+    categories: results,
+    banks,
+    heads,
+    adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
+    seconds: (performance.now() - t0) / 1000,
+    ...(opts.shard ? { shard: { ...opts.shard, totals: shardTotals } } : {}),
+  };
+}
+
+/** The run's settings as results.json records them (`config`). */
+function runConfig(
+  c: RunContext,
+  splits: DatasetSplit[],
+  unified: boolean,
+): Record<string, unknown> {
+  const { opts, desc, size, resize, grid, k, seed, method } = c;
+  return {
     method,
     head: opts.head ?? null,
     data: opts.data,
@@ -299,159 +361,179 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     loadBank: opts.loadBankPath ?? null,
     fit: method === "snarm" && !opts.head ? opts.fit ?? {} : null,
   };
-  const results: CategoryResult[] = [];
-  const banks: EvalResult["banks"] = [];
-  const heads: EvalResult["heads"] = [];
-  try {
-    const scopes = bankScopes(splits.map((s) => s.category), unified);
-    for (const scope of scopes) {
-      const scopeSplits = splits.filter((s) => scope.categories.includes(s.category));
-      const tb = performance.now();
-      let bank: Bank | null = null;
-      let head: { head: Head; blend: MapBlend | null } | null = null;
-      if (opts.loadBankPath) {
-        const path = scopePath(opts.loadBankPath, scope);
-        const loaded = await loadBank(path, {
-          backbone: desc.backbone,
-          taps: desc.taps,
-          dim: desc.featureDim,
-          inputSize: size,
-          resize,
-        });
-        bank = loaded;
-        const foreign = scope.categories.filter((c) => !loaded.meta.categories.includes(c));
-        if (foreign.length) {
-          console.warn(
-            `snarm: bank ${path} was built from categories [${loaded.meta.categories}], not from ` +
-              `[${foreign}]: scores use other categories' normal patches`,
-          );
-        }
-      }
-      if (method === "snarm" && !opts.head) {
-        const fit = await fitHead({
-          ...opts.fit,
-          data: opts.data,
-          categories: scope.categories,
-          dataset: opts.dataset,
-          backbone: opts.backbone,
-          taps: opts.taps,
-          inputName: opts.inputName,
-          model: opts.model,
-          backboneEngine: opts.backboneEngine,
-          featureDim: opts.featureDim,
-          imageSize: size,
-          resize,
-          bankSize: opts.bankSize,
-          bankCap: opts.bankCap,
-          seed,
-          bank: bank ?? undefined,
-          cacheDir: opts.cacheDir,
-          refit: opts.refit,
-          progress: show,
-          modelSha256: desc.modelSha256,
-        });
-        if (show) {
-          console.log(
-            fit.cached
-              ? `snarm: using the cached fit ${fit.dir} (fitted on [${scope.categories}])`
-              : `snarm: fitted the head in ${fit.seconds.toFixed(0)} s → ${fit.dir}`,
-          );
-        }
-        bank = fit.bank;
-        head = await useHead(fit.headPath, scope.categories, true);
-        heads.push({
-          scope: scope.name,
-          path: fit.headPath,
-          fitted: true,
-          cached: fit.cached,
-          seconds: fit.seconds,
-          blend: head.blend,
-          fit: fit.record,
-        });
-      } else if (method === "snarm") {
-        head = await useHead(opts.head!, scope.categories, false);
-        heads.push({
-          scope: scope.name,
-          path: opts.head!,
-          fitted: false,
-          cached: false,
-          seconds: 0,
-          blend: head.blend,
-          fit: null,
-        });
-      }
-      if (!bank) {
-        const train = scopeSplits.flatMap((s) => s.train);
-        const pe = show ? startProgress(`embed train (${scope.name})`, train.length) : noProgress;
-        let pc = noProgress;
-        let coresetDone = 0;
-        bank = await buildBank(embedRecords(bb, train, geometry, pe), {
-          size: opts.bankSize,
-          cap: opts.bankCap,
-          seed,
-          sourceIds: train.map((r) => `${r.category}/${r.id}`),
-          backbone: desc.backbone,
-          taps: desc.taps,
-          inputSize: size,
-          resize,
-          unified: scope.unified,
-          categories: scope.categories,
-          onProgress: (p) => {
-            if (p.stage !== "coreset" || !show || p.total <= 0) return;
-            if (pc === noProgress) {
-              pe.stop();
-              pc = startProgress(`coreset (${scope.name})`, p.total);
-            }
-            pc.tick(p.done - coresetDone);
-            coresetDone = p.done;
-          },
-        });
-        pe.stop();
-        pc.stop();
-        const asked = opts.bankSize ?? 10_000;
-        if (bank.meta.T < asked) {
-          console.warn(
-            `snarm: \`bankSize\` ${asked} exceeds the ${bank.meta.numCandidates} patches of the ` +
-              `training images (${scope.name}): the bank keeps all of them (T = ${bank.meta.T})`,
-          );
-        }
-      }
-      if (opts.saveBankPath && !opts.loadBankPath) {
-        await saveBank(scopePath(opts.saveBankPath, scope), bank);
-      }
-      banks.push({
-        name: scope.name,
-        T: bank.meta.T,
-        seconds: (performance.now() - tb) / 1000,
-        meta: bank.meta,
-      });
-      if (opts.prepareOnly) continue;
-      const index: BankIndex = await createBankIndex(gpu, bank.features, bank.meta.dim);
-      try {
-        for (const split of scopeSplits) {
-          if (opts.shard && !split.test.length) continue; // none of this part's images
-          const r = await scoreCategory(bb, index, split, geometry, k, show, head, !opts.shard);
-          results.push(r);
-          await opts.onCategory?.(r);
-        }
-      } finally {
-        index.destroy();
-      }
-    }
-  } finally {
-    await bb.release();
+}
+
+/** Load a head file and check it fits the features, geometry and categories. */
+async function loadRunHead(
+  c: RunContext,
+  path: string,
+  categories: string[],
+  fitted: boolean,
+): Promise<{ head: Head; blend: MapBlend | null }> {
+  const { opts, desc, size, resize } = c;
+  const h = await loadHead(path);
+  if (h.config.in_chans !== 2 * desc.featureDim) {
+    throw new Error(
+      `head ${path} expects in_chans ${h.config.in_chans} = 2 × feature dim, but backbone ` +
+        `"${desc.backbone}" gives ${desc.featureDim}-d features (in_chans ${2 * desc.featureDim})`,
+    );
   }
-  // Record the bank sizes actually used (a loaded bank, or a cap below T, changes them).
-  config.bankSize = banks.length === 1 ? banks[0].T : banks.map((b) => b.T);
-  return {
-    config,
-    categories: results,
-    banks,
-    heads,
-    adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
-    seconds: (performance.now() - t0) / 1000,
-    ...(opts.shard ? { shard: { ...opts.shard, totals: shardTotals } } : {}),
-  };
+  const meta = (await readSafeTensors(path)).metadata;
+  const blend = opts.blend !== false ? headBlend(meta) : null;
+  if (!fitted) {
+    const geo = headGeometry(meta);
+    if (geo && (geo.crop !== size || geo.resize !== resize)) {
+      throw new Error(
+        `head ${path} was fitted with geometry resize ${geo.resize} → crop ${geo.crop}, but ` +
+          `this run uses resize ${resize} → crop ${size}; pass the same \`imageSize\` / \`resize\``,
+      );
+    }
+    const fittedOn: string[] | null = meta.categories ? JSON.parse(meta.categories) : null;
+    const foreign = fittedOn ? categories.filter((c) => !fittedOn.includes(c)) : categories;
+    if (foreign.length) {
+      console.warn(
+        `snarm: warning: head ${path} was ${
+          fittedOn ? `fitted on [${fittedOn}]` : "not fitted on recorded categories"
+        }, not on [${foreign}]: it scores data it was not fitted to`,
+      );
+    }
+  }
+  return { head: h, blend };
+}
+
+/** A bank scope's bank from `loadBankPath`, checked against the backbone and geometry. */
+async function loadScopeBank(c: RunContext, scope: BankScope): Promise<Bank> {
+  const { opts, desc, size, resize } = c;
+  const path = scopePath(opts.loadBankPath!, scope);
+  const loaded = await loadBank(path, {
+    backbone: desc.backbone,
+    taps: desc.taps,
+    dim: desc.featureDim,
+    inputSize: size,
+    resize,
+  });
+  const foreign = scope.categories.filter((cat) => !loaded.meta.categories.includes(cat));
+  if (foreign.length) {
+    console.warn(
+      `snarm: bank ${path} was built from categories [${loaded.meta.categories}], not from ` +
+        `[${foreign}]: scores use other categories' normal patches`,
+    );
+  }
+  return loaded;
+}
+
+/**
+ * The head of a bank scope: fitted on its categories' training images (with its own bank, which
+ * then replaces a built one; reused from the fit cache), or the given `head`; none for bank-only.
+ * Records it in `heads`.
+ */
+async function scopeHead(
+  c: RunContext,
+  scope: BankScope,
+  loaded: Bank | null,
+  heads: EvalResult["heads"],
+): Promise<{ head: { head: Head; blend: MapBlend | null } | null; bank: Bank | null }> {
+  const { opts, method, size, resize, seed, show, desc } = c;
+  let head: { head: Head; blend: MapBlend | null } | null = null;
+  let bank: Bank | null = null;
+  if (method === "snarm" && !opts.head) {
+    const fit = await fitHead({
+      ...opts.fit,
+      data: opts.data,
+      categories: scope.categories,
+      dataset: opts.dataset,
+      backbone: opts.backbone,
+      taps: opts.taps,
+      inputName: opts.inputName,
+      model: opts.model,
+      backboneEngine: opts.backboneEngine,
+      featureDim: opts.featureDim,
+      imageSize: size,
+      resize,
+      bankSize: opts.bankSize,
+      bankCap: opts.bankCap,
+      seed,
+      bank: loaded ?? undefined,
+      cacheDir: opts.cacheDir,
+      refit: opts.refit,
+      progress: show,
+      modelSha256: desc.modelSha256,
+    });
+    if (show) {
+      console.log(
+        fit.cached
+          ? `snarm: using the cached fit ${fit.dir} (fitted on [${scope.categories}])`
+          : `snarm: fitted the head in ${fit.seconds.toFixed(0)} s → ${fit.dir}`,
+      );
+    }
+    bank = fit.bank;
+    head = await loadRunHead(c, fit.headPath, scope.categories, true);
+    heads.push({
+      scope: scope.name,
+      path: fit.headPath,
+      fitted: true,
+      cached: fit.cached,
+      seconds: fit.seconds,
+      blend: head.blend,
+      fit: fit.record,
+    });
+  } else if (method === "snarm") {
+    head = await loadRunHead(c, opts.head!, scope.categories, false);
+    heads.push({
+      scope: scope.name,
+      path: opts.head!,
+      fitted: false,
+      cached: false,
+      seconds: 0,
+      blend: head.blend,
+      fit: null,
+    });
+  }
+  return { head, bank };
+}
+
+/** A bank scope's bank built from its training images: random cap, then the coreset (spec §2). */
+async function buildScopeBank(
+  c: RunContext,
+  scope: BankScope,
+  scopeSplits: DatasetSplit[],
+): Promise<Bank> {
+  const { opts, bb, desc, geometry, size, resize, seed, show } = c;
+  const train = scopeSplits.flatMap((s) => s.train);
+  const pe = show ? startProgress(`embed train (${scope.name})`, train.length) : noProgress;
+  let pc = noProgress;
+  let coresetDone = 0;
+  const bank = await buildBank(embedRecords(bb, train, geometry, pe), {
+    size: opts.bankSize,
+    cap: opts.bankCap,
+    seed,
+    sourceIds: train.map((r) => `${r.category}/${r.id}`),
+    backbone: desc.backbone,
+    taps: desc.taps,
+    inputSize: size,
+    resize,
+    unified: scope.unified,
+    categories: scope.categories,
+    onProgress: (p) => {
+      if (p.stage !== "coreset" || !show || p.total <= 0) return;
+      if (pc === noProgress) {
+        pe.stop();
+        pc = startProgress(`coreset (${scope.name})`, p.total);
+      }
+      pc.tick(p.done - coresetDone);
+      coresetDone = p.done;
+    },
+  });
+  pe.stop();
+  pc.stop();
+  const asked = opts.bankSize ?? 10_000;
+  if (bank.meta.T < asked) {
+    console.warn(
+      `snarm: \`bankSize\` ${asked} exceeds the ${bank.meta.numCandidates} patches of the ` +
+        `training images (${scope.name}): the bank keeps all of them (T = ${bank.meta.T})`,
+    );
+  }
+  return bank;
 }
 
 /**
