@@ -17,7 +17,7 @@ import { writeFileAtomic } from "../io/safetensors.ts";
 import { noProgress, startProgress } from "../util/progress.ts";
 import { warmCosineLr } from "./adamw.ts";
 import { type Checkpoint, loadCheckpoint, saveCheckpoint, settingsMismatch } from "./checkpoint.ts";
-import { GpuHeadTrainer } from "./gpu/head_train.ts";
+import { GpuHeadTrainer, type StepLoss } from "./gpu/head_train.ts";
 import { initHeadWeights } from "./init.ts";
 import { mulberry32 } from "../ops/pointwise.ts";
 import { prepareTrainingSet, type TrainingSet } from "./samples.ts";
@@ -158,11 +158,68 @@ export function stepBatch(seed: number, s: number, B: number, n: number): number
 }
 
 /**
+ * Step `s` of a run (spec §8): the seeded batch of cached samples (`stepBatch`), the residual
+ * fusion with the head's current unary predictor, the warm-up + cosine learning rate, and the
+ * trainer's step; `buf` holds the batch's X `(B, 2C, h, w)`, target `(B, h·w)` and unary weights.
+ */
+async function trainStep(
+  trainer: GpuHeadTrainer,
+  set: TrainingSet,
+  config: HeadConfig,
+  t: ReturnType<typeof trainSettings>,
+  s: number,
+  buf: { X: Float32Array; target: Float32Array; unaryW: Float32Array },
+): Promise<{ l: StepLoss; rate: number }> {
+  const { B, seed, lr, steps, warmup } = t;
+  const { X, target, unaryW } = buf;
+  const L = set.h * set.w, xLen = 2 * set.C * L;
+  const idx = stepBatch(seed, s, B, set.samples.length);
+  idx.forEach((i, b) => {
+    X.set(set.samples[i].X, b * xLen);
+    target.set(set.samples[i].target, b * L);
+  });
+  const u = await trainer.unary();
+  unaryW.set(u.weight);
+  const fu = await fuseResiduals(X, B, set.h, set.w, unaryW, u.bias, {
+    ratio: config.self_ratio,
+    method: config.residual_method,
+    // WGSL, as fits have always used (FIT_VERSION): "native" would move the unary and waypoint
+    // maps by f32 rounding, so near-ties among the references, so the fitted heads' bytes.
+    engine: "webgpu",
+  });
+  const rate = warmCosineLr(s, {
+    baseLr: lr,
+    finalLr: lr * 0.01,
+    totalSteps: steps,
+    warmupSteps: warmup,
+    warmupStartLr: 0,
+  });
+  const l = await trainer.step({
+    Z: fu.Z,
+    refMask: fu.refMask,
+    target,
+    lr: rate,
+    dropoutSeed: hash2(seed ^ 0x5bd1e995, s),
+  });
+  return { l, rate };
+}
+
+/**
  * Train a SNARM head.
  * @throws {Error} without a WebGPU adapter, on bad options, on a dataset without `train/good`,
  *   or when `--resume` finds a checkpoint of another configuration.
  */
-export async function runTraining(o: TrainOptions): Promise<TrainResult> {
+/** `Deno.statSync(p)`, or null when `p` does not exist. */
+function exists(p: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/** The run's training settings from the options (defaults filled in), each checked. */
+function trainSettings(o: TrainOptions) {
   const presetName = o.preset ?? "cpu";
   const preset = TRAIN_PRESETS[presetName];
   if (!preset) throw new OptionError("preset", `must be "cpu" or "paper", got "${o.preset}"`);
@@ -206,29 +263,19 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   if (!Number.isInteger(warmup) || warmup < 0 || warmup > steps) {
     throw new OptionError("warmup", `must be an integer in [0, steps], got ${warmup}`);
   }
-  const gpu: Gpu | null = await tryGetGpu();
-  if (!gpu) {
-    throw new Error(
-      "training needs a WebGPU adapter (none found); on a machine without a GPU install Mesa " +
-        "lavapipe: apt-get install -y mesa-vulkan-drivers libvulkan1",
-    );
-  }
-  const show = o.progress ?? true;
-  const ckptPath = `${o.out}/checkpoint.safetensors`;
-  const csvPath = `${o.out}/loss.csv`;
-  const headPath = `${o.out}/head.safetensors`;
-  const exists = (p: string) => {
-    try {
-      return Deno.statSync(p);
-    } catch {
-      return null;
-    }
-  };
-  const outStat = exists(o.out);
-  if (outStat && !outStat.isDirectory) {
-    throw new OptionError("out", `${o.out} exists and is not a folder`);
-  }
-  // Check the resume (or its absence) before the long sample preparation.
+  return { presetName, preset, steps, B, lr, seed, every, warmup, dropout };
+}
+
+/**
+ * The checkpoint a `resume` continues, checked against the settings before the long sample
+ * preparation; null for a fresh run, which must not overwrite another run's folder.
+ */
+async function resumeCheckpoint(
+  o: TrainOptions,
+  t: ReturnType<typeof trainSettings>,
+  ckptPath: string,
+): Promise<Checkpoint | null> {
+  const { presetName, steps, B, lr, warmup, seed, dropout } = t;
   let resumed: Checkpoint | null = null;
   if (o.resume) {
     if (!exists(ckptPath)) {
@@ -264,6 +311,50 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
         "continue it, or choose another `out` (or delete that folder)",
     );
   }
+  return resumed;
+}
+
+/** The head configuration of a training set and preset (official keys, spec §6). */
+function trainHeadConfig(
+  set: TrainingSet,
+  preset: (typeof TRAIN_PRESETS)[keyof typeof TRAIN_PRESETS],
+): HeadConfig {
+  return {
+    image_size: [3, set.imageSize, set.imageSize],
+    stride: set.imageSize / set.h,
+    in_chans: 2 * set.C,
+    embed_dim: preset.embed_dim,
+    depth: preset.depth,
+    scan: preset.scan,
+    self_ratio: 0.75,
+    scale_list: preset.scale_list,
+    residual_method: "concat_abs_square",
+    d_state: 4,
+    d_conv: 4,
+    expand: 2,
+  };
+}
+
+export async function runTraining(o: TrainOptions): Promise<TrainResult> {
+  const t = trainSettings(o);
+  const { presetName, preset, steps, B, lr, seed, every, warmup, dropout } = t;
+  const gpu: Gpu | null = await tryGetGpu();
+  if (!gpu) {
+    throw new Error(
+      "training needs a WebGPU adapter (none found); on a machine without a GPU install Mesa " +
+        "lavapipe: apt-get install -y mesa-vulkan-drivers libvulkan1",
+    );
+  }
+  const show = o.progress ?? true;
+  const ckptPath = `${o.out}/checkpoint.safetensors`;
+  const csvPath = `${o.out}/loss.csv`;
+  const headPath = `${o.out}/head.safetensors`;
+  const outStat = exists(o.out);
+  if (outStat && !outStat.isDirectory) {
+    throw new OptionError("out", `${o.out} exists and is not a folder`);
+  }
+  // Check the resume (or its absence) before the long sample preparation.
+  const resumed = await resumeCheckpoint(o, t, ckptPath);
   const t0 = performance.now();
   const set = o.trainingSet ?? await prepareTrainingSet({
     roots: o.data,
@@ -294,20 +385,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const prepSeconds = (performance.now() - t0) / 1000;
   await Deno.mkdir(o.out, { recursive: true });
   if (!set.samples.length) throw new Error("training set is empty");
-  const config: HeadConfig = {
-    image_size: [3, set.imageSize, set.imageSize],
-    stride: set.imageSize / set.h,
-    in_chans: 2 * set.C,
-    embed_dim: preset.embed_dim,
-    depth: preset.depth,
-    scan: preset.scan,
-    self_ratio: 0.75,
-    scale_list: preset.scale_list,
-    residual_method: "concat_abs_square",
-    d_state: 4,
-    d_conv: 4,
-    expand: 2,
-  };
+  const config = trainHeadConfig(set, preset);
   const settings = {
     preset: presetName,
     config,
@@ -419,34 +497,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   let stoppedAt: number | null = null;
   try {
     for (let s = start; s < end; s++) {
-      const idx = stepBatch(seed, s, B, set.samples.length);
-      idx.forEach((i, b) => {
-        X.set(set.samples[i].X, b * xLen);
-        target.set(set.samples[i].target, b * L);
-      });
-      const u = await trainer.unary();
-      unaryW.set(u.weight);
-      const fu = await fuseResiduals(X, B, set.h, set.w, unaryW, u.bias, {
-        ratio: config.self_ratio,
-        method: config.residual_method,
-        // WGSL, as fits have always used (FIT_VERSION): "native" would move the unary and
-        // waypoint maps by f32 rounding, so near-ties among the references, so the fitted heads
-        engine: "webgpu",
-      });
-      const rate = warmCosineLr(s, {
-        baseLr: lr,
-        finalLr: lr * 0.01,
-        totalSteps: steps,
-        warmupSteps: warmup,
-        warmupStartLr: 0,
-      });
-      const l = await trainer.step({
-        Z: fu.Z,
-        refMask: fu.refMask,
-        target,
-        lr: rate,
-        dropoutSeed: hash2(seed ^ 0x5bd1e995, s),
-      });
+      const { l, rate } = await trainStep(trainer, set, config, t, s, { X, target, unaryW });
       if (!Number.isFinite(l.loss)) {
         throw new Error(`training diverged at step ${s + 1}: loss ${l.loss}`);
       }
