@@ -34,7 +34,7 @@ import {
   gemmSteps,
 } from "../lib/model/gemm.ts";
 import { encodeSteps } from "../lib/gpu/steps.ts";
-import { createActTexture, writeActTexture } from "../lib/model/textures.ts";
+import { createActTexture, writeActTexture } from "../lib/gpu/textures.ts";
 import {
   blockOutputStep,
   headOutputStep,

@@ -10,15 +10,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 // deno-lint-ignore no-import-prefix
 import { decode } from "npm:fast-png@8.0.0";
+import { channelsFirstNorms, gridNorms } from "../lib/maps/mod.ts";
 import {
   anomalyOverlayFigure,
   bankDistanceHistogramFigure,
   canExportFigures,
   categoryOverlayFigure,
-  channelsFirstNorms,
   displayBundle,
   enableJupyterDisplay,
-  gridNorms,
   headMapsFigure,
   interResidualFigure,
   intraResidualFigure,

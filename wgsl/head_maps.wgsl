@@ -6,7 +6,7 @@
 //     head j of position p in texel (j / 4, p), component j % 4.
 //   gauss_v / gauss_h: the two passes of scipy.ndimage.gaussian_filter (σ, truncate 4, mode
 //     "reflect"), per image; the taps are generated unrolled with the weights as literals
-//     (lib/model/maps_gpu.ts); f32 accumulation.
+//     (lib/maps/gpu.ts); f32 accumulation.
 // Maps are buffers of H rows of Wp floats (Wp = W padded to 64, so the caller can copy them into
 // textures); each invocation writes 4 consecutive pixels of one row (one vec4).
 

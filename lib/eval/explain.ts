@@ -36,7 +36,7 @@ import type { Head, HeadEngine } from "../model/head.ts";
 import type { Sample } from "../data/sample.ts";
 import { residualNorms, scorePatchMap } from "../maps/bank.ts";
 import { OptionError } from "../util/errors.ts";
-import { channelsFirstNorms } from "../viz/maps.ts";
+import { channelsFirstNorms } from "../maps/bank.ts";
 
 /** Every intermediate of one image (grids row-major `(h, w)`, maps `(S, S)`, S = crop size). */
 export interface ImageExplanation {

@@ -24,6 +24,48 @@ export function residualNorms(residual: FeatureGrid): Float32Array {
   return out;
 }
 
+/**
+ * L2 norm over channels of one image of a channels-last grid.
+ * @param grid `(N, h, w, C)` channels-last. @returns `(h, w)` row-major f32.
+ * @throws {RangeError} when `index` is outside 0…N−1.
+ */
+export function gridNorms(grid: FeatureGrid, index = 0): Float32Array {
+  const { n, h, w, c, data } = grid;
+  if (!Number.isInteger(index) || index < 0 || index >= n) {
+    throw new RangeError(`gridNorms: image ${index} outside 0..${n - 1}`);
+  }
+  const n1 = h * w * c;
+  return residualNorms({ n: 1, h, w, c, data: data.subarray(index * n1, (index + 1) * n1) });
+}
+
+/**
+ * L2 norm over channels of one image of a channels-first `(B, C, h, w)` tensor.
+ * @returns `(h, w)` row-major f32.
+ * @throws {Error} when `data` is not `B·C·h·w` long or `index` is outside 0…B−1.
+ */
+export function channelsFirstNorms(
+  data: Float32Array,
+  shape: { B: number; C: number; h: number; w: number },
+  index = 0,
+): Float32Array {
+  const { B, C, h, w } = shape;
+  const L = h * w;
+  if (data.length !== B * C * L) {
+    throw new Error(`channelsFirstNorms: ${data.length} values, expected (${B}, ${C}, ${h}, ${w})`);
+  }
+  if (!Number.isInteger(index) || index < 0 || index >= B) {
+    throw new RangeError(`channelsFirstNorms: image ${index} outside 0..${B - 1}`);
+  }
+  const acc = new Float64Array(L);
+  for (let c = 0; c < C; c++) {
+    const o = (index * C + c) * L;
+    for (let p = 0; p < L; p++) acc[p] += data[o + p] * data[o + p];
+  }
+  const out = new Float32Array(L);
+  for (let p = 0; p < L; p++) out[p] = Math.sqrt(acc[p]);
+  return out;
+}
+
 /** An image's smoothed anomaly map and its image score. */
 export interface ScoredMap {
   /** `(size, size)` row-major f32 smoothed anomaly map. */

@@ -1,7 +1,8 @@
 /**
  * The maps stage (spec §7), one folder: the filters (`filters.ts`: bilinear resize, Gaussian,
  * image score), the head's maps from its logits (`head.ts`) and the bank-only maps from the
- * inter-residual norms (`bank.ts`). The head's WGSL map program is lib/model/maps_gpu.ts.
+ * inter-residual norms (`bank.ts`, with the residual norms), and the head's maps on WebGPU
+ * (`gpu.ts`, shader `wgsl/head_maps.wgsl`: the same maps in one recorded program).
  *
  * @example
  * ```ts
@@ -23,3 +24,4 @@
 export * from "./filters.ts";
 export * from "./head.ts";
 export * from "./bank.ts";
+export { headMapsGpu } from "./gpu.ts";

@@ -36,9 +36,9 @@ import {
   scanWorkgroupSize,
 } from "./selective_scan.ts";
 import { bindGroup, encodeSteps, type Step, uniformWords } from "../gpu/steps.ts";
-import { createActTexture } from "./textures.ts";
+import { createActTexture } from "../gpu/textures.ts";
 import { tokensSource } from "./tokens.ts";
-import { mapSteps } from "./maps_gpu.ts";
+import { mapSteps } from "../maps/gpu.ts";
 import {
   blockOutputStep,
   headOutputStep,

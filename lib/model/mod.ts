@@ -52,7 +52,7 @@ export {
   resolveHeadEngine,
 } from "./head.ts";
 export { type HeadMaps, headMaps } from "../maps/head.ts";
-export { headMapsGpu } from "./maps_gpu.ts";
+export { headMapsGpu } from "../maps/gpu.ts";
 export {
   type Capture,
   conv3x3Ref,

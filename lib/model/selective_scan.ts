@@ -19,7 +19,7 @@ import {
   type Strided,
   stridedExtent,
 } from "./selective_scan_ref.ts";
-import { createActTexture, writeActTexture } from "./textures.ts";
+import { createActTexture, writeActTexture } from "../gpu/textures.ts";
 
 export { layoutNDL, layoutNLD, selectiveScanRef } from "./selective_scan_ref.ts";
 export type { ScanDims, ScanLayout, ScanOperands, Strided } from "./selective_scan_ref.ts";

@@ -26,6 +26,7 @@ import {
   toMatrix,
 } from "./figure.ts";
 import { makeFigure } from "./jupyter.ts";
+import { channelsFirstNorms, gridNorms } from "../maps/bank.ts";
 
 /** Options of {@link anomalyOverlayFigure}. */
 export interface OverlayOptions {
@@ -226,55 +227,6 @@ export function patchMapFigure(
     legend: { orientation: "h", y: -0.12 },
     margin: { l: 60, r: 20, t: 50, b: 60 },
   });
-}
-
-/**
- * L2 norm over channels of one image of a channels-last grid.
- * @param grid `(N, h, w, C)` channels-last. @returns `(h, w)` row-major f32.
- * @throws {RangeError} when `index` is outside 0…N−1.
- */
-export function gridNorms(grid: FeatureGrid, index = 0): Float32Array {
-  const { n, h, w, c, data } = grid;
-  if (!Number.isInteger(index) || index < 0 || index >= n) {
-    throw new RangeError(`gridNorms: image ${index} outside 0..${n - 1}`);
-  }
-  const L = h * w;
-  const out = new Float32Array(L);
-  for (let p = 0; p < L; p++) {
-    const o = (index * L + p) * c;
-    let s = 0;
-    for (let k = 0; k < c; k++) s += data[o + k] * data[o + k];
-    out[p] = Math.sqrt(s);
-  }
-  return out;
-}
-
-/**
- * L2 norm over channels of one image of a channels-first `(B, C, h, w)` tensor.
- * @returns `(h, w)` row-major f32.
- * @throws {Error} when `data` is not `B·C·h·w` long or `index` is outside 0…B−1.
- */
-export function channelsFirstNorms(
-  data: Float32Array,
-  shape: { B: number; C: number; h: number; w: number },
-  index = 0,
-): Float32Array {
-  const { B, C, h, w } = shape;
-  const L = h * w;
-  if (data.length !== B * C * L) {
-    throw new Error(`channelsFirstNorms: ${data.length} values, expected (${B}, ${C}, ${h}, ${w})`);
-  }
-  if (!Number.isInteger(index) || index < 0 || index >= B) {
-    throw new RangeError(`channelsFirstNorms: image ${index} outside 0..${B - 1}`);
-  }
-  const acc = new Float64Array(L);
-  for (let c = 0; c < C; c++) {
-    const o = (index * C + c) * L;
-    for (let p = 0; p < L; p++) acc[p] += data[o + p] * data[o + p];
-  }
-  const out = new Float32Array(L);
-  for (let p = 0; p < L; p++) out[p] = Math.sqrt(acc[p]);
-  return out;
 }
 
 /** Options of the residual / waypoint maps: the image index plus {@link PatchMapOptions}. */

@@ -8,10 +8,10 @@
 import { type Gpu, tryGetGpu, warnFallback, withErrorScope } from "../gpu/device.ts";
 import { fillTemplate, getPipeline, loadWgsl } from "../gpu/pipeline.ts";
 import { createStorage, readF32 } from "../gpu/buffers.ts";
-import { gaussianKernel1d, imageScore } from "../maps/mod.ts";
-import { checkHeadLogits, type HeadMaps, headMaps } from "../maps/head.ts";
+import { gaussianKernel1d, imageScore } from "./filters.ts";
+import { checkHeadLogits, type HeadMaps, headMaps } from "./head.ts";
 import { bindGroup, encodeSteps, type Step, uniformWords } from "../gpu/steps.ts";
-import { createActTexture } from "./textures.ts";
+import { createActTexture } from "../gpu/textures.ts";
 
 export { headMaps };
 

@@ -6,8 +6,8 @@
  * these textures.
  * @module
  */
-import { type Gpu, GpuError, withErrorScope } from "../gpu/device.ts";
-import { BufferUsage } from "../gpu/buffers.ts";
+import { type Gpu, GpuError, withErrorScope } from "./device.ts";
+import { BufferUsage } from "./buffers.ts";
 
 const TEXTURE_BINDING = 0x04, STORAGE_BINDING = 0x08, COPY_SRC = 0x01, COPY_DST = 0x02;
 
