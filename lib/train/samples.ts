@@ -15,13 +15,20 @@
  * option that changes the samples, so a resumed or repeated run skips the backbone and the search.
  * @module
  */
-import { type Backbone, loadRunBackbone, type RunFeatureOptions } from "../backbone/mod.ts";
+import {
+  type Backbone,
+  type BackboneDescription,
+  loadRunBackbone,
+  type RunFeatureOptions,
+} from "../backbone/mod.ts";
 import { type Bank, buildBank } from "../bank/bank.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
+import type { BankIndex } from "../bank/search.ts";
 import { interModelInput, trainingResidual } from "../residual/inter.ts";
 import {
   DatasetError,
   type DatasetOptions,
+  type DatasetSplit,
   type ImageRecord,
   listCategories,
   loadSplit,
@@ -212,27 +219,11 @@ async function embedRgb(bb: Backbone, rgb: Uint8Array, size: number): Promise<Fe
   return await bb.embed(normalizeImageNet(rgb, size, size), [1, 3, size, size]);
 }
 
-/**
- * Prepare (or load from the cache) the training samples of every root.
- * @throws {DatasetError} naming the root when it has no category with `train/good` images.
- * @throws {Error} when a cache file does not match the requested options.
- */
-export async function prepareTrainingSet(opts: PrepareOptions): Promise<TrainingSet> {
-  const { size, grid, geometry } = runGeometry(opts.imageSize, opts.resize);
-  if (!opts.roots.length) throw new OptionError("roots", "must name at least one dataset root");
-  if (opts.bank && opts.roots.length !== 1) {
-    throw new Error("prepareTrainingSet: a given bank needs exactly one root");
-  }
-  const L = grid * grid, resize = geometry.resize;
-  const valFraction = opts.valFraction ?? 0;
-  if (!(valFraction >= 0 && valFraction < 1)) {
-    throw new OptionError("valFraction", `must be in [0, 1), got ${opts.valFraction}`);
-  }
-  const seed = opts.seed ?? 0, synthPer = opts.synthPerImage ?? 2, k = opts.topk ?? 3;
-  const valSynth = opts.valSynthPerImage ?? 4;
-  const show = opts.progress ?? true;
-  // Resolve every root first so a wrong path fails before any work.
-  const plans = opts.roots.map((root) => {
+/** The categories and splits of every root, checked (a wrong path fails before any work). */
+function planRoots(
+  opts: PrepareOptions,
+): Array<{ root: string; cats: string[]; splits: DatasetSplit[] }> {
+  return opts.roots.map((root) => {
     let cats: string[];
     try {
       cats = listCategories(root, opts.dataset);
@@ -265,6 +256,145 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
     });
     return { root, cats, splits };
   });
+}
+
+/**
+ * A root's bank: the given one (checked to come from the same training images, in order: the
+ * leave-own-image-out residuals need it), or built from the embedded training images.
+ */
+async function rootBank(
+  opts: PrepareOptions,
+  plan: { root: string; cats: string[] },
+  train: ImageRecord[],
+  grids: Iterable<FeatureGrid>,
+  c: {
+    desc: BackboneDescription;
+    size: number;
+    resize: number;
+    seed: number;
+    name: string;
+    show: boolean;
+  },
+): Promise<Bank> {
+  const { desc, size, resize, seed, name, show } = c;
+  let pc: Progress = noProgress;
+  let done = 0;
+  if (opts.bank) {
+    const ids = train.map((r) => `${r.category}/${r.id}`);
+    if (JSON.stringify(opts.bank.meta.sourceImageIds) !== JSON.stringify(ids)) {
+      throw new Error(
+        `the given bank was built from other training images than ${plan.root} ` +
+          `[${plan.cats}] (${opts.bank.meta.sourceImageIds.length} vs ${ids.length} images); ` +
+          "leave-own-image-out residuals need the same images in the same order",
+      );
+    }
+  }
+  const bank = opts.bank ?? await buildBank(grids, {
+    size: opts.bankSize,
+    cap: opts.bankCap,
+    seed,
+    sourceIds: train.map((r) => `${r.category}/${r.id}`),
+    backbone: desc.backbone,
+    taps: desc.taps,
+    inputSize: size,
+    resize,
+    unified: true,
+    categories: plan.cats,
+    onProgress: (p) => {
+      if (p.stage !== "coreset" || !show || p.total <= 0) return;
+      if (pc === noProgress) pc = startProgress(`coreset (${name})`, p.total);
+      pc.tick(p.done - done);
+      done = p.done;
+    },
+  });
+  pc.stop();
+  return bank;
+}
+
+/**
+ * The samples of training image `i` of a root (spec §8): its clean sample (target 0) and
+ * `nSynth` synthetic anomalies (seeded by (seed, i, j); validation images draw from the
+ * validation sources), each as X = [r ‖ f] float16 with the leave-own-image-out inter-residual.
+ */
+async function imageSamples(
+  opts: PrepareOptions,
+  root: string,
+  r: ImageRecord,
+  i: number,
+  v: boolean,
+  nSynth: number,
+  f: FeatureGrid,
+  c: {
+    bb: Backbone;
+    index: BankIndex;
+    geometry: { resize: number; crop: number };
+    size: number;
+    seed: number;
+    k: number;
+    tick: () => void;
+  },
+): Promise<TrainSample[]> {
+  const { bb, index, geometry, size, seed, k, tick } = c;
+  const L = f.h * f.w, grid = f.h;
+  const samples: TrainSample[] = [];
+  const clean = await trainingResidual(f, index, i, k);
+  samples.push({
+    id: `${root}/${r.category}/${r.id}`,
+    synthetic: false,
+    val: v,
+    X: new Float16Array(interModelInput(clean.residual, f)),
+    target: new Float32Array(L),
+  });
+  tick();
+  if (nSynth > 0) {
+    const img = await loadSample(r, geometry);
+    for (let j = 0; j < nSynth; j++) {
+      const syn = await synthesizeAnomaly(img.rgb, size, size, {
+        seed: (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b) ^ j) >>> 0,
+        textureDir: opts.textureDir,
+        ...(v
+          ? { sources: opts.valSources ?? SYNTH_SOURCES }
+          : opts.sources
+          ? { sources: opts.sources }
+          : {}),
+      });
+      const fs = await embedRgb(bb, syn.rgb, size);
+      const res = await trainingResidual(fs, index, i, k);
+      samples.push({
+        id: `${root}/${r.category}/${r.id}#synth${j}`,
+        synthetic: true,
+        val: v,
+        source: syn.source,
+        X: new Float16Array(interModelInput(res.residual, fs)),
+        target: Float32Array.from(gridTarget(syn.mask, 1, size, size, grid, grid)),
+      });
+      tick();
+    }
+  }
+  return samples;
+}
+
+/**
+ * Prepare (or load from the cache) the training samples of every root.
+ * @throws {DatasetError} naming the root when it has no category with `train/good` images.
+ * @throws {Error} when a cache file does not match the requested options.
+ */
+export async function prepareTrainingSet(opts: PrepareOptions): Promise<TrainingSet> {
+  const { size, grid, geometry } = runGeometry(opts.imageSize, opts.resize);
+  if (!opts.roots.length) throw new OptionError("roots", "must name at least one dataset root");
+  if (opts.bank && opts.roots.length !== 1) {
+    throw new Error("prepareTrainingSet: a given bank needs exactly one root");
+  }
+  const L = grid * grid, resize = geometry.resize;
+  const valFraction = opts.valFraction ?? 0;
+  if (!(valFraction >= 0 && valFraction < 1)) {
+    throw new OptionError("valFraction", `must be in [0, 1), got ${opts.valFraction}`);
+  }
+  const seed = opts.seed ?? 0, synthPer = opts.synthPerImage ?? 2, k = opts.topk ?? 3;
+  const valSynth = opts.valSynthPerImage ?? 4;
+  const show = opts.progress ?? true;
+  // Resolve every root first so a wrong path fails before any work.
+  const plans = planRoots(opts);
   const bb = await loadRunBackbone(opts, size, grid);
   const desc = bb.describe();
   const C = desc.featureDim;
@@ -362,37 +492,14 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
           yield { n: 1, h: grid, w: grid, c: C, data: f } as FeatureGrid;
         }
       };
-      let pc: Progress = noProgress;
-      let done = 0;
-      if (opts.bank) {
-        const ids = train.map((r) => `${r.category}/${r.id}`);
-        if (JSON.stringify(opts.bank.meta.sourceImageIds) !== JSON.stringify(ids)) {
-          throw new Error(
-            `the given bank was built from other training images than ${plan.root} ` +
-              `[${plan.cats}] (${opts.bank.meta.sourceImageIds.length} vs ${ids.length} images); ` +
-              "leave-own-image-out residuals need the same images in the same order",
-          );
-        }
-      }
-      const bank = opts.bank ?? await buildBank(grids(), {
-        size: opts.bankSize,
-        cap: opts.bankCap,
-        seed,
-        sourceIds: train.map((r) => `${r.category}/${r.id}`),
-        backbone: desc.backbone,
-        taps: desc.taps,
-        inputSize: size,
+      const bank = await rootBank(opts, plan, train, grids(), {
+        desc,
+        size,
         resize,
-        unified: true,
-        categories: plan.cats,
-        onProgress: (p) => {
-          if (p.stage !== "coreset" || !show || p.total <= 0) return;
-          if (pc === noProgress) pc = startProgress(`coreset (${name})`, p.total);
-          pc.tick(p.done - done);
-          done = p.done;
-        },
+        seed,
+        name,
+        show,
       });
-      pc.stop();
       out.banks?.push(bank);
       const index = await createBankIndex(gpu, bank.features, C, bank.imageIndex);
       // 2–3. Samples of the selected images (and of the held-out validation images).
@@ -409,49 +516,19 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
       try {
         for (const i of chosen) {
           const v = isVal.has(i);
-          const r = train[i];
-          const f: FeatureGrid = {
-            n: 1,
-            h: grid,
-            w: grid,
-            c: C,
-            data: feats[i],
-          };
-          const clean = await trainingResidual(f, index, i, k);
-          samples.push({
-            id: `${plan.root}/${r.category}/${r.id}`,
-            synthetic: false,
-            val: v,
-            X: new Float16Array(interModelInput(clean.residual, f)),
-            target: new Float32Array(L),
-          });
-          ps.tick();
+          const f: FeatureGrid = { n: 1, h: grid, w: grid, c: C, data: feats[i] };
           const nSynth = v ? valSynth : synthPer;
-          if (nSynth > 0) {
-            const img = await loadSample(r, geometry);
-            for (let j = 0; j < nSynth; j++) {
-              const syn = await synthesizeAnomaly(img.rgb, size, size, {
-                seed: (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b) ^ j) >>> 0,
-                textureDir: opts.textureDir,
-                ...(v
-                  ? { sources: opts.valSources ?? SYNTH_SOURCES }
-                  : opts.sources
-                  ? { sources: opts.sources }
-                  : {}),
-              });
-              const fs = await embedRgb(bb, syn.rgb, size);
-              const res = await trainingResidual(fs, index, i, k);
-              samples.push({
-                id: `${plan.root}/${r.category}/${r.id}#synth${j}`,
-                synthetic: true,
-                val: v,
-                source: syn.source,
-                X: new Float16Array(interModelInput(res.residual, fs)),
-                target: Float32Array.from(gridTarget(syn.mask, 1, size, size, grid, grid)),
-              });
-              ps.tick();
-            }
-          }
+          samples.push(
+            ...await imageSamples(opts, plan.root, train[i], i, v, nSynth, f, {
+              bb,
+              index,
+              geometry,
+              size,
+              seed,
+              k,
+              tick: () => ps.tick(),
+            }),
+          );
         }
       } finally {
         ps.stop();
