@@ -22,7 +22,7 @@ import {
   type Bank,
   type BankScope,
   bankScopes,
-  buildBank,
+  buildBankWithProgress,
   loadBank,
   saveBank,
 } from "../bank/bank.ts";
@@ -501,9 +501,7 @@ async function buildScopeBank(
   const { opts, bb, desc, geometry, size, resize, seed, show } = c;
   const train = scopeSplits.flatMap((s) => s.train);
   const pe = show ? startProgress(`embed train (${scope.name})`, train.length) : noProgress;
-  let pc = noProgress;
-  let coresetDone = 0;
-  const bank = await buildBank(embedRecords(bb, train, geometry, pe), {
+  const bank = await buildBankWithProgress(embedRecords(bb, train, geometry, pe), {
     size: opts.bankSize,
     cap: opts.bankCap,
     seed,
@@ -514,18 +512,7 @@ async function buildScopeBank(
     resize,
     unified: scope.unified,
     categories: scope.categories,
-    onProgress: (p) => {
-      if (p.stage !== "coreset" || !show || p.total <= 0) return;
-      if (pc === noProgress) {
-        pe.stop();
-        pc = startProgress(`coreset (${scope.name})`, p.total);
-      }
-      pc.tick(p.done - coresetDone);
-      coresetDone = p.done;
-    },
-  });
-  pe.stop();
-  pc.stop();
+  }, { name: scope.name, show, before: pe });
   const asked = opts.bankSize ?? 10_000;
   if (bank.meta.T < asked) {
     console.warn(

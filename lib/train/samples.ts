@@ -21,7 +21,7 @@ import {
   loadRunBackbone,
   type RunFeatureOptions,
 } from "../backbone/mod.ts";
-import { type Bank, buildBank } from "../bank/bank.ts";
+import { type Bank, buildBankWithProgress } from "../bank/bank.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
 import type { BankIndex } from "../bank/search.ts";
 import { interModelInput, trainingResidual } from "../residual/inter.ts";
@@ -38,7 +38,7 @@ import { loadSample } from "../data/sample.ts";
 import { tryGetGpu } from "../gpu/device.ts";
 import { readSafeTensors, requireTensor, writeSafeTensors } from "../io/safetensors.ts";
 import type { FeatureGrid } from "../types.ts";
-import { noProgress, type Progress, startProgress } from "../util/progress.ts";
+import { noProgress, startProgress } from "../util/progress.ts";
 import { gridTarget } from "./loss.ts";
 import { SYNTH_SOURCES, synthesizeAnomaly, type SynthSource } from "./synth.ts";
 import { mulberry32 } from "../ops/pointwise.ts";
@@ -277,8 +277,6 @@ async function rootBank(
   },
 ): Promise<Bank> {
   const { desc, size, resize, seed, name, show } = c;
-  let pc: Progress = noProgress;
-  let done = 0;
   if (opts.bank) {
     const ids = train.map((r) => `${r.category}/${r.id}`);
     if (JSON.stringify(opts.bank.meta.sourceImageIds) !== JSON.stringify(ids)) {
@@ -289,7 +287,7 @@ async function rootBank(
       );
     }
   }
-  const bank = opts.bank ?? await buildBank(grids, {
+  const bank = opts.bank ?? await buildBankWithProgress(grids, {
     size: opts.bankSize,
     cap: opts.bankCap,
     seed,
@@ -300,14 +298,7 @@ async function rootBank(
     resize,
     unified: true,
     categories: plan.cats,
-    onProgress: (p) => {
-      if (p.stage !== "coreset" || !show || p.total <= 0) return;
-      if (pc === noProgress) pc = startProgress(`coreset (${name})`, p.total);
-      pc.tick(p.done - done);
-      done = p.done;
-    },
-  });
-  pc.stop();
+  }, { name, show });
   return bank;
 }
 
