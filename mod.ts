@@ -12,10 +12,11 @@
  *
  * @example
  * ```ts
+ * import { fileURLToPath } from "node:url";
  * import { formatTable, metricsTable, runEval } from "./mod.ts";
  * // bank-only on the shipped data (seconds); the default `method: "snarm"` also fits a head
  * const r = await runEval({
- *   data: new URL("./data/hazelnut_toy", import.meta.url).pathname,
+ *   data: fileURLToPath(new URL("./data/hazelnut_toy", import.meta.url)),
  *   method: "bank",
  *   imageSize: 224,
  * });

@@ -4,6 +4,7 @@
  * benches.
  * @module
  */
+import { fileURLToPath } from "node:url";
 
 /**
  * Run `script` (a file next to the benches) with `args`.
@@ -18,7 +19,7 @@ export async function runPeer(
 ): Promise<string[] | null> {
   try {
     const r = await new Deno.Command("/usr/bin/python3", {
-      args: [new URL(script, import.meta.url).pathname, ...args],
+      args: [fileURLToPath(new URL(script, import.meta.url)), ...args],
       env: { OMP_WAIT_POLICY: "PASSIVE" },
       stdout: "piped",
       stderr: "piped",
@@ -61,11 +62,12 @@ export async function startPairedPeer(
   args: string[],
   what: string,
   install: string,
+  timeoutMs = 600_000,
 ): Promise<PairedPeer | null> {
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command("/usr/bin/python3", {
-      args: [new URL(script, import.meta.url).pathname, ...args],
+      args: [fileURLToPath(new URL(script, import.meta.url)), ...args],
       env: { OMP_WAIT_POLICY: "PASSIVE" },
       stdin: "piped",
       stdout: "piped",
@@ -75,14 +77,34 @@ export async function startPairedPeer(
     console.log(`${what}: not run (${(e as Error).message})`);
     return null;
   }
+  // stderr is drained as it comes (a full pipe would block the peer), its tail kept for messages
+  let errTail = "";
+  const drained = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      errTail = (errTail + chunk).slice(-4000);
+    }
+  })().catch(() => {});
+  const lastError = () => errTail.trim().split("\n").pop() || "no output on stderr";
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const writer = child.stdin.getWriter();
   let pending = "";
+  /** The peer's next stdout line; null at its end; an Error after `timeoutMs`. */
   const nextLine = async (): Promise<string | null> => {
-    while (!pending.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) return null;
-      pending += value;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what}: no answer in ${timeoutMs / 1000} s (${lastError()})`)),
+        timeoutMs,
+      );
+    });
+    try {
+      while (!pending.includes("\n")) {
+        const { value, done } = await Promise.race([reader.read(), timeout]);
+        if (done) return null;
+        pending += value;
+      }
+    } finally {
+      clearTimeout(timer);
     }
     const i = pending.indexOf("\n");
     const line = pending.slice(0, i);
@@ -92,18 +114,23 @@ export async function startPairedPeer(
   const close = async () => {
     await writer.close().catch(() => {});
     await reader.cancel().catch(() => {});
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already ended */ }
     await child.status;
+    await drained;
   };
-  for (;;) {
-    const line = await nextLine();
-    if (line === "ready") break;
-    if (line === null) {
-      const err = (await new Response(child.stderr).text()).trim().split("\n").pop();
-      console.log(`${what}: not run (${err}; Debian: apt-get install -y ${install})`);
-      await close();
-      return null;
+  try {
+    for (;;) {
+      const line = await nextLine();
+      if (line === "ready") break;
+      if (line === null) throw new Error(`${lastError()}; Debian: apt-get install -y ${install}`);
+      console.log(line);
     }
-    console.log(line);
+  } catch (e) {
+    console.log(`${what}: not run (${(e as Error).message})`);
+    await close();
+    return null;
   }
   return {
     async times(warmup: number, reps: number) {
@@ -111,7 +138,9 @@ export async function startPairedPeer(
       const line = await nextLine();
       const v = line?.startsWith("t ") ? line.slice(2).split(" ").map(Number) : [];
       if (v.length !== reps || !v.every((x) => x > 0)) {
-        throw new Error(`${what}: unexpected answer ${JSON.stringify(line)}`);
+        throw new Error(
+          `${what}: unexpected answer ${JSON.stringify(line)} (stderr: ${lastError()})`,
+        );
       }
       return v.map((x) => x * 1000);
     },

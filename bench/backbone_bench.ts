@@ -11,6 +11,7 @@
  * Run: `deno run -A bench/backbone_bench.ts` (or `deno bench -A bench/backbone_bench.ts`).
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { loadavg } from "node:os";
 import { loadBackbone } from "../lib/backbone/mod.ts";
 
@@ -65,7 +66,7 @@ async function main() {
     console.log("dinov2_tiny fixture not found (../shared/fixtures): skipped");
   }
   if (dino) {
-    const path = DINO.pathname;
+    const path = fileURLToPath(DINO);
     const dn = await time("dinov2_tiny", "dinov2-vitb14-reg4", "native", path);
     const dw = await time("dinov2_tiny", "dinov2-vitb14-reg4", "wasm", path);
     console.log(`backbone dinov2_tiny native vs wasm: ${(dw / dn).toFixed(2)}×`);

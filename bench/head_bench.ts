@@ -16,6 +16,7 @@
  * per forward (process CPU, robust when other processes share the cores), a per-kernel profile
  * and the scan throughput in (token·channel)/s.
  */
+import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { tryGetGpu } from "../lib/gpu/device.ts";
 import { readSafeTensors } from "../lib/io/safetensors.ts";
@@ -80,7 +81,7 @@ const ROUNDS = 3, WARMUP = 4, REPS = 5;
 function torchPeer(): Promise<PairedPeer | null> {
   if (Deno.env.get("SNARM_HEAD_BENCH_TORCH") === "0") return Promise.resolve(null);
   const args = [
-    FIX.pathname,
+    fileURLToPath(FIX),
     String(navigator.hardwareConcurrency),
     "0",
     "0",
@@ -124,7 +125,22 @@ const median = (a: number[]) => {
   const perImage = new Map<string, number>();
   // The peer in the same run: the official forward's PyTorch ops (bench/head_torch.py, checked
   // against the fixture first) with as many threads as cores, when Debian's python3-torch is here.
-  const peer = await torchPeer();
+  let peer = await torchPeer();
+  /** The peer's round, or null when it failed (the bench goes on without it). */
+  const peerRound = async (): Promise<number[] | null> => {
+    try {
+      return await peer!.times(WARMUP, REPS);
+    } catch (e) {
+      console.log(`head torch peer: stopped (${(e as Error).message})`);
+      await peer!.close();
+      peer = null;
+      return null;
+    }
+  };
+  const torchLine = (tp: number[]) => {
+    perImage.set("torch", median(tp));
+    console.log(`head paper torch: ${(median(tp) / 1000).toFixed(3)} s/image`);
+  };
   try {
     for (const engine of engines) {
       const t: number[] = [], tp: number[] = [], ratios: number[] = [];
@@ -135,8 +151,8 @@ const median = (a: number[]) => {
           tr.push((await cpuAndWall(() => head.forward(X, B, h, w, { engine }))).wall);
         }
         t.push(...tr);
-        if (!peer) continue;
-        const pr = await peer.times(WARMUP, REPS);
+        const pr = peer ? await peerRound() : null;
+        if (!pr) continue;
         tp.push(...pr);
         ratios.push(median(tr) / median(pr));
       }
@@ -147,12 +163,9 @@ const median = (a: number[]) => {
           (Math.min(...t) / 1000).toFixed(3)
         } s)`,
       );
-      if (!peer) continue;
+      if (ratios.length < ROUNDS) continue;
       // the torch figure of the first engine's rounds is the one the ratios below use
-      if (!perImage.has("torch")) {
-        perImage.set("torch", median(tp));
-        console.log(`head paper torch: ${(median(tp) / 1000).toFixed(3)} s/image`);
-      }
+      if (!perImage.has("torch")) torchLine(tp);
       console.log(
         `  ${engine}/torch in alternating rounds: per round ${
           ratios.map((v) => v.toFixed(2)).join(", ")
@@ -160,6 +173,11 @@ const median = (a: number[]) => {
           (median(tp) / 1000).toFixed(3)
         } s`,
       );
+    }
+    // no engine of ours here: the peer's own figure
+    if (peer && !engines.length) {
+      const tp = await peerRound();
+      if (tp) torchLine(tp);
     }
   } finally {
     await peer?.close();

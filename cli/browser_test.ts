@@ -10,6 +10,7 @@
  * then saves a screenshot of the page (docs/browser.png) and prints `browser: N passed, M failed`.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 // deno-lint-ignore no-import-prefix
 import puppeteer from "npm:puppeteer-core@24.31.0";
@@ -18,7 +19,7 @@ import { type CaseResult, runKernelCases } from "../web/kernel_cases.ts";
 import { tryGetGpu } from "../lib/gpu/mod.ts";
 import { readRawMaps } from "../lib/eval/results.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const HAZEL = join(ROOT, "data/hazelnut_toy/hazelnut");
 const MAP_TOL = 1e-4;
 const CHROMIUM = Deno.env.get("SNARM_CHROMIUM") ?? "/usr/bin/chromium";

@@ -10,6 +10,7 @@
  * Options: `deno task eval --help`.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseTaps } from "../lib/backbone/presets.ts";
 import { dirname, join, resolve } from "node:path";
@@ -103,9 +104,9 @@ const OPTIONS = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-const DEFAULT_DATA = new URL("../data/hazelnut_toy", import.meta.url).pathname;
+const DEFAULT_DATA = fileURLToPath(new URL("../data/hazelnut_toy", import.meta.url));
 /** The shipped SNARM head (a starting point for fits: `--init-head shipped`). */
-const SHIPPED_HEAD = new URL("../data/snarm_head.safetensors", import.meta.url).pathname;
+const SHIPPED_HEAD = fileURLToPath(new URL("../data/snarm_head.safetensors", import.meta.url));
 
 /**
  * The scoring method: `--method bank` → bank-only; `--head FILE` → that head (a warning when it

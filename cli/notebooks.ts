@@ -7,6 +7,7 @@
  * --clear (rewrite the stored notebooks with outputs cleared and exit) --help
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
 import {
@@ -16,7 +17,7 @@ import {
   storedNotebookProblems,
 } from "../lib/viz/notebook.ts";
 
-const NOTEBOOKS = new URL("../notebooks/", import.meta.url).pathname;
+const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
 
 const HELP = `deno task notebooks [options]
 

@@ -4,9 +4,10 @@
  * files, onnxruntime-web's .wasm, plotly and the embedded model relative to itself).
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { extname, join, normalize, resolve } from "node:path";
 
-const ROOT = resolve(new URL("..", import.meta.url).pathname);
+const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",

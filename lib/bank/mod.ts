@@ -6,11 +6,12 @@
  *
  * @example
  * ```ts
+ * import { fileURLToPath } from "node:url";
  * import { buildBank, createBankIndex } from "./mod.ts";
  * import { loadBackbone } from "../backbone/mod.ts";
  * import { computeInterResidual } from "../residual/mod.ts";
  * import { loadSample, loadSplit } from "../data/mod.ts";
- * const root = new URL("../../data/hazelnut_toy", import.meta.url).pathname;
+ * const root = fileURLToPath(new URL("../../data/hazelnut_toy", import.meta.url));
  * const split = loadSplit(root, "hazelnut");
  * const bb = await loadBackbone("mobilenetv2");
  * const embed = async (r: (typeof split.train)[0]) => bb.embed((await loadSample(r)).image);

@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
+ * import { fileURLToPath } from "node:url";
  * import { listCategories, loadSample, loadSplit } from "./mod.ts";
- * const root = new URL("../../data/hazelnut_toy", import.meta.url).pathname; // shipped MVTec layout
+ * const root = fileURLToPath(new URL("../../data/hazelnut_toy", import.meta.url)); // shipped MVTec layout
  * const [category] = listCategories(root); // "hazelnut"
  * const split = loadSplit(root, category); // train/good and test records, sorted
  * const s = await loadSample(split.test[0]); // 448 → centre crop 392 (spec §11)

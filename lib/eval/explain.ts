@@ -6,12 +6,13 @@
  *
  * @example
  * ```ts
+ * import { fileURLToPath } from "node:url";
  * import { explainImage } from "./explain.ts";
  * import { loadBackbone } from "../backbone/mod.ts";
  * import { createBankIndex } from "../bank/mod.ts";
  * import { loadSample, loadSplit } from "../data/mod.ts";
  * import { loadHead } from "../model/mod.ts";
- * const root = new URL("../../data/hazelnut_toy", import.meta.url).pathname;
+ * const root = fileURLToPath(new URL("../../data/hazelnut_toy", import.meta.url));
  * const split = loadSplit(root, "hazelnut");
  * const backbone = await loadBackbone("mobilenetv2");
  * // a small bank: every patch of one training image (a real one is a coreset, lib/bank buildBank)

@@ -7,9 +7,9 @@
  *
  * @example
  * ```ts
- * import { getGpu } from "./device.ts";
- * const gpu = await getGpu();
- * console.log(gpu.info.description, gpu.limits.maxStorageBufferBindingSize);
+ * import { tryGetGpu } from "./device.ts";
+ * const gpu = await tryGetGpu(); // null without an adapter (getGpu throws a GpuError then)
+ * if (gpu) console.log(gpu.info.description, gpu.limits.maxStorageBufferBindingSize);
  * ```
  * @module
  */

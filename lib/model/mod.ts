@@ -39,8 +39,7 @@ export {
   type WeightSpec,
   weightSpecs,
 } from "./weights.ts";
-export { lastNativeHeadProfile, NativeHead } from "./native_head.ts";
-export { gate, HostScanStage, scanRecurrence, type ScanShape } from "./host_scan.ts";
+export { lastNativeHeadProfile, NativeHead, scanRecurrence } from "./native_head.ts";
 export {
   checkFiniteInput,
   Head,

@@ -3,9 +3,8 @@
  * lib/backbone/session.ts): the forward of lib/model/reference.ts `headForwardRef`, op for op, with
  * the dense work (1×1 patch embedding, 3×3 block and dilated decoder convolutions, the Mamba
  * projections, norms, the gathers of the navigated tokens and their write-back) in ONNX graphs whose weights are
- * constants (pre-packed once per session), and only the selective-scan recurrence and gate (spec
- * §6 "Mamba v1 (S6) computation" steps 5–6) on the host between them (lib/model/host_scan.ts: a
- * WebAssembly SIMD kernel, or its TypeScript reference where d_inner is not a multiple of 4):
+ * constants (pre-packed once per session), and only the selective-scan recurrence (spec §6
+ * "Mamba v1 (S6) computation" step 5) in TypeScript between them:
  *
  *   front  (Z, gather index, keep mask) → per branch: block 1's scan and gate operands, carry q
  *   mid k  (gated scan outputs, q, ginv) → per branch: block k's out_proj + write-back, block k+1's
@@ -17,8 +16,7 @@
  * the mixer does not write); the host runs the recurrence h_t = dA_t·h_{t−1} + (Δ·u)_t·B_t,
  * y_t = Σ_n C_t,n·h_t,n and the gate (y + D·u)·SiLU(z) in f32. All branches go through each graph
  * together (depth + 1 runs and depth·nBranch scans per forward), and each stage writes into output
- * buffers reused by the next forward of the same shape (the scan operands into the WebAssembly
- * kernel's memory: no copy between graph and kernel). Layouts inside the graphs are
+ * buffers reused by the next forward of the same shape. Layouts inside the graphs are
  * channels-first `(N, d, L)` on the row-major grid: each scan order's 3×3 conv runs with its
  * transformed kernel ({@link scanKernel}) instead of on a permuted copy, and the navigated tokens
  * are gathered in scan order. Results match {@link headForwardRef} to f32 rounding
@@ -34,7 +32,6 @@ import type { HeadDims } from "./config.ts";
 import { NORM_EPS } from "./reference.ts";
 import { navigationIndex, scanPermutations } from "./scan_order.ts";
 import type { HeadWeights } from "./weights.ts";
-import { gate, HostScanStage, scanRecurrence } from "./host_scan.ts";
 
 type OrtNative = Exclude<Awaited<ReturnType<typeof loadOrtNative>>, Error>;
 type Session = Awaited<ReturnType<OrtNative["InferenceSession"]["create"]>>;
@@ -386,19 +383,60 @@ function buildGraphs(
   return graphs;
 }
 
+/**
+ * Selective-scan recurrence (spec §6 step 5) over the graph's operands, f32:
+ * h_t,n,c = dA_t,n,c · h_{t−1},n,c + du_t,c · B_t,n (h_0 = 0), y_t,c = Σ_n C_t,n · h_t,n,c.
+ * @param dA `(N, Ls, ns, di)` = exp(Δ·A); @param du `(N, Ls, di)` = Δ·u; @param B, C `(N, Ls, ns)`.
+ * @param out optional `(N, Ls, di)` buffer for y (overwritten).
+ * @returns y `(N, Ls, di)` (before the D skip and the gate).
+ */
+export function scanRecurrence(
+  dA: Float32Array,
+  du: Float32Array,
+  B: Float32Array,
+  C: Float32Array,
+  N: number,
+  Ls: number,
+  di: number,
+  ns: number,
+  out?: Float32Array,
+): Float32Array {
+  const y = out ? out.fill(0) : new Float32Array(N * Ls * di);
+  const hs = new Float32Array(ns * di);
+  for (let q = 0; q < N; q++) {
+    hs.fill(0);
+    for (let t = 0; t < Ls; t++) {
+      const r = q * Ls + t, ab = r * ns * di, xb = r * di, cb = r * ns;
+      for (let n = 0; n < ns; n++) {
+        const bn = B[cb + n], cn = C[cb + n], o = n * di, ao = ab + o;
+        for (let c = 0; c < di; c++) {
+          const v = dA[ao + c] * hs[o + c] + du[xb + c] * bn;
+          hs[o + c] = v;
+          y[xb + c] += cn * v;
+        }
+      }
+    }
+  }
+  return y;
+}
+
 /** Reusable outputs of one forward: per stage the fetches, per stage and branch the scan y. */
 interface StageBuffers {
   busy: boolean;
-  /** Per graph: its outputs (written in place by the next forward), null before the first. */
-  fetches: (Record<string, Tensor | null> | null)[];
-  /** Per stage before the last: the WebAssembly scans (null: the TypeScript path). */
-  scans: (HostScanStage | null)[];
-  /** Per stage and branch: y of the TypeScript path. */
+  fetches: (Record<string, Tensor> | null)[];
   ys: Float32Array[][];
 }
 
-/** A scan operand among a graph's outputs: `b<branch>_<dA|du|B|C|u|g>`. */
-const SCAN_OPERAND = /^b(\d+)_(dA|du|B|C|u|g)$/;
+/**
+ * The mixer's gate in place (spec §6 step 6): y ← (y + D·u) · SiLU(z), all `(N, Ls, di)` with D
+ * `(di)` and `siluZ` = SiLU(z) from the graph.
+ */
+export function gate(y: Float32Array, u: Float32Array, siluZ: Float32Array, D: Float32Array): void {
+  const di = D.length;
+  for (let o = 0; o < y.length; o += di) {
+    for (let c = 0; c < di; c++) y[o + c] = (y[o + c] + D[c] * u[o + c]) * siluZ[o + c];
+  }
+}
 
 /** Wall ms of the last {@link NativeHead.logits} call: each graph run, and the scans (bench). */
 export const lastNativeHeadProfile: { graphs: number[]; scans: number } = { graphs: [], scans: 0 };
@@ -475,7 +513,7 @@ export class NativeHead {
     }
     let buf = pool.find((b) => !b.busy);
     if (!buf) {
-      buf = { busy: false, fetches: sess.map(() => null), scans: [], ys: sess.map(() => []) };
+      buf = { busy: false, fetches: sess.map(() => null), ys: sess.map(() => []) };
       pool.push(buf);
     }
     buf.busy = true;
@@ -553,38 +591,12 @@ export class NativeHead {
     try {
       for (let k = 0; k < sess.length; k++) {
         let t0 = performance.now();
-        const last = k === sess.length - 1;
-        if (!last && buf.scans[k] === undefined) {
-          buf.scans[k] = HostScanStage.create({ N, Ls, di, ns, nBranch });
-        }
-        const st = last ? null : buf.scans[k];
-        let fetch = buf.fetches[k];
-        if (!fetch) {
-          // The first forward of a shape: the scan operands go straight into the WebAssembly
-          // kernel's memory; the other outputs are allocated by ONNX Runtime and kept as the
-          // buffers of the next forwards.
-          fetch = {};
-          for (const name of sess[k].outputNames) {
-            const m = st ? SCAN_OPERAND.exec(name) : null;
-            const op = m ? st!.operands[Number(m[1])][m[2] as "dA"] : null;
-            fetch[name] = op
-              ? T(
-                op,
-                m![2] === "dA"
-                  ? [N, Ls, ns, di]
-                  : m![2] === "B" || m![2] === "C"
-                  ? [N, Ls, ns]
-                  : [N, Ls, di],
-              )
-              : null;
-          }
-        }
-        const run = await sess[k].run(feeds, fetch);
-        for (const name of Object.keys(fetch)) fetch[name] ??= run[name];
-        const out = fetch as Record<string, Tensor>;
-        buf.fetches[k] = fetch;
+        const fetch = buf.fetches[k];
+        const run = await (fetch ? sess[k].run(feeds, fetch) : sess[k].run(feeds));
+        // The first forward of a shape keeps its outputs as the buffers of the next ones.
+        const out = fetch ?? (buf.fetches[k] = run);
         prof.graphs.push(performance.now() - t0);
-        if (last) {
+        if (k === sess.length - 1) {
           Object.assign(lastNativeHeadProfile, prof);
           return {
             logits: new Float32Array(out.logits.data as Float32Array),
@@ -595,23 +607,20 @@ export class NativeHead {
         const next: Record<string, Tensor> = indexFeeds(k + 1);
         for (let i = 0; i < nBranch; i++) {
           const p = `b${i}`;
+          const y = scanRecurrence(
+            out[`${p}_dA`].data as Float32Array,
+            out[`${p}_du`].data as Float32Array,
+            out[`${p}_B`].data as Float32Array,
+            out[`${p}_C`].data as Float32Array,
+            N,
+            Ls,
+            di,
+            ns,
+            buf.ys[k][i],
+          );
+          buf.ys[k][i] = y;
           const D = this.weights.branches[i].blocks[k].mixer.D;
-          let y: Float32Array;
-          if (st) y = st.run(i, D);
-          else {
-            y = buf.ys[k][i] = scanRecurrence(
-              out[`${p}_dA`].data as Float32Array,
-              out[`${p}_du`].data as Float32Array,
-              out[`${p}_B`].data as Float32Array,
-              out[`${p}_C`].data as Float32Array,
-              N,
-              Ls,
-              di,
-              ns,
-              buf.ys[k][i],
-            );
-            gate(y, out[`${p}_u`].data as Float32Array, out[`${p}_g`].data as Float32Array, D);
-          }
+          gate(y, out[`${p}_u`].data as Float32Array, out[`${p}_g`].data as Float32Array, D);
           next[`${p}_in_gated`] = T(y, [N, Ls, di]);
           next[`${p}_in_q`] = out[`${p}_q`];
         }

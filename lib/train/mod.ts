@@ -10,9 +10,10 @@
  *
  * @example
  * ```ts
+ * import { fileURLToPath } from "node:url";
  * import { synthesizeAnomaly } from "./mod.ts";
  * import { loadSample, loadSplit } from "../data/mod.ts";
- * const root = new URL("../../data/hazelnut_toy", import.meta.url).pathname;
+ * const root = fileURLToPath(new URL("../../data/hazelnut_toy", import.meta.url));
  * const s = await loadSample(loadSplit(root, "hazelnut").train[0], { resize: 448, crop: 392 });
  * // a thin curvilinear scratch on a normal image: seeded, with its mask
  * const syn = await synthesizeAnomaly(s.rgb, 392, 392, { seed: 7, sources: ["scratch"] });

@@ -13,6 +13,7 @@
  * `normalizeImageNet(result.rgb, W, H)` to the backbone.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { createRng, type Rng, sampleWithoutReplacement } from "../bank/coreset.ts";
 import { type ImageRecord, naturalCompare } from "../data/dataset.ts";
 import { type PreprocessOptions, preprocessRgb, resolveGeometry } from "../data/preprocess.ts";
@@ -829,4 +830,4 @@ export function encodeSynthStrip(
  * `scripts/build_textures.sh`), for `synthesizeAnomaly({ textureDir: DEFAULT_TEXTURE_DIR })` when
  * DTD is not at hand. A filesystem path; valid when the module is loaded from a local checkout.
  */
-export const DEFAULT_TEXTURE_DIR = new URL("../../data/textures", import.meta.url).pathname;
+export const DEFAULT_TEXTURE_DIR = fileURLToPath(new URL("../../data/textures", import.meta.url));

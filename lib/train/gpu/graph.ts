@@ -16,17 +16,21 @@
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { tryGetGpu } from "../../gpu/device.ts";
  * import { KernelSequence } from "./graph.ts";
  * import { recordPointwise } from "./pointwise.ts";
- * const seq = new KernelSequence(await getGpu(), "demo");
- * const x = seq.tensor(new Float32Array([-1, 0, 2]), "x");
- * const y = seq.tensor(3, "y");
- * // record once (validated, pipelines compiled), replay with run()
- * await recordPointwise(seq, { op: "relu", x: { t: x, off: 0 }, ldx: 3, y: { t: y, off: 0 }, ldy: 3, rows: 1, cols: 3 });
- * await seq.run();
- * if ((await seq.read(y)).join() !== "0,0,2") throw new Error("relu");
- * seq.destroy();
+ * const gpu = await tryGetGpu(); // training needs a WebGPU adapter (lavapipe on a CPU)
+ * if (gpu) {
+ *   const seq = new KernelSequence(gpu, "demo");
+ *   const x = seq.tensor(new Float32Array([-1, 0, 2]), "x");
+ *   const y = seq.tensor(3, "y");
+ *   // record once (validated, pipelines compiled), replay with run()
+ *   const [xr, yr] = [{ t: x, off: 0 }, { t: y, off: 0 }];
+ *   await recordPointwise(seq, { op: "relu", x: xr, ldx: 3, y: yr, ldy: 3, rows: 1, cols: 3 });
+ *   await seq.run();
+ *   if ((await seq.read(y)).join() !== "0,0,2") throw new Error("relu");
+ *   seq.destroy();
+ * }
  * ```
  * @module
  */
