@@ -1,5 +1,5 @@
 /**
- * Exact L2 top-k bank search (lib/bank/search.ts, wgsl/knn_*.wgsl) and inter-residual
+ * Exact L2 top-k bank search (lib/bank/search.ts, wgsl/bank/knn_*.wgsl) and inter-residual
  * (lib/residual/inter.ts) against the TypeScript reference and the official fixture.
  */
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 /**
- * Tests of the SNARM head (lib/model, wgsl/head_*, wgsl/mamba_conv1d, wgsl/selective_scan):
+ * Tests of the SNARM head (lib/model, wgsl/head/*.wgsl):
  * every kernel against its TypeScript reference on the real adapter, the whole head against the
  * official PyTorch fixtures (tiny; paper), weights I/O and bad-input errors.
  */

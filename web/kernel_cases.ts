@@ -106,19 +106,19 @@ async function tinyFixture() {
 export const KERNEL_CASES: KernelCase[] = [
   {
     name: "bank search, tiled top-k + merge (Q=700, N=3000, D=64, k=3)",
-    kernels: ["knn_tiled.wgsl", "knn_merge.wgsl"],
+    kernels: ["bank/knn_tiled.wgsl", "bank/knn_merge.wgsl"],
     tol: 1e-4,
     run: () => knnCase("tiled"),
   },
   {
     name: "bank search, broadcast top-k (Q=700, N=3000, D=64, k=3)",
-    kernels: ["knn_broadcast.wgsl"],
+    kernels: ["bank/knn_broadcast.wgsl"],
     tol: 1e-4,
     run: () => knnCase("broadcast"),
   },
   {
     name: "greedy coreset (N=5000, D=32, T=100): same selection",
-    kernels: ["coreset_update.wgsl", "coreset_argmax.wgsl"],
+    kernels: ["bank/coreset_update.wgsl", "bank/coreset_argmax.wgsl"],
     tol: 0,
     async run(gpu) {
       const n = 5000, d = 32, t = 100;
@@ -139,7 +139,7 @@ export const KERNEL_CASES: KernelCase[] = [
   },
   {
     name: "residual fusion (official tiny X: encode, self-references, intra-residual)",
-    kernels: ["residual_encode.wgsl"],
+    kernels: ["residual/encode.wgsl"],
     tol: 1e-5,
     async run() {
       const { io, head } = await tinyFixture();
@@ -156,13 +156,13 @@ export const KERNEL_CASES: KernelCase[] = [
   {
     name: "SNARM head forward + maps (official tiny weights and X) vs the TypeScript reference",
     kernels: [
-      "head_gemm.wgsl",
-      "head_tokens.wgsl",
-      "head_winograd.wgsl",
-      "head_winograd_out.wgsl",
-      "head_conv1d.wgsl",
-      "head_selective_scan.wgsl",
-      "head_maps.wgsl",
+      "head/gemm.wgsl",
+      "head/tokens.wgsl",
+      "head/winograd.wgsl",
+      "head/winograd_out.wgsl",
+      "head/conv1d.wgsl",
+      "head/selective_scan.wgsl",
+      "head/maps.wgsl",
     ],
     tol: 1e-4,
     async run() {
@@ -180,23 +180,23 @@ export const KERNEL_CASES: KernelCase[] = [
   {
     name: "training step (tiny head, depth 2): loss and every gradient vs the float64 reference",
     kernels: [
-      "train_gemm.wgsl",
-      "train_im2col.wgsl",
-      "train_col2im.wgsl",
-      "train_colsum.wgsl",
-      "train_rows.wgsl",
-      "train_norm.wgsl",
-      "train_batchnorm.wgsl",
-      "train_pointwise.wgsl",
-      "train_axpy.wgsl",
-      "train_conv1d.wgsl",
-      "train_conv1d_bwd.wgsl",
-      "train_scan.wgsl",
-      "train_scan_bwd.wgsl",
-      "train_scan_reduce_bc.wgsl",
-      "train_scan_reduce_param.wgsl",
-      "train_loss.wgsl",
-      "train_adamw.wgsl",
+      "train/gemm.wgsl",
+      "train/im2col.wgsl",
+      "train/col2im.wgsl",
+      "train/colsum.wgsl",
+      "train/rows.wgsl",
+      "train/norm.wgsl",
+      "train/batchnorm.wgsl",
+      "train/pointwise.wgsl",
+      "train/axpy.wgsl",
+      "train/conv1d.wgsl",
+      "train/conv1d_bwd.wgsl",
+      "train/scan.wgsl",
+      "train/scan_bwd.wgsl",
+      "train/scan_reduce_bc.wgsl",
+      "train/scan_reduce_param.wgsl",
+      "train/loss.wgsl",
+      "train/adamw.wgsl",
     ],
     tol: 2e-3,
     relative: true,
@@ -242,7 +242,7 @@ export const KERNEL_CASES: KernelCase[] = [
 
 KERNEL_CASES.push({
   name: "bilinear upsampling (align_corners) forward and backward, 2×5×7 → 17×23",
-  kernels: ["train_upsample.wgsl"],
+  kernels: ["train/upsample.wgsl"],
   tol: 1e-5,
   async run(gpu) {
     const [n, h, w, H, W] = [2, 5, 7, 17, 23];

@@ -14,7 +14,6 @@
  * @module
  */
 import type { FeatureGrid } from "../types.ts";
-import { noProgress, type Progress, startProgress } from "../util/progress.ts";
 import {
   parseSafeTensors,
   readSafeTensors,
@@ -354,38 +353,6 @@ export async function buildBank(features: FeatureSource, opts: BuildBankOptions)
       sampler,
     },
   };
-}
-
-/**
- * {@link buildBank} with a progress bar of its coreset stage, `coreset (<name>)` (when `show`);
- * `before` (e.g. the bar of the embedding that feeds `features`) is stopped when it starts.
- * @throws as {@link buildBank}.
- */
-export async function buildBankWithProgress(
-  features: FeatureSource,
-  opts: BuildBankOptions,
-  progress: { name: string; show: boolean; before?: Progress },
-): Promise<Bank> {
-  const before = progress.before ?? noProgress;
-  let bar = noProgress, done = 0;
-  try {
-    return await buildBank(features, {
-      ...opts,
-      onProgress: (p) => {
-        opts.onProgress?.(p);
-        if (p.stage !== "coreset" || !progress.show || p.total <= 0) return;
-        if (bar === noProgress) {
-          before.stop();
-          bar = startProgress(`coreset (${progress.name})`, p.total);
-        }
-        bar.tick(p.done - done);
-        done = p.done;
-      },
-    });
-  } finally {
-    before.stop();
-    bar.stop();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@
  * is never selected twice; PatchCore would re-select index 0 once every point is covered
  * (all anchors 0), here the lowest-index unselected point is taken instead.
  *
- * The iterations run on the GPU ({@link greedyCoresetGpu}): `wgsl/coreset_update.wgsl` updates
- * the N anchors and emits per-invocation arg-max partials, `wgsl/coreset_argmax.wgsl` reduces them
+ * The iterations run on the GPU ({@link greedyCoresetGpu}): `wgsl/bank/coreset_update.wgsl` updates
+ * the N anchors and emits per-invocation arg-max partials, `wgsl/bank/coreset_argmax.wgsl` reduces them
  * to the next centre and writes it to a buffer that the next update dispatch reads, so many
  * iterations are encoded per command buffer and nothing is read back until the end.
  * {@link greedyCoresetReference} is the TypeScript reference (same integers, same tie rule).
@@ -207,7 +207,7 @@ export function coresetInitDistances(
   return out;
 }
 
-/** Exact squared distance Σ (a − b)² between code rows i and j (what coreset_update.wgsl computes). */
+/** Exact squared distance Σ (a − b)² between code rows i and j (what bank/coreset_update.wgsl computes). */
 function distanceCodes(codes: Int16Array, d: number, i: number, j: number): number {
   const a = i * d, b = j * d;
   let sum = 0;
@@ -319,8 +319,8 @@ function distCode(dp8: number): string {
  * d = 128 with the default 8192 limit). Memory: n·ceil(d/8)·16 bytes of texture (256 MB for 1M
  * points at d = 128) plus ≈ 4.5·n bytes of buffers.
  *
- * Per iteration: one update dispatch over all points (`coreset_update.wgsl`, 16 points per
- * invocation) and one single-workgroup arg-max dispatch (`coreset_argmax.wgsl`) that writes the
+ * Per iteration: one update dispatch over all points (`bank/coreset_update.wgsl`, 16 points per
+ * invocation) and one single-workgroup arg-max dispatch (`bank/coreset_argmax.wgsl`) that writes the
  * next centre into a state buffer read by the next update; `stepsPerSubmit` iterations per submit,
  * indices read back once at the end. Loop counts per invocation: 16 (update) and
  * ceil(n/16/256) (arg-max), far below lavapipe's 65535 limit. Speed (lavapipe, 2 shared cores):
@@ -364,8 +364,8 @@ export async function greedyCoresetGpu(
   const numParts = numWg * WG;
 
   const [updSrc, argSrc] = await Promise.all([
-    loadWgsl("coreset_update.wgsl"),
-    loadWgsl("coreset_argmax.wgsl"),
+    loadWgsl("bank/coreset_update.wgsl"),
+    loadWgsl("bank/coreset_argmax.wgsl"),
   ]);
   const upd = await getPipeline(
     gpu,

@@ -33,5 +33,6 @@
  * @module
  */
 export * from "./bank.ts";
+export * from "./progress.ts";
 export * from "./coreset.ts";
 export * from "./search.ts";

@@ -10,11 +10,11 @@
  *
  * Kernel variants, chosen from the adapter (all tested against {@link searchTopKRef}):
  * - `"broadcast"` (CPU adapters such as lavapipe, `gpu.info.isCpu`): design E of
- *   shared/docs/webgpu-on-lavapipe.md, `wgsl/knn_broadcast.wgsl`. One dispatch per W windows of
+ *   shared/docs/webgpu-on-lavapipe.md, `wgsl/bank/knn_broadcast.wgsl`. One dispatch per W windows of
  *   NB bank rows; the bank lives in ONE buffer bound as small uniform windows (no 128 MiB storage
  *   binding limit); no loops, so lavapipe's 65535 loop back-edge limit never applies.
- * - `"tiled"` (real GPUs): `wgsl/knn_tiled.wgsl` (shared-memory bank tiles, register-blocked
- *   accumulators, bank split into segments and storage-binding chunks) + `wgsl/knn_merge.wgsl`.
+ * - `"tiled"` (real GPUs): `wgsl/bank/knn_tiled.wgsl` (shared-memory bank tiles, register-blocked
+ *   accumulators, bank split into segments and storage-binding chunks) + `wgsl/bank/knn_merge.wgsl`.
  * - `"native"` (CPU adapters, or no adapter): ONNX Runtime's native CPU engine
  *   (onnxruntime-node; lib/bank/search_native.ts): Gemm + TopK over bank chunks of ≈ 16 k rows,
  *   k + 6 candidates per chunk, exact f64 re-rank with a proven acceptance bound (identical to the

@@ -1,6 +1,6 @@
 /**
  * Broadcast (design E) variant of the bank top-k search for CPU adapters such as lavapipe
- * (shared/docs/webgpu-on-lavapipe.md, `wgsl/knn_broadcast.wgsl`): plan, unrolled WGSL generator,
+ * (shared/docs/webgpu-on-lavapipe.md, `wgsl/bank/knn_broadcast.wgsl`): plan, unrolled WGSL generator,
  * bind groups and dispatch. Returns the chosen indices; distances are recomputed by the caller.
  * @module
  */
@@ -155,7 +155,7 @@ export async function broadcastWgsl(dp: number, k: number, p: BroadcastPlan): Pr
       win.push(lines.join("\n"));
     }
   }
-  const src = await loadWgsl("knn_broadcast.wgsl");
+  const src = await loadWgsl("bank/knn_broadcast.wgsl");
   return fillTemplate(src, {
     WG: wg,
     QPI: qpi,

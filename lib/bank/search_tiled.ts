@@ -1,7 +1,7 @@
 /**
- * Tiled variant of the bank top-k search for real GPUs: `wgsl/knn_tiled.wgsl` (shared-memory bank
+ * Tiled variant of the bank top-k search for real GPUs: `wgsl/bank/knn_tiled.wgsl` (shared-memory bank
  * tiles, register-blocked accumulators, bank split into segments and storage-binding chunks) and
- * `wgsl/knn_merge.wgsl` (per-segment results merged into the final top-k).
+ * `wgsl/bank/knn_merge.wgsl` (per-segment results merged into the final top-k).
  * @module
  */
 import { type Gpu, GpuError, withErrorScope } from "../gpu/device.ts";
@@ -75,7 +75,7 @@ export async function tiledWgsl(dp: number, k: number): Promise<string> {
     }
     ins.push(`    { ${l.join(" ")} }`);
   }
-  const src = await loadWgsl("knn_tiled.wgsl");
+  const src = await loadWgsl("bank/knn_tiled.wgsl");
   return fillTemplate(src, {
     WG: T_WG,
     QPT: T_QPT,
@@ -100,7 +100,7 @@ export async function mergeWgsl(k: number): Promise<string> {
     sl.push(`  var t${r} = TD[q * ${k}u + ${r}u];`, `  var n${r} = TI[q * ${k}u + ${r}u];`);
     ss.push(`  TD[q * ${k}u + ${r}u] = t${r};`, `  TI[q * ${k}u + ${r}u] = n${r};`);
   }
-  const src = await loadWgsl("knn_merge.wgsl");
+  const src = await loadWgsl("bank/knn_merge.wgsl");
   return fillTemplate(src, {
     WG: 64,
     K: k,

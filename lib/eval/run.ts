@@ -18,14 +18,8 @@ import {
   loadRunBackbone,
   type RunFeatureOptions,
 } from "../backbone/mod.ts";
-import {
-  type Bank,
-  type BankScope,
-  bankScopes,
-  buildBankWithProgress,
-  loadBank,
-  saveBank,
-} from "../bank/bank.ts";
+import { type Bank, type BankScope, bankScopes, loadBank, saveBank } from "../bank/bank.ts";
+import { buildBankWithProgress } from "../bank/progress.ts";
 import { type BankIndex, createBankIndex } from "../bank/search.ts";
 import { type Head, loadHead } from "../model/mod.ts";
 import { computeMetrics, type Metrics } from "../metrics/mod.ts";

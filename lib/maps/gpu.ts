@@ -1,5 +1,5 @@
 /**
- * Anomaly maps on the GPU (`wgsl/head_maps.wgsl`): the official `pixel_forward` (bilinear
+ * Anomaly maps on the GPU (`wgsl/head/maps.wgsl`): the official `pixel_forward` (bilinear
  * align_corners = true → sigmoid → mean over heads) and the per-image Gaussian (σ = 4, truncate 4,
  * reflect) of `predict_pixel` (spec §6–7). The image score (16×16/2 average pool, max) stays on
  * the CPU (lib/maps imageScore, a summed-area table). TypeScript reference: {@link headMaps}.
@@ -70,7 +70,7 @@ function edge(k: Float64Array, R: number): string {
 
 /** Compile (once per process and σ) the map pipelines. */
 export async function mapPipelines(gpu: Gpu, sigma = 4): Promise<MapPipelines> {
-  const src = mapsSource(await loadWgsl("head_maps.wgsl"), sigma);
+  const src = mapsSource(await loadWgsl("head/maps.wgsl"), sigma);
   const key = `head_maps:sigma=${sigma}`;
   const [pixel, gaussV, gaussH] = await Promise.all([
     getPipeline(gpu, key, src, "pixel_map"),

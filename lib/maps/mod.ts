@@ -2,7 +2,7 @@
  * The maps stage (spec §7), one folder: the filters (`filters.ts`: bilinear resize, Gaussian,
  * image score), the head's maps from its logits (`head.ts`) and the bank-only maps from the
  * inter-residual norms (`bank.ts`, with the residual norms), and the head's maps on WebGPU
- * (`gpu.ts`, shader `wgsl/head_maps.wgsl`: the same maps in one recorded program).
+ * (`gpu.ts`, shader `wgsl/head/maps.wgsl`: the same maps in one recorded program).
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
 /**
- * The head's GEMM kernel (`wgsl/head_gemm.wgsl`): generator, pipeline cache and step builder.
+ * The head's GEMM kernel (`wgsl/head/gemm.wgsl`): generator, pipeline cache and step builder.
  * Used for the patch embedding, Mamba in/x/out projections and the Winograd convolutions.
  * TypeScript reference: {@link linearRef}.
  * @module
@@ -115,7 +115,7 @@ export function generateGemmKernel(template: string, s: GemmShape): string {
 
 /** Compile (once per process) the GEMM pipeline of a shape. */
 export async function gemmPipeline(gpu: Gpu, s: GemmShape): Promise<GPUComputePipeline> {
-  const tpl = await loadWgsl("head_gemm.wgsl");
+  const tpl = await loadWgsl("head/gemm.wgsl");
   return getPipeline(
     gpu,
     `head_gemm:KW4=${s.KW4}:NW=${s.NW}:QPI=${s.QPI}:WG=${s.WG}`,

@@ -1,11 +1,11 @@
 /**
  * The Mamba head on WebGPU (spec §6–7): every stage of {@link headForwardRef} as WGSL kernels,
  * recorded once per (configuration, grid, suspicious count, output size) as a command list and
- * submitted once per image. Kernels: `head_gemm.wgsl` (patch embedding, in/x/out projections,
+ * submitted once per image. Kernels: `head/gemm.wgsl` (patch embedding, in/x/out projections,
  * Winograd GEMMs), `head_winograd*.wgsl` (3×3 convs: F(4×4) for rates ≤ 12, F(2×2) otherwise;
  * the gather of the suspicious tokens is fused into the block conv's output transform),
- * `head_tokens.wgsl` (scan order, fused add + RMSNorm, LayerNorm + un-permute),
- * `head_conv1d.wgsl`, `head_selective_scan.wgsl` (Δ = dt_proj fused) and `head_maps.wgsl` (pixel map,
+ * `head/tokens.wgsl` (scan order, fused add + RMSNorm, LayerNorm + un-permute),
+ * `head/conv1d.wgsl`, `head/selective_scan.wgsl` (Δ = dt_proj fused) and `head/maps.wgsl` (pixel map,
  * Gaussian). Kernels write buffers and the next kernel reads a texture copy: on lavapipe texture
  * loads are ~3× cheaper than storage loads, buffer stores ~2× cheaper than texture stores, and
  * the copy is a memcpy.
@@ -102,7 +102,7 @@ interface Act {
   layers: number;
 }
 
-/** Template values of head_conv1d.wgsl for kernel size kc (sliding window in registers). */
+/** Template values of head/conv1d.wgsl for kernel size kc (sliding window in registers). */
 function conv1dTemplate(kc: number): Record<string, string | number> {
   let decl = "", step = "    let s = bs";
   for (let j = 0; j < kc; j++) decl += `  let w${j} = cw[cb + ${j}u];\n`;
@@ -203,9 +203,9 @@ export class GpuHead {
         { M: N * Ls, weight: nb * dims.depth * (8 * d64 + 4 * d64) },
       ], QPI);
       const shape: GemmShape = gemmShapeFor(d, WG, QPI);
-      const tokTpl = tokensSource(await loadWgsl("head_tokens.wgsl"), C4);
+      const tokTpl = tokensSource(await loadWgsl("head/tokens.wgsl"), C4);
       const convWG = scanWorkgroupSize(N * D4);
-      const convSrc = fillTemplate(await loadWgsl("head_conv1d.wgsl"), {
+      const convSrc = fillTemplate(await loadWgsl("head/conv1d.wgsl"), {
         ...conv1dTemplate(kc),
         WG: convWG,
       });

@@ -1,5 +1,5 @@
 /**
- * Selective scan on WebGPU (`wgsl/head_selective_scan.wgsl`), Mamba v1 S6 (spec §6 step 5): parallel
+ * Selective scan on WebGPU (`wgsl/head/selective_scan.wgsl`), Mamba v1 S6 (spec §6 step 5): parallel
  * over (sequence, channel group), sequential over time with the states in registers. The
  * TypeScript reference is {@link selectiveScanRef}.
  *
@@ -116,7 +116,7 @@ export function generateScanKernel(template: string, s: ScanKernelShape): string
 /** Compile (once per process) the scan pipeline of a shape. */
 export async function scanPipeline(gpu: Gpu, s: ScanKernelShape): Promise<GPUComputePipeline> {
   const key = `selective_scan:R${s.R}:N${s.nState}:CG${s.CG}:WG${s.WG}`;
-  const tpl = await loadWgsl("head_selective_scan.wgsl");
+  const tpl = await loadWgsl("head/selective_scan.wgsl");
   return getPipeline(gpu, key, generateScanKernel(tpl, s));
 }
 

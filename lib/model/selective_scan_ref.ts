@@ -1,6 +1,6 @@
 /**
  * Selective scan (Mamba v1 S6, spec §6 step 5) — plain TypeScript reference of
- * `wgsl/head_selective_scan.wgsl`, equal to `mamba_ssm.ops.selective_scan_interface.selective_scan_ref`
+ * `wgsl/head/selective_scan.wgsl`, equal to `mamba_ssm.ops.selective_scan_interface.selective_scan_ref`
  * with `delta_softplus=True`, a `D` skip and a `z` gate:
  *
  *   Δ_t,c = softplus(delta_t,c + delta_bias_c)            (torch softplus, threshold 20)

@@ -1,5 +1,5 @@
 /**
- * Generator of `wgsl/head_tokens.wgsl` (scan order + fused add/RMSNorm, final LayerNorm +
+ * Generator of `wgsl/head/tokens.wgsl` (scan order + fused add/RMSNorm, final LayerNorm +
  * un-permute, spec §6 steps 2–4): the per-channel code is unrolled over the token width so every
  * channel quad stays in a register. TypeScript reference: lib/model/reference.ts
  * (lib/model/reference.ts headForward64, lib/ops/norm.ts).

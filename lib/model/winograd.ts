@@ -1,6 +1,6 @@
 /**
- * Winograd F(2×2, 3×3) convolution of the head (`wgsl/head_winograd.wgsl`,
- * `wgsl/head_winograd_out.wgsl`, GEMMs in `wgsl/head_gemm.wgsl`): 2.25× fewer multiply-adds than
+ * Winograd F(2×2, 3×3) convolution of the head (`wgsl/head/winograd.wgsl`,
+ * `wgsl/head/winograd_out.wgsl`, GEMMs in `wgsl/head/gemm.wgsl`): 2.25× fewer multiply-adds than
  * the direct 3×3 conv, which dominates the head's cost (spec §6: 4 scans × 2 blocks + 4 heads per
  * branch, each a 128→128 3×3 conv on 49×49). A dilated conv (rate r, padding r) is tiled on its r²
  * sub-grids. TypeScript reference: {@link conv3x3Ref}.
@@ -142,7 +142,7 @@ function atExpr(m: WinogradTile, v: string[]): string[] {
 
 /**
  * Fully unrolled F(m×m, 3×3) transform code (m = 2 or 4) for the templates
- * `head_winograd.wgsl` / `head_winograd_out.wgsl`: one template, the tile size lives only here.
+ * `head/winograd.wgsl` / `head/winograd_out.wgsl`: one template, the tile size lives only here.
  */
 export function winogradSource(
   inTpl: string,
@@ -213,8 +213,8 @@ export function winogradSource(
 export async function winogradPipelines(gpu: Gpu, m: WinogradTile = 2): Promise<WinogradPipelines> {
   const name = `head_winograd_f${m}`;
   const { input: a, output: b } = winogradSource(
-    await loadWgsl("head_winograd.wgsl"),
-    await loadWgsl("head_winograd_out.wgsl"),
+    await loadWgsl("head/winograd.wgsl"),
+    await loadWgsl("head/winograd_out.wgsl"),
     m,
   );
   const [input, blockOut, headOut] = await Promise.all([

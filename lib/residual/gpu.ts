@@ -1,6 +1,6 @@
 /**
  * WebGPU residual fusion (spec §4–5): WGSL kernels for the encoding, the unary 1×1 conv +
- * sigmoid + waypoint (`residual_encode.wgsl` `encode_r`), the intra nearest-reference search
+ * sigmoid + waypoint (`residual/encode.wgsl` `encode_r`), the intra nearest-reference search
  * (the bank top-k search of `lib/bank/search.ts` over each image's reference rows) and
  * s = f[nn] − f with its encoding (`encode_s`). On the CPU, between the dispatches: the top-K
  * selection of the smallest waypoints (L values per image, a sort), the layout of the search
@@ -74,7 +74,7 @@ export async function fuseOnGpu(
 ): Promise<FusionOut> {
   const { B, C, L, K } = shape;
   const methodId = RESIDUAL_METHODS.indexOf(opts.method);
-  const encSrc = await loadWgsl("residual_encode.wgsl");
+  const encSrc = await loadWgsl("residual/encode.wgsl");
   const encKey = `residual_encode:method=${methodId}`;
   const [encR, encS] = await Promise.all([
     getPipeline(gpu, encKey, encSrc, "encode_r", { METHOD: methodId }),

@@ -21,7 +21,8 @@ import {
   loadRunBackbone,
   type RunFeatureOptions,
 } from "../backbone/mod.ts";
-import { type Bank, buildBankWithProgress } from "../bank/bank.ts";
+import type { Bank } from "../bank/bank.ts";
+import { buildBankWithProgress } from "../bank/progress.ts";
 import { createBankIndex } from "../bank/bank_index.ts";
 import type { BankIndex } from "../bank/search.ts";
 import { interModelInput, trainingResidual } from "../residual/inter.ts";

@@ -830,4 +830,9 @@ export function encodeSynthStrip(
  * `scripts/build_textures.sh`), for `synthesizeAnomaly({ textureDir: DEFAULT_TEXTURE_DIR })` when
  * DTD is not at hand. A filesystem path; valid when the module is loaded from a local checkout.
  */
-export const DEFAULT_TEXTURE_DIR = fileURLToPath(new URL("../../data/textures", import.meta.url));
+export const DEFAULT_TEXTURE_DIR = localPath(new URL("../../data/textures", import.meta.url));
+
+/** The filesystem path of a `file:` URL (decoded: spaces, non-ASCII); a web URL's path as is. */
+function localPath(u: URL): string {
+  return u.protocol === "file:" ? fileURLToPath(u) : u.pathname;
+}

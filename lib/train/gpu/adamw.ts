@@ -1,7 +1,7 @@
 /**
  * AdamW on the GPU over one flat f32 parameter buffer (lib/train/adamw.ts AdamW.step semantics =
  * torch.optim.AdamW, amsgrad off; spec §8 "Training setup"), with f32 moments m, v and a per-element
- * weight-decay flag. Shader: `wgsl/train_adamw.wgsl`.
+ * weight-decay flag. Shader: `wgsl/train/adamw.wgsl`.
  * @module
  */
 import type { KernelSequence, Tensor } from "./graph.ts";
@@ -67,7 +67,7 @@ export async function recordAdamW(
   };
   const params = words(1, 0);
   const d = await recordTrainKernel(seq, {
-    shader: "train_adamw.wgsl",
+    shader: "train/adamw.wgsl",
     entry: "main",
     label: "adamw",
     operands: [

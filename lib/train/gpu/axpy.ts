@@ -1,5 +1,5 @@
 /**
- * `out = x · m + y` over flat tensors (`wgsl/train_axpy.wgsl`): the branch's
+ * `out = x · m + y` over flat tensors (`wgsl/train/axpy.wgsl`): the branch's
  * LayerNorm input dropout(h) + stream (spec §6 step 3), m = inverted-dropout multipliers (or none).
  * @module
  */
@@ -33,7 +33,7 @@ export async function recordAxpy(seq: KernelSequence, a: AxpyArgs): Promise<void
   const [gx, gy] = grid2d(Math.ceil(a.n / 256));
   const mT: Tensor = a.m ? a.m.t : a.x.t;
   await seq.dispatch({
-    shader: "train_axpy.wgsl",
+    shader: "train/axpy.wgsl",
     label: "axpy",
     params: [a.n, a.x.off ?? 0, a.m?.off ?? 0, a.y.off ?? 0, a.out.off ?? 0, a.m ? 1 : 0, gx, 0],
     bindings: [a.x.t, mT, a.y.t, a.out.t],

@@ -4,8 +4,8 @@
  * dX = col2im(dY·W), dBias = Σ_rows dY), and column sums. Zero padding = dilation, stride 1,
  * "same" size; activations channels-last `(n, h, w, C)` row-major f32; weights in the PyTorch
  * layout `(Cout, Cin, 3, 3)`, i.e. a `(Cout, 9·Cin)` matrix whose column index ci·9 + ky·3 + kx is
- * the im2col column index. Kernels: `wgsl/train_im2col.wgsl`, `wgsl/train_col2im.wgsl`,
- * `wgsl/train_colsum.wgsl`, `wgsl/train_gemm.wgsl`. TypeScript references: {@link im2colRef},
+ * the im2col column index. Kernels: `wgsl/train/im2col.wgsl`, `wgsl/train/col2im.wgsl`,
+ * `wgsl/train/colsum.wgsl`, `wgsl/train/gemm.wgsl`. TypeScript references: {@link im2colRef},
  * {@link col2imRef}, {@link colSumRef}; the convolution itself is lib/ops/dense.ts
  * `conv3x3Forward` / `conv3x3Backward`.
  * @module
@@ -42,7 +42,7 @@ export async function recordIm2col(seq: KernelSequence, a: Im2colArgs): Promise<
   checkRef("recordIm2col: col", a.col, total);
   if (a.X.t === a.col.t) throw new Error("recordIm2col: X and col must be different tensors");
   await seq.dispatch({
-    shader: "train_im2col.wgsl",
+    shader: "train/im2col.wgsl",
     params: [n, h, w, C, dil, a.X.off ?? 0, a.col.off ?? 0, total / 9],
     bindings: [a.X.t, a.col.t],
     workgroups: grid2d(Math.ceil(total / 9 / 64)),
@@ -77,7 +77,7 @@ export async function recordCol2im(seq: KernelSequence, a: Col2imArgs): Promise<
   checkRef("recordCol2im: dX", a.dX, total);
   if (a.dX.t === a.dcol.t) throw new Error("recordCol2im: dcol and dX must be different tensors");
   await seq.dispatch({
-    shader: "train_col2im.wgsl",
+    shader: "train/col2im.wgsl",
     params: [n, h, w, C, dil, a.dcol.off ?? 0, a.dX.off ?? 0, total, a.accumulate ? 1 : 0],
     bindings: [a.dcol.t, a.dX.t],
     workgroups: grid2d(Math.ceil(total / 64)),
@@ -132,7 +132,7 @@ async function colSumLevel(seq: KernelSequence, a: ColSumArgs, depth: number): P
   if (chunks > 65535 || gx > 65535) throw new Error(`${what}: ${rows}×${cols} too large`);
   const pass = (outT: Tensor, outOff: number, flags: number) =>
     seq.dispatch({
-      shader: "train_colsum.wgsl",
+      shader: "train/colsum.wgsl",
       params: [
         rows,
         cols,

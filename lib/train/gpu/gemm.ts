@@ -1,5 +1,5 @@
 /**
- * General matrix multiply of the training step (`wgsl/train_gemm.wgsl`):
+ * General matrix multiply of the training step (`wgsl/train/gemm.wgsl`):
  * C = alpha · opA(A) · opB(B) (+ bias) (+ C), with element offsets, leading dimensions and
  * transposes, so that every dense forward, input gradient (dX = dY·W) and weight gradient
  * (dW = dYᵀ·X) of the SNARM head (spec §5–6) is one call. TypeScript reference: {@link gemmRef}.
@@ -107,7 +107,7 @@ function validateGemm<R>(a: GemmArgsOf<R>, len: (r: R) => number, what: string):
   if (a.bias) need(a.bias, "bias", 1, N, N);
 }
 
-/** Compile-time shape of the kernel (see the file header of `wgsl/train_gemm.wgsl`). */
+/** Compile-time shape of the kernel (see the file header of `wgsl/train/gemm.wgsl`). */
 export interface GemmShape {
   /** Lane rows per invocation. */
   QPI: number;
@@ -380,7 +380,7 @@ export async function recordGemm(
     for (let w = 0; w < nWin; w++) {
       const flags = (w > 0 || a.accumulate ? 1 : 0) | (w === 0 ? hasBias : 0);
       await seq.dispatch({
-        shader: "train_gemm.wgsl",
+        shader: "train/gemm.wgsl",
         template,
         params: words(w * s.KW, { off: cOff, si: o.Osi, sj: o.Osj, zs: 0 }, flags, 1),
         bindings: [o.Lt, biasT, a.C.t, o.St],
@@ -395,7 +395,7 @@ export async function recordGemm(
   const rounds = Math.ceil(nWin / slots);
   for (let r = 0; r < rounds; r++) {
     await seq.dispatch({
-      shader: "train_gemm.wgsl",
+      shader: "train/gemm.wgsl",
       template,
       params: words(r * slots * s.KW, { off: 0, si: o.J, sj: 1, zs: IJ }, r > 0 ? 1 : 0, 1),
       bindings: [o.Lt, biasT, part, o.St],
@@ -441,7 +441,7 @@ async function recordReduce(
     nP,
   ];
   await seq.dispatch({
-    shader: "train_gemm.wgsl",
+    shader: "train/gemm.wgsl",
     template: { MAIN: "" },
     entry: "reduce",
     params: words,

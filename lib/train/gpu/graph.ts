@@ -5,7 +5,7 @@
  * workgroup count) and replayed each step with one submit; only the data and a few uniforms
  * (learning rate, step) change between steps.
  *
- * Conventions of every training kernel (`wgsl/train_*.wgsl`):
+ * Conventions of every training kernel (`wgsl/train/*.wgsl`):
  * - binding 0 is a uniform block of 32-bit words (u32, or f32 bit patterns from {@link f32bits});
  *   bindings 1, 2, … are the tensors in the order given to {@link KernelSequence.dispatch};
  * - tensors are flat f32 (or u32/i32) storage buffers bound whole; an operand is addressed by an
@@ -82,7 +82,7 @@ export function grid2d(n: number, limit = 65535): [number, number, number] {
 
 /** Options of {@link KernelSequence.dispatch}. */
 export interface DispatchOptions {
-  /** WGSL file name under `wgsl/` (e.g. `train_gemm.wgsl`). */
+  /** WGSL file name under `wgsl/` (e.g. `train/gemm.wgsl`). */
   shader: string;
   /** `{{KEY}}` template values (compile-time constants); part of the pipeline cache key. */
   template?: Record<string, string | number>;

@@ -2,7 +2,7 @@
  * The SNARM training loss on the GPU (lib/train/loss.ts snarmLoss exactly; spec §8 "Loss", our
  * documented choice): loss = mean over the nHeads·n cells of the sigmoid focal loss of the decoder
  * logits + unaryWeight · mean focal loss (probability form) of the unary map, with gradients.
- * Shader: `wgsl/train_loss.wgsl`.
+ * Shader: `wgsl/train/loss.wgsl`.
  * @module
  */
 import type { KernelSequence, Ref } from "./graph.ts";
@@ -47,7 +47,7 @@ export async function recordSnarmLoss(
   }
   const hn = a.nHeads * a.n;
   await recordTrainKernel(seq, {
-    shader: "train_loss.wgsl",
+    shader: "train/loss.wgsl",
     entry: "main",
     label: "snarm loss",
     operands: [

@@ -150,7 +150,7 @@ export async function recordCausalConv1dForward(
       `select(0u, ${back}u, t >= ${back}u)) * P.ldx + c], t >= ${back}u);`;
   });
   await seq.dispatch({
-    shader: "train_conv1d.wgsl",
+    shader: "train/conv1d.wgsl",
     label: "conv1d forward",
     template,
     params: [rows, a.Ls, a.C, xOff, a.ldx, wOff, bOff, yOff, a.ldy, 0, 0, 0],
@@ -240,7 +240,7 @@ export async function recordCausalConv1dBackward(
     `\n    ${DB}[P.dbOff + c] = s${K};`;
   const chunk = Math.ceil(rows / 32);
   await seq.dispatch({
-    shader: "train_conv1d_bwd.wgsl",
+    shader: "train/conv1d_bwd.wgsl",
     label: "conv1d backward",
     template,
     params: [
@@ -361,7 +361,7 @@ export async function recordSelectiveScanForward(
       `    acc += ${CM}[cb + ${n}u] * h${n};\n    ${ST}[sb + ${n}u] = h${n};`,
   );
   await seq.dispatch({
-    shader: "train_scan.wgsl",
+    shader: "train/scan.wgsl",
     label: "selective scan forward",
     template,
     params: [
@@ -502,7 +502,7 @@ export async function recordSelectiveScanBackward(
     ].join("\n"));
   m.template.FINISH = lines(S, (n) => `  ${SCR}[ob + ${n}u] = dA${n} * A${n};`);
   await seq.dispatch({
-    shader: "train_scan_bwd.wgsl",
+    shader: "train/scan_bwd.wgsl",
     label: "selective scan backward",
     template: m.template,
     params: [
@@ -553,7 +553,7 @@ export async function recordSelectiveScanBackward(
       `  ${t2.DCM}[P.dcOff + row * P.lddc + ${n}u] = dc${n};`,
   );
   await seq.dispatch({
-    shader: "train_scan_reduce_bc.wgsl",
+    shader: "train/scan_reduce_bc.wgsl",
     label: "selective scan backward dB dC",
     template: t2,
     params: [rows, dI, dyOff, a.lddy, dbOff, a.lddB, dcOff, a.lddC],
@@ -569,7 +569,7 @@ export async function recordSelectiveScanBackward(
   ]);
   p.template.S = String(S);
   await seq.dispatch({
-    shader: "train_scan_reduce_param.wgsl",
+    shader: "train/scan_reduce_param.wgsl",
     label: "selective scan backward dA_log dD",
     template: p.template,
     params: [nSeq, dI, part, daOff, dDOff, 0, 0, 0],

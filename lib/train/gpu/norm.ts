@@ -4,7 +4,7 @@
  * branch's final LayerNorm (step 3) and the decoder's BatchNorm2d in training mode with PyTorch's
  * running-statistics update (step 5). eps = 1e-5 (lib/ops/norm.ts EPS). All token tensors
  * are channels-last rows `(rows, d)` row-major f32, contiguous (leading dimension d).
- * Shaders: `wgsl/train_norm.wgsl`, `wgsl/train_batchnorm.wgsl`. TypeScript references:
+ * Shaders: `wgsl/train/norm.wgsl`, `wgsl/train/batchnorm.wgsl`. TypeScript references:
  * lib/ops/norm.ts.
  * @module
  */
@@ -13,8 +13,8 @@ import { f32bits, grid2d } from "./graph.ts";
 import { checkSize } from "./check.ts";
 import { elementGrid, recordTrainKernel } from "./pointwise.ts";
 
-const NORM = "train_norm.wgsl";
-const BN = "train_batchnorm.wgsl";
+const NORM = "train/norm.wgsl";
+const BN = "train/batchnorm.wgsl";
 
 function rowGrid(rows: number): [number, number, number] {
   return grid2d(Math.ceil(rows / 64));

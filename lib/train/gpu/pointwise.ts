@@ -3,7 +3,7 @@
  * head, step 5), SiLU (Mamba conv output, "Mamba v1" step 2), softplus (Δ, step 3) and sigmoid
  * (unary map, §5 step 2) with their VJPs, the Mamba gate out = y·silu(z) (step 6) and the plain
  * product out = x·m (inverted-dropout mask, §6 step 3; its VJP is the same product with dy).
- * Shader: `wgsl/train_pointwise.wgsl`. TypeScript references: lib/ops/pointwise.ts.
+ * Shader: `wgsl/train/pointwise.wgsl`. TypeScript references: lib/ops/pointwise.ts.
  *
  * Also home of {@link recordTrainKernel}, the recording helper the Group B kernels share: it
  * validates operand extents, binds each distinct tensor once (so several operands may live in one
@@ -96,7 +96,7 @@ export function elementGrid(n: number): [number, number, number] {
   return grid2d(Math.ceil(n / 64));
 }
 
-const SHADER = "train_pointwise.wgsl";
+const SHADER = "train/pointwise.wgsl";
 
 /** Element-wise activations (torch semantics; softplus with beta 1, threshold 20). */
 export type PointwiseOp = "relu" | "silu" | "softplus" | "sigmoid";

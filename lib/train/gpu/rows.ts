@@ -2,7 +2,7 @@
  * Row gather / scatter of token rows (spec §6 step 3c navigation: gather the navigated tokens,
  * scatter the mixer output back; their VJPs are the same two operations), with i32 row indices
  * where −1 means "no row". Rows are channels-last `(rows, width)` f32 with leading dimensions.
- * Kernel: `wgsl/train_rows.wgsl`. TypeScript references: {@link gatherRowsRef},
+ * Kernel: `wgsl/train/rows.wgsl`. TypeScript references: {@link gatherRowsRef},
  * {@link scatterRowsRef} (lib/ops/navigation.ts gatherTokens / scatterTokens are the
  * same operations on whole sequences).
  * @module
@@ -47,7 +47,7 @@ async function record(seq: KernelSequence, a: RowsArgs, entry: "gather" | "scatt
   const total = a.rows * a.width;
   if (total === 0) return;
   await seq.dispatch({
-    shader: "train_rows.wgsl",
+    shader: "train/rows.wgsl",
     entry,
     params: [
       a.rows,

@@ -3,7 +3,7 @@
  * logit map is upsampled with align_corners = true to the image size) and its backward.
  * Sampling is exactly lib/ops/upsample.ts (the TypeScript reference): source coordinate
  * s = D·(n − 1)/(N − 1) (0 when N = 1), i0 = min(⌊s⌋, n − 1), i1 = min(i0 + 1, n − 1), weight
- * s − i0. Kernel: `wgsl/train_upsample.wgsl` (taps precomputed on the host in float64, stored as
+ * s − i0. Kernel: `wgsl/train/upsample.wgsl` (taps precomputed on the host in float64, stored as
  * f32 in a small per-sequence table tensor).
  * @module
  */
@@ -103,7 +103,7 @@ export async function recordUpsampleBilinear(
   const tab = tapTable(seq, h, w, H, W);
   const total = n * H * W;
   await seq.dispatch({
-    shader: "train_upsample.wgsl",
+    shader: "train/upsample.wgsl",
     entry: "forward",
     params: [n, h, w, H, W, a.X.off ?? 0, a.Y.off ?? 0, 0, 3 * H + 2 * h],
     bindings: [tab, a.X.t, a.Y.t],
@@ -131,7 +131,7 @@ export async function recordUpsampleBilinearBackward(
   const T = scratchTensor(seq, "upsample.T", n * H * w);
   const ty = 0, tx = 3 * H + 2 * h;
   await seq.dispatch({
-    shader: "train_upsample.wgsl",
+    shader: "train/upsample.wgsl",
     entry: "back_x",
     params: [n, h, w, H, W, a.dY.off ?? 0, 0, ty, tx],
     bindings: [tab, a.dY.t, T],
@@ -139,7 +139,7 @@ export async function recordUpsampleBilinearBackward(
     label: `upsample backward x ${n}×${H}×${W} → ${w}`,
   });
   await seq.dispatch({
-    shader: "train_upsample.wgsl",
+    shader: "train/upsample.wgsl",
     entry: "back_y",
     params: [n, h, w, H, W, 0, a.dX.off ?? 0, ty, tx],
     bindings: [tab, T, a.dX.t],

@@ -1,4 +1,4 @@
-// col2im: the adjoint of train_im2col.wgsl. dX (n, h, w, C) (+)= Σ over the 9 taps of the col
+// col2im: the adjoint of train/im2col.wgsl. dX (n, h, w, C) (+)= Σ over the 9 taps of the col
 // gradient dcol (n·h·w, 9·C) that read input pixel (y, x): tap (ky, kx) of output pixel
 // (y − dil·(ky−1), x − dil·(kx−1)). Gather form (no atomics): one invocation per dX element.
 // TypeScript reference: col2imRef in lib/train/gpu/conv.ts.

@@ -1,4 +1,4 @@
-// Training backward of the Mamba causal depthwise conv1d (forward: train_conv1d.wgsl):
+// Training backward of the Mamba causal depthwise conv1d (forward: train/conv1d.wgsl):
 //   dx[s, c] = Σ_k w[c, k] · dy[s + (K−1) − k, c]     (dy beyond the end of the sequence = 0)
 //   dW[c, k] = Σ_s x[s, c] · dy[s + (K−1) − k, c]      dB[c] = Σ_s dy[s, c]
 // (sums over every row s of every sequence). TypeScript reference: lib/ops/mamba.ts

@@ -1,8 +1,8 @@
-// Training backward of the selective scan (forward: train_scan.wgsl), per (sequence, channel),
+// Training backward of the selective scan (forward: train/scan.wgsl), per (sequence, channel),
 // reverse time with the state adjoint λ (λ_t = C_t·dy_t + a_{t+1}·λ_{t+1}, a = exp(Δ·A)):
 //   dΔ_t = Σ_n λ_n·(A_n·a·h_{t−1} + B_t,n·u_t),   du_t = D·dy_t + Σ_n λ_n·Δ_t·B_t,n,
 //   dA_n = Σ_t λ_n·Δ_t·a·h_{t−1} → dA_log = dA·A,  dD = Σ_t dy_t·u_t,
-//   dB_t,n = Σ_c λ_n·Δ_t·u_t (and dC_t,n = Σ_c dy_t·h_t,n in train_scan_reduce_bc.wgsl).
+//   dB_t,n = Σ_c λ_n·Δ_t·u_t (and dC_t,n = Σ_c dy_t·h_t,n in train/scan_reduce_bc.wgsl).
 // TypeScript reference: lib/ops/mamba.ts selectiveScanBackward. h_{t−1} is read from the
 // states saved by the forward. Record function: lib/train/gpu/mamba_ops.ts
 // recordSelectiveScanBackward. Ls back-edges per invocation (states unrolled by the generator).

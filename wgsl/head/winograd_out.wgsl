@@ -33,7 +33,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read> inv: array<u32>;
 @group(0) @binding(8) var<storage, read_write> xin: array<vec4<f32>>;
 // head_output also writes logit (head, p) to lgp[p·lgpLd + headBase + head]: the position-major
-// copy the pixel-map kernel reads as a texture (head_maps.wgsl).
+// copy the pixel-map kernel reads as a texture (head/maps.wgsl).
 @group(0) @binding(9) var<storage, read_write> lgp: array<f32>;
 
 // The transform bodies ({{...}}) are generated fully unrolled by lib/model/winograd.ts: private

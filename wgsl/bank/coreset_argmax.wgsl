@@ -1,5 +1,5 @@
 // Greedy k-centre coreset, step 2 of 2 per iteration: reduce the (max, argmax) partials of
-// coreset_update.wgsl to the next centre, on the GPU (one workgroup), so that no readback is
+// bank/coreset_update.wgsl to the next centre, on the GPU (one workgroup), so that no readback is
 // needed between iterations. Ties go to the lowest point index. Writes sel[t] (the chosen index),
 // rad[t] (its anchor, an integer squared distance) and advances state (t += 1, cur = chosen). Spec: §2.
 //

@@ -1,7 +1,7 @@
-// Selective-scan backward, second pass (after train_scan_bwd.wgsl): the gradients of the
+// Selective-scan backward, second pass (after train/scan_bwd.wgsl): the gradients of the
 // per-token input and output matrices, summed over the dI channels:
 //   dB[row, n] = Σ_c SCR[(row·dI + c)·S + n]        (SCR = λ_n·Δ·u per channel)
-//   dC[row, n] = Σ_c dy[row, c] · h[row, c, n]      (h = states saved by train_scan.wgsl)
+//   dC[row, n] = Σ_c dy[row, c] · h[row, c, n]      (h = states saved by train/scan.wgsl)
 // One invocation per token row, loop over channels (dI ≤ 512 back-edges), states unrolled.
 // Record function: lib/train/gpu/mamba_ops.ts recordSelectiveScanBackward.
 

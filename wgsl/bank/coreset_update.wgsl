@@ -1,6 +1,6 @@
 // Greedy k-centre coreset (PatchCore ApproximateGreedyCoresetSampler), step 1 of 2 per iteration:
 // update every point's min squared distance to the coreset with the newest centre, then emit each
-// invocation's (max, argmax) partial for coreset_argmax.wgsl. Spec: snarm-method.md §2.
+// invocation's (max, argmax) partial for bank/coreset_argmax.wgsl. Spec: snarm-method.md §2.
 //
 // Layout: the projected points (N, DP) are fixed-point i16 codes (coreset.ts
 // quantizeCoresetPoints) in an rgba32uint texture, 8 dims per texel (u32 k of a texel packs dims 2k

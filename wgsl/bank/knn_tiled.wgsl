@@ -7,7 +7,7 @@
 // Per tile of TB bank rows the workgroup stages DC dimensions at a time in shared memory; every
 // invocation reads them at the same address (broadcast). Ranking value: dv = |b|^2 - 2 q.b.
 // Rows are visited in increasing index order with strict `<`, so ties keep the lower index; the
-// partial top-K lists are merged per query in segment order by knn_merge.wgsl.
+// partial top-K lists are merged per query in segment order by bank/knn_merge.wgsl.
 // Loop counts per invocation stay below lavapipe's 65535 back-edge limit: the tile and dimension
 // loops are the only loops (the inner blocks are unrolled by the generator), and the host picks
 // P.seg_rows so that tiles * (D/DC + 1) stays far below it.

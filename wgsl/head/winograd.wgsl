@@ -5,7 +5,7 @@
 // outputs sit at (by + r·i, bx + r·k) and it reads inputs at (by + r·(a−1), bx + r·(b−1)),
 // a, b < m + 2; `axis` lists the tile bases per axis. The body placeholder is filled for the tile size
 // by lib/model/winograd.ts (winogradSource). The batched GEMMs between the transforms run in
-// head_gemm.wgsl. TypeScript reference: lib/model/reference.ts conv3x3Ref (+ decoderHeadRef).
+// head/gemm.wgsl. TypeScript reference: lib/model/reference.ts conv3x3Ref (+ decoderHeadRef).
 //
 // Textures (rgba32float arrays, texel = 4 channels):
 //   src  (C4, h·w, nSeq): input grid of every sequence, row p = y·w + x.

@@ -1,4 +1,4 @@
-// Merge per-segment partial top-K lists (from knn_tiled.wgsl) into a running top-K per query.
+// Merge per-segment partial top-K lists (from bank/knn_tiled.wgsl) into a running top-K per query.
 // Segments P.s0 .. P.s1-1 are merged in increasing order, each list in its ascending order, with
 // strict `<`: equal values keep the earlier (lower bank index) entry. The host splits the segment
 // range over dispatches so that (s1 - s0) * K stays far below lavapipe's 65535 loop limit.

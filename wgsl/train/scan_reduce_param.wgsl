@@ -1,5 +1,5 @@
 // Selective-scan backward, last pass: dA_log[c, n] and dD[c] summed over the nSeq sequences
-// from the per-sequence partials train_scan_bwd.wgsl left in SCR at
+// from the per-sequence partials train/scan_bwd.wgsl left in SCR at
 // part + (s·dI + c)·(S+1) + n (n = S: dD). One invocation per (c, n); nSeq loop back-edges.
 // Record function: lib/train/gpu/mamba_ops.ts recordSelectiveScanBackward.
 
