@@ -344,6 +344,13 @@ Deno.test({
       const c = await prepareTrainingSet({ ...opts, synthPerImage: 0 });
       assert.equal(c.samples.length, 6);
       assert.equal([...Deno.readDirSync(dir)].length, 5);
+      // With held-out validation images: the cached set reports the same training images as the
+      // fresh one (the cache once stored training + validation images as `selected`).
+      const v1 = await prepareTrainingSet({ ...opts, synthPerImage: 0, valFraction: 0.3 });
+      const v2 = await prepareTrainingSet({ ...opts, synthPerImage: 0, valFraction: 0.3 });
+      assert.ok(v2.roots[0].cached && v1.val.length > 0);
+      assert.equal(v1.roots[0].selected, v1.samples.length);
+      assert.equal(v2.roots[0].selected, v1.roots[0].selected);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -33,6 +33,5 @@
  * @module
  */
 export * from "./bank.ts";
-export * from "./progress.ts";
 export * from "./coreset.ts";
 export * from "./search.ts";

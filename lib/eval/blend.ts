@@ -25,8 +25,7 @@ import { imageScore } from "../maps/mod.ts";
 import { computeMetrics, type MetricKey, type Metrics } from "../metrics/compute.ts";
 import type { TrainSample } from "../train/samples.ts";
 import { gridTruth, metricsMean, quiet } from "../train/validate.ts";
-import { channelsFirstNorms } from "../maps/bank.ts";
-import { scorePatchMap } from "../maps/bank.ts";
+import { channelsFirstNorms, scorePatchMap } from "../maps/bank.ts";
 
 /** Candidate weights of the bank map (λ = 1, bank-only, is not a candidate: the head always counts). */
 export const BLEND_LAMBDAS: readonly number[] = [0, 0.25, 0.5, 0.75];

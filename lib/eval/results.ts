@@ -63,9 +63,25 @@ export function resultsBase(result: EvalResult): ResultsBase {
     })),
     heads: result.heads.map(({ cached: _c, seconds: _s, fit, ...h }) => ({
       ...h,
-      fit: fit && Object.fromEntries(Object.entries(fit).filter(([k]) => !TIMING_KEYS.has(k))),
+      fit: fit && withoutTimings(fit),
     })),
   };
+}
+
+/**
+ * A fit record without what differs between runs of the same request: the {@link TIMING_KEYS}
+ * and cache hits (`cached`), at any depth (e.g. its `roots[].seconds`).
+ */
+function withoutTimings(v: unknown): Record<string, unknown> {
+  const strip = (x: unknown): unknown =>
+    Array.isArray(x) ? x.map(strip) : x && typeof x === "object"
+      ? Object.fromEntries(
+        Object.entries(x).filter(([k]) => !TIMING_KEYS.has(k) && k !== "cached").map((
+          [k, y],
+        ) => [k, strip(y)]),
+      )
+      : x;
+  return strip(v) as Record<string, unknown>;
 }
 
 function finiteOrNull(v: number): number | null {

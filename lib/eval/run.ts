@@ -383,7 +383,7 @@ async function loadRunHead(
       );
     }
     const fittedOn: string[] | null = meta.categories ? JSON.parse(meta.categories) : null;
-    const foreign = fittedOn ? categories.filter((c) => !fittedOn.includes(c)) : categories;
+    const foreign = fittedOn ? categories.filter((cat) => !fittedOn.includes(cat)) : categories;
     if (foreign.length) {
       console.warn(
         `snarm: warning: head ${path} was ${

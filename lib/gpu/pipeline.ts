@@ -15,7 +15,7 @@ export const WGSL_DIR = new URL("../../wgsl/", import.meta.url);
 const INCLUDE = /^\/\/ #include "([\w./-]+)"[ \t]*$/gm;
 
 /**
- * Read `wgsl/<name>` (e.g. `"knn_topk.wgsl"`) over `file:` or `http(s):`, with every
+ * Read `wgsl/<name>` (e.g. `"bank/knn_tiled.wgsl"`) over `file:` or `http(s):`, with every
  * `// #include "<file>"` line replaced by that file's text (e.g. `common/math.wgsl`, the shared
  * math functions; each file at most once per shader, includes of includes resolved too).
  * @throws {GpuError} when a file cannot be read.

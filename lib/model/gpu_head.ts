@@ -2,7 +2,7 @@
  * The Mamba head on WebGPU (spec §6–7): every stage of {@link headForwardRef} as WGSL kernels,
  * recorded once per (configuration, grid, suspicious count, output size) as a command list and
  * submitted once per image. Kernels: `head/gemm.wgsl` (patch embedding, in/x/out projections,
- * Winograd GEMMs), `head_winograd*.wgsl` (3×3 convs: F(4×4) for rates ≤ 12, F(2×2) otherwise;
+ * Winograd GEMMs), `head/winograd*.wgsl` (3×3 convs: F(4×4) for rates ≤ 12, F(2×2) otherwise;
  * the gather of the suspicious tokens is fused into the block conv's output transform),
  * `head/tokens.wgsl` (scan order, fused add + RMSNorm, LayerNorm + un-permute),
  * `head/conv1d.wgsl`, `head/selective_scan.wgsl` (Δ = dt_proj fused) and `head/maps.wgsl` (pixel map,

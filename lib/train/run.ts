@@ -204,11 +204,6 @@ async function trainStep(
   return { l, rate };
 }
 
-/**
- * Train a SNARM head.
- * @throws {Error} without a WebGPU adapter, on bad options, on a dataset without `train/good`,
- *   or when `--resume` finds a checkpoint of another configuration.
- */
 /** `Deno.statSync(p)`, or null when `p` does not exist. */
 function exists(p: string): Deno.FileInfo | null {
   try {
@@ -335,6 +330,11 @@ function trainHeadConfig(
   };
 }
 
+/**
+ * Train a SNARM head.
+ * @throws {Error} without a WebGPU adapter, on bad options, on a dataset without `train/good`,
+ *   or when `--resume` finds a checkpoint of another configuration.
+ */
 export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const t = trainSettings(o);
   const { presetName, preset, steps, B, lr, seed, every, warmup, dropout } = t;

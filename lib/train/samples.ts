@@ -532,7 +532,7 @@ export async function prepareTrainingSet(opts: PrepareOptions): Promise<Training
           cachePath,
           JSON.stringify(key),
           samples,
-          chosen.length,
+          selected.length,
           bank.meta.T,
           opts.cacheShard ?? SHARD,
         );

@@ -13,7 +13,6 @@
  * `normalizeImageNet(result.rgb, W, H)` to the backbone.
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { createRng, type Rng, sampleWithoutReplacement } from "../bank/coreset.ts";
 import { type ImageRecord, naturalCompare } from "../data/dataset.ts";
 import { type PreprocessOptions, preprocessRgb, resolveGeometry } from "../data/preprocess.ts";
@@ -834,5 +833,5 @@ export const DEFAULT_TEXTURE_DIR = localPath(new URL("../../data/textures", impo
 
 /** The filesystem path of a `file:` URL (decoded: spaces, non-ASCII); a web URL's path as is. */
 function localPath(u: URL): string {
-  return u.protocol === "file:" ? fileURLToPath(u) : u.pathname;
+  return u.protocol === "file:" ? decodeURIComponent(u.pathname) : u.pathname;
 }
