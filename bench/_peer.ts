@@ -6,6 +6,17 @@
  */
 import { fileURLToPath } from "node:url";
 
+/** Debian's python3 running `script` (a file next to the benches) with `args`, every stream piped. */
+function peerCommand(script: string, args: string[], stdin: "piped" | "null"): Deno.Command {
+  return new Deno.Command("/usr/bin/python3", {
+    args: [fileURLToPath(new URL(script, import.meta.url)), ...args],
+    env: { OMP_WAIT_POLICY: "PASSIVE" },
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 /**
  * Run `script` (a file next to the benches) with `args`.
  * @param what the peer's name in the "not run" line; @param install the Debian packages it needs.
@@ -18,12 +29,7 @@ export async function runPeer(
   install: string,
 ): Promise<string[] | null> {
   try {
-    const r = await new Deno.Command("/usr/bin/python3", {
-      args: [fileURLToPath(new URL(script, import.meta.url)), ...args],
-      env: { OMP_WAIT_POLICY: "PASSIVE" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const r = await peerCommand(script, args, "null").output();
     if (!r.success) {
       const err = new TextDecoder().decode(r.stderr).trim().split("\n").pop();
       console.log(`${what}: not run (${err}; Debian: apt-get install -y ${install})`);
@@ -66,13 +72,7 @@ export async function startPairedPeer(
 ): Promise<PairedPeer | null> {
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("/usr/bin/python3", {
-      args: [fileURLToPath(new URL(script, import.meta.url)), ...args],
-      env: { OMP_WAIT_POLICY: "PASSIVE" },
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = peerCommand(script, args, "piped").spawn();
   } catch (e) {
     console.log(`${what}: not run (${(e as Error).message})`);
     return null;

@@ -33,6 +33,7 @@ import {
 import { fuseResiduals } from "../lib/residual/mod.ts";
 import { nativeSearchAvailable } from "../lib/bank/search.ts";
 import { type PairedPeer, startPairedPeer } from "./_peer.ts";
+import { median } from "./_stats.ts";
 
 const FIX = new URL("../../shared/fixtures/snarm_official/paper/", import.meta.url);
 const io = await readSafeTensors(new URL("io.safetensors", FIX));
@@ -89,11 +90,6 @@ function torchPeer(): Promise<PairedPeer | null> {
   ];
   return startPairedPeer("./head_torch.py", args, "head torch peer", "python3-torch python3-scipy");
 }
-
-const median = (a: number[]) => {
-  const s = a.slice().sort((x, y) => x - y);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 // ---- parity vs the official paper fixture (WebGPU path) and the one-off timings
 {

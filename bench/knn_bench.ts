@@ -23,6 +23,7 @@ import {
   searchTopKRef,
 } from "../lib/bank/search.ts";
 import { rand } from "../tests/_knn.ts";
+import { median } from "./_stats.ts";
 
 interface Size {
   name: string;
@@ -53,7 +54,6 @@ function cpuMs(): number {
   }
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const gflops = (s: Size, ms: number, q = s.q) => (2 * q * s.n * s.d) / (ms * 1e6);
 
 const gpu = await tryGetGpu();

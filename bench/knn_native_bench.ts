@@ -33,6 +33,7 @@ import {
 } from "../lib/bank/search.ts";
 import { runPeer } from "./_peer.ts";
 import { rand } from "../tests/_knn.ts";
+import { median } from "./_stats.ts";
 
 interface Size {
   name: string;
@@ -50,7 +51,6 @@ const nativeSizes = pick("SNARM_KNN_BENCH", "small,big");
 const webgpuSizes = pick("SNARM_KNN_BENCH_WEBGPU", "small");
 
 const la = () => loadavg().map((x) => x.toFixed(2)).join(" ");
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const gpu = await tryGetGpu();
 const native = await nativeSearchAvailable();
 console.log(
