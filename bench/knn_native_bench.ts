@@ -10,8 +10,11 @@
  * checked against the TypeScript reference on the first 24 queries.
  *
  * The peer, in the same run: faiss (IndexFlatL2, CPU, threads = cores, `OMP_WAIT_POLICY=PASSIVE`)
- * through `bench/knn_faiss.py` when Debian's python3-faiss is installed (`knn <size> faiss: X
- * GFLOP/s`, then the native/faiss ratio); `SNARM_KNN_BENCH_FAISS=0` skips it.
+ * through `bench/knn_faiss.py --paired` when Debian's python3-faiss is installed, timed in rounds
+ * that alternate with the native variant's (3 rounds per size; small: 5 timed searches after 3
+ * warm-ups per round, big: 2 after 1), so both see the same state of the machine: `knn <size>
+ * faiss: X GFLOP/s`, then the native/faiss ratio of the medians and per round;
+ * `SNARM_KNN_BENCH_FAISS=0` skips it.
  *
  * Prints `knn <size> <variant>: X GFLOP/s` lines. Env: `SNARM_KNN_BENCH=small,big` (sizes of the
  * native runs, default both), `SNARM_KNN_BENCH_WEBGPU=small,big` (sizes of the WGSL runs, default
@@ -31,7 +34,7 @@ import {
   searchTopKRef,
   type SearchVariant,
 } from "../lib/bank/search.ts";
-import { runPeer } from "./_peer.ts";
+import { type PairedPeer, startPairedPeer } from "./_peer.ts";
 import { rand } from "../tests/_knn.ts";
 import { median } from "./_stats.ts";
 
@@ -61,9 +64,28 @@ console.log(
 );
 
 const indices: BankIndex[] = [];
-/** GFLOP/s of the native runs per size, for the faiss ratio. */
-const nativeGf = new Map<string, number>();
 const benches: Array<{ name: string; fn: () => Promise<unknown> }> = [];
+const useFaiss = Deno.env.get("SNARM_KNN_BENCH_FAISS") !== "0";
+
+/**
+ * Rounds of the native variant, alternating with faiss's: per size ROUNDS rounds, each of `warm`
+ * untimed then `reps` timed searches, ours then the peer's, so both see the same state of this VM
+ * (its speed drifts by ±20–40 % between runs minutes apart; one figure each, taken apart, gave
+ * native/faiss 1.06× and 1.52× on the same code).
+ */
+const ROUNDS = 3;
+const roundsOf = (size: Size) => size.name === "big" ? { warm: 1, reps: 2 } : { warm: 3, reps: 5 };
+
+/** The paired faiss peer of `size` (bench/knn_faiss.py --paired), or null (with a line why). */
+function faissPeer(size: Size): Promise<PairedPeer | null> {
+  if (!useFaiss) return Promise.resolve(null);
+  return startPairedPeer(
+    "./knn_faiss.py",
+    [size.name, String(navigator.hardwareConcurrency), "--paired"],
+    `knn ${size.name} faiss peer`,
+    "python3-faiss libopenblas0-pthread",
+  );
+}
 
 for (const size of ALL) {
   const variants: SearchVariant[] = [];
@@ -74,6 +96,7 @@ for (const size of ALL) {
   const bank = rand(size.n * size.d, 2);
   const refQ = 24;
   const ref = searchTopKRef(queries.subarray(0, refQ * size.d), bank, size.d, K);
+  const gf = (ms: number) => ((2 * size.q * size.n * size.d) / (ms * 1e6)).toFixed(1);
   for (const variant of variants) {
     const index = await createBankIndex(variant === "webgpu" ? gpu : null, bank, size.d);
     indices.push(index);
@@ -88,51 +111,66 @@ for (const size of ALL) {
         throw new Error(`${size.name} ${variant}: disagrees with the reference at ${i}`);
       }
     }
-    // A few more unmeasured calls: the first runs after loading are slower (page faults, caches).
-    for (let w = 0; w < (size.name === "big" ? 0 : 3); w++) {
-      await searchTopK(queries, index, K, { variant });
-    }
-    const runs = size.name === "big" ? (variant === "native" ? 3 : 1) : 9;
-    const times: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      t = performance.now();
-      await searchTopK(queries, index, K, { variant });
-      times.push(performance.now() - t);
+    const search = () => searchTopK(queries, index, K, { variant });
+    const times: number[] = [], peerTimes: number[] = [], ratios: number[] = [];
+    let how: string;
+    if (variant === "native") {
+      const { warm, reps } = roundsOf(size);
+      let peer = await faissPeer(size);
+      try {
+        for (let r = 0; r < ROUNDS; r++) {
+          for (let w = 0; w < warm; w++) await search();
+          const tr: number[] = [];
+          for (let i = 0; i < reps; i++) {
+            t = performance.now();
+            await search();
+            tr.push(performance.now() - t);
+          }
+          times.push(...tr);
+          if (!peer) continue;
+          try {
+            const pr = await peer.times(warm, reps);
+            peerTimes.push(...pr);
+            ratios.push(median(pr) / median(tr));
+          } catch (e) {
+            console.log(`knn ${size.name} faiss peer: stopped (${(e as Error).message})`);
+            await peer.close();
+            peer = null;
+          }
+        }
+      } finally {
+        await peer?.close();
+      }
+      how = `${ROUNDS} rounds × ${reps} after ${warm} warm-ups each`;
+    } else {
+      // WGSL on lavapipe: a few more unmeasured calls (the first runs after loading are slower)
+      for (let w = 0; w < (size.name === "big" ? 0 : 3); w++) await search();
+      const runs = size.name === "big" ? 1 : 9;
+      for (let r = 0; r < runs; r++) {
+        t = performance.now();
+        await search();
+        times.push(performance.now() - t);
+      }
+      how = `${runs} runs`;
     }
     const med = median(times);
-    const gf = (ms: number) => ((2 * size.q * size.n * size.d) / (ms * 1e6)).toFixed(1);
     console.log(`knn ${size.name} ${variant}: ${gf(med)} GFLOP/s`);
-    if (variant === "native") nativeGf.set(size.name, Number(gf(med)));
     console.log(
-      `  ${size.q}×${size.n}×${size.d} k=${K}: median ${med.toFixed(0)} ms of ${runs} ` +
+      `  ${size.q}×${size.n}×${size.d} k=${K}: median ${med.toFixed(0)} ms of ${how} ` +
         `(best ${gf(Math.min(...times))} GFLOP/s); prepare ${tPrep.toFixed(0)} ms, first call ` +
         `${tFirst.toFixed(0)} ms` +
         (variant === "native" ? `; rounds accepted ${JSON.stringify(lastNativeStats)}` : "") +
         `; load average ${la()}`,
     );
-    benches.push({
-      name: `knn ${size.name} ${variant}`,
-      fn: () => searchTopK(queries, index, K, { variant }),
-    });
+    if (ratios.length === ROUNDS) {
+      console.log(`knn ${size.name} faiss: ${gf(median(peerTimes))} GFLOP/s`);
+      console.log(
+        `knn ${size.name} native/faiss: ${(median(peerTimes) / med).toFixed(2)}× ` +
+          `(alternating rounds: per round ${ratios.map((v) => v.toFixed(2)).join(", ")}×)`,
+      );
+    }
+    benches.push({ name: `knn ${size.name} ${variant}`, fn: search });
   }
-}
-/** faiss on the same sizes (bench/knn_faiss.py), or why it did not run. */
-async function faissPeer(sizes: string[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  if (Deno.env.get("SNARM_KNN_BENCH_FAISS") === "0" || !sizes.length) return out;
-  const args = [sizes.join(","), String(navigator.hardwareConcurrency)];
-  const lines = await runPeer("./knn_faiss.py", args, "knn faiss peer", "python3-faiss");
-  for (const line of lines ?? []) {
-    const m = line.match(/^knn (\w+) faiss: ([\d.]+) GFLOP\/s/);
-    if (m) out.set(m[1], Number(m[2]));
-  }
-  return out;
-}
-
-const faiss = await faissPeer(nativeSizes);
-for (const [size, gf] of faiss) {
-  const mine = nativeGf.get(size);
-  if (mine) console.log(`knn ${size} native/faiss: ${(mine / gf).toFixed(2)}×`);
 }
 console.log(`load average after: ${la()}`);
 
