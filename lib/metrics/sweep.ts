@@ -208,11 +208,31 @@ export function sweepMetrics(
   fprLimit = 0.3,
   what = "labels",
 ): SweepMetrics {
-  const { n, groupKeys: keys, payload } = ranked;
+  const { n, payload } = ranked;
   let n1 = 0;
   for (let i = 0; i < n; i++) if (payload[i] !== 0) n1++;
-  const w = regions?.weights;
   const acc = new CurveAccumulator(n1, n - n1, regions?.nRegions ?? 0, fprLimit);
+  const nThr = sweepGroups(ranked, regions, (dp, dn, pro, last) => acc.add(dp, dn, pro, last));
+  return {
+    ...acc.finish((g) => ranked.scoreAt(g), what, regions?.weights !== undefined),
+    nThresholds: nThr,
+  };
+}
+
+/**
+ * Walk `ranked` one threshold at a time (each group of tied scores, highest first) and call
+ * `visit` with the group's positives `dp` and negatives `dn`, the cumulative PRO sum Σ_r
+ * |{p ∈ r: s_p ≥ t}|/|r| so far (Kahan–Babuška compensated; 0 without `regions`) and the index of
+ * the group's last sample. Shared by {@link sweepMetrics} and {@link sweepCurve}.
+ * @returns the number of thresholds (distinct scores).
+ */
+function sweepGroups(
+  ranked: RankedSamples,
+  regions: RegionWeights | undefined,
+  visit: (dp: number, dn: number, pro: number, last: number) => void,
+): number {
+  const { n, groupKeys: keys, payload } = ranked;
+  const w = regions?.weights;
   let proS = 0, proC = 0, nThr = 0, i = 0;
   while (i < n) {
     const k = keys[i];
@@ -232,12 +252,9 @@ export function sweepMetrics(
       i++;
     } while (i < n && keys[i] === k);
     nThr++;
-    acc.add(dp, dn, proS + proC, i - 1);
+    visit(dp, dn, proS + proC, i - 1);
   }
-  return {
-    ...acc.finish((g) => ranked.scoreAt(g), what, w !== undefined),
-    nThresholds: nThr,
-  };
+  return nThr;
 }
 
 /** Cumulative counts at each curve point, for plotting. */
@@ -259,7 +276,7 @@ export interface SweepCurve {
 
 /** Collect the cumulative counts at every distinct threshold (plus the +∞ start point). */
 export function sweepCurve(ranked: RankedSamples, regions?: RegionWeights): SweepCurve {
-  const { n, groupKeys: keys, payload } = ranked;
+  const { n, groupKeys: keys } = ranked;
   let nThr = 0;
   for (let i = 0; i < n; i++) if (i === 0 || keys[i] !== keys[i - 1]) nThr++;
   const thresholds = new Float64Array(nThr + 1);
@@ -267,29 +284,15 @@ export function sweepCurve(ranked: RankedSamples, regions?: RegionWeights): Swee
   const fpA = new Float64Array(nThr + 1);
   const proA = new Float64Array(nThr + 1);
   thresholds[0] = Infinity;
-  const w = regions?.weights;
-  let tp = 0, fp = 0, proS = 0, proC = 0, j = 0, i = 0;
-  while (i < n) {
-    const k = keys[i];
-    do {
-      const r = payload[i];
-      if (r === 0) fp++;
-      else {
-        tp++;
-        if (w !== undefined) {
-          const x = w[r];
-          const t = proS + x;
-          proC += Math.abs(proS) >= Math.abs(x) ? (proS - t) + x : (x - t) + proS;
-          proS = t;
-        }
-      }
-      i++;
-    } while (i < n && keys[i] === k);
+  let tp = 0, fp = 0, j = 0;
+  sweepGroups(ranked, regions, (dp, dn, pro, last) => {
+    tp += dp;
+    fp += dn;
     j++;
-    thresholds[j] = ranked.scoreAt(i - 1);
+    thresholds[j] = ranked.scoreAt(last);
     tpA[j] = tp;
     fpA[j] = fp;
-    proA[j] = proS + proC;
-  }
+    proA[j] = pro;
+  });
   return { thresholds, tp: tpA, fp: fpA, proSum: proA, n0: fp, n1: tp };
 }
