@@ -66,7 +66,7 @@ export async function startPairedPeer(
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`${what}: no answer in ${timeoutMs / 1000} s (${lastError()})`)),
+        () => reject(new Error(`no answer in ${timeoutMs / 1000} s (${lastError()})`)),
         timeoutMs,
       );
     });
@@ -97,7 +97,22 @@ export async function startPairedPeer(
     for (;;) {
       const line = await nextLine();
       if (line === "ready") break;
-      if (line === null) throw new Error(`${lastError()}; Debian: apt-get install -y ${install}`);
+      if (line === null) {
+        // ended before `ready`: a missing module gets the install hint, anything else its status
+        const err = lastError();
+        const status = await Promise.race([
+          child.status,
+          new Promise<null>((r) => setTimeout(() => r(null), 5000)),
+        ]);
+        const how = !status
+          ? "stdout closed"
+          : `exit ${status.signal ? `signal ${status.signal}` : `code ${status.code}`}`;
+        throw new Error(
+          /ModuleNotFoundError|No module named/.test(errTail)
+            ? `${err}; Debian: apt-get install -y ${install}`
+            : `${err}; ${how}`,
+        );
+      }
       console.log(line);
     }
   } catch (e) {
@@ -112,7 +127,9 @@ export async function startPairedPeer(
       const v = line?.startsWith("t ") ? line.slice(2).split(" ").map(Number) : [];
       if (v.length !== reps || !v.every((x) => x > 0)) {
         throw new Error(
-          `${what}: unexpected answer ${JSON.stringify(line)} (stderr: ${lastError()})`,
+          line === null
+            ? `it ended (${lastError()})`
+            : `unexpected answer ${JSON.stringify(line)} (stderr: ${lastError()})`,
         );
       }
       return v.map((x) => x * 1000);

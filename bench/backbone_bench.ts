@@ -2,7 +2,9 @@
  * Backbone speed per ONNX Runtime engine, same run: onnxruntime-node's native CPU engine
  * (`native`, intra-op threads = cores) vs onnxruntime-web's wasm EP (`wasm`, 1 thread), for the
  * embedded MobileNetV2 (392² input, 49×49 grid, 256-d features) and, when the shared fixture is
- * present, the DINOv2-architecture `dinov2_tiny` (392², official SNARM taps, 512-d).
+ * present, the DINOv2-architecture `dinov2_tiny` (392², official SNARM taps, 512-d), and a ViT-B/14
+ * reg4 of the official size with random weights (bench/_vit.ts, `vitb14`;
+ * `SNARM_BACKBONE_BENCH_VITB=0` skips it: its wasm runs take about a minute).
  *
  * Time per image = median wall time of `embed` on a (1, 3, 392, 392) input after 2 warm-up calls:
  * the ONNX run and the SNARM feature recipe (group means, bilinear to the grid, channel pooling).
@@ -14,6 +16,7 @@
 import { fileURLToPath } from "node:url";
 import { loadavg } from "node:os";
 import { loadBackbone } from "../lib/backbone/mod.ts";
+import { vitB14Model } from "./_vit.ts";
 
 const SIZE = 392, RUNS = 7;
 const DINO = new URL("../../shared/fixtures/dinov2_tiny/model.onnx", import.meta.url);
@@ -70,6 +73,18 @@ async function main() {
     const dn = await time("dinov2_tiny", "dinov2-vitb14-reg4", "native", path);
     const dw = await time("dinov2_tiny", "dinov2-vitb14-reg4", "wasm", path);
     console.log(`backbone dinov2_tiny native vs wasm: ${(dw / dn).toFixed(2)}×`);
+  }
+  if (Deno.env.get("SNARM_BACKBONE_BENCH_VITB") !== "0") {
+    // the official model's size (random weights; bench/_vit.ts), written to a temp file
+    const path = await Deno.makeTempFile({ prefix: "snarm-vitb14-", suffix: ".onnx" });
+    try {
+      await Deno.writeFile(path, vitB14Model());
+      const vn = await time("vitb14", "dinov2-vitb14-reg4", "native", path);
+      const vw = await time("vitb14", "dinov2-vitb14-reg4", "wasm", path);
+      console.log(`backbone vitb14 native vs wasm: ${(vw / vn).toFixed(2)}×`);
+    } finally {
+      await Deno.remove(path);
+    }
   }
   console.log(`load average at end: ${loadavg().map((v) => v.toFixed(2)).join(" ")}`);
 }

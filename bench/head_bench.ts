@@ -163,7 +163,7 @@ function torchPeer(): Promise<PairedPeer | null> {
       // the torch figure of the first engine's rounds is the one the ratios below use
       if (!perImage.has("torch")) torchLine(tp);
       console.log(
-        `  ${engine}/torch in alternating rounds: per round ${
+        `  ${engine}/torch time (< 1: ${engine} faster) in alternating rounds: per round ${
           ratios.map((v) => v.toFixed(2)).join(", ")
         }× (their median ${median(ratios).toFixed(2)}×); torch median ${
           (median(tp) / 1000).toFixed(3)
@@ -181,7 +181,9 @@ function torchPeer(): Promise<PairedPeer | null> {
   for (const [a, b] of [["native", "torch"], ["webgpu", "torch"], ["native", "webgpu"]]) {
     if (perImage.has(a) && perImage.has(b)) {
       console.log(
-        `head paper ${a}/${b}: ${(perImage.get(a)! / perImage.get(b)!).toFixed(2)}× the time`,
+        `head paper ${a}/${b}: ${
+          (perImage.get(a)! / perImage.get(b)!).toFixed(2)
+        }× the time (< 1: ${a} faster)`,
       );
     }
   }

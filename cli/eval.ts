@@ -322,7 +322,7 @@ function runSettings(values: EvalValues) {
     }
   }
   if (loadBank) {
-    const ignored = ["bank-size", "bank-cap", "save-bank", "seed"].filter((k) =>
+    const ignored = ["bank-size", "bank-cap", "save-bank"].filter((k) =>
       values[k as keyof typeof values] !== undefined
     );
     if (ignored.length) {
@@ -362,27 +362,23 @@ function runSettings(values: EvalValues) {
 type RunSettings = ReturnType<typeof runSettings>;
 
 /**
- * The adapter, and the run's first line. Without an adapter a fit is impossible: bank-only
- * scoring (or an error when `--method snarm` was asked for explicitly).
+ * The adapter, and the run's first line. Without an adapter no head can be fitted: the run uses a
+ * cached fit, else scores bank-only (an error when `--method snarm` was asked for explicitly;
+ * lib/eval/run.ts decides once it knows the fit's cache key).
  */
-async function announce(values: EvalValues, { data, chosen }: RunSettings): Promise<void> {
+async function announce(_values: EvalValues, { data, chosen }: RunSettings): Promise<void> {
   const gpu = await tryGetGpu();
-  if (chosen.method === "snarm" && !chosen.head && !gpu) {
-    // Fitting trains on WebGPU: without an adapter, say so and score with the bank alone (or fail
-    // when SNARM was asked for explicitly).
-    const why = "fitting the SNARM head needs a WebGPU adapter and none was found (on a machine " +
-      "without a GPU: apt-get install -y mesa-vulkan-drivers libvulkan1)";
-    if (values.method === "snarm") throw new Error(`--method snarm: ${why}; or pass --head`);
-    console.error(`snarm eval: bank-only scoring: ${why}; pass --head W.safetensors for SNARM`);
-    chosen.method = "bank";
-  }
+  const fitted = !gpu
+    ? "SNARM with a cached fit (no WebGPU adapter to fit a head: bank-only scoring when none " +
+      "is cached)"
+    : "SNARM, head fitted on the data's training images";
   console.error(
     `snarm eval: data ${data}; ${
       chosen.method === "bank"
         ? "bank-only scoring"
         : chosen.head
         ? `SNARM head ${chosen.head}`
-        : "SNARM, head fitted on the data's training images"
+        : fitted
     }; adapter: ${gpu ? gpu.info.description : "none (CPU engines / TypeScript reference)"}${
       chosen.method === "bank" ? "" : `; head engine: ${await resolveHeadEngine()}`
     }`,
@@ -595,7 +591,7 @@ async function main() {
   const lock = await acquireLock(out, { what: `--out ${out}` });
   await recoverOutput(out);
   // A shard whose --out already holds its complete outputs for the same request is skipped.
-  const request = await runRequest(values, settings);
+  let request = await runRequest(values, settings);
   if (shard && await shardComplete(out, shard, request)) {
     console.error(
       `snarm eval: shard ${shard.index}/${shard.count} is already complete in ${out}; skipping`,
@@ -619,6 +615,7 @@ async function main() {
       data,
       method: chosen.method,
       head: chosen.head,
+      requireHead: values.method === "snarm",
       categories: values.category,
       dataset,
       backbone: values.backbone,
@@ -639,6 +636,11 @@ async function main() {
       prepareOnly: values["prepare-only"],
       onCategory: (c) => categoryOutputs(c, staging, imageRows, { rawMaps, pngs }),
     });
+    if (result.config.method !== chosen.method) {
+      // no adapter and no cached fit: the run scored bank-only (lib/eval/run.ts said why)
+      chosen.method = result.config.method as "bank" | "snarm";
+      request = await runRequest(values, settings);
+    }
     await runOutputs(values, result, staging, imageRows, request);
     // Commit: this tool's outputs in --out (results, maps, report, shard files) are replaced by
     // the staged ones; anything else in --out is kept.

@@ -284,3 +284,24 @@ Deno.test("smaller items: a FIFO named like an image is skipped with a warning; 
   );
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("commit: the new --out keeps the old folder's permission bits and the files this tool does not own", async () => {
+  const { commitFolder, stageFolder } = await import("../lib/io/commit.ts");
+  const root = await Deno.makeTempDir({ prefix: "snarm-commit-mode-" });
+  try {
+    const out = join(root, "out");
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(join(out, "notes.txt"), "mine");
+    await Deno.writeTextFile(join(out, "results.json"), "old");
+    await Deno.chmod(out, 0o2750);
+    const stage = await stageFolder(out);
+    await Deno.writeTextFile(join(stage, "results.json"), "new");
+    await commitFolder(stage, out, { replace: ["results.json"] });
+    assert.equal((await Deno.stat(out)).mode! & 0o7777, 0o2750, "mode carried over");
+    assert.equal(await Deno.readTextFile(join(out, "results.json")), "new");
+    assert.equal(await Deno.readTextFile(join(out, "notes.txt")), "mine");
+  } finally {
+    await Deno.chmod(join(root, "out"), 0o755).catch(() => {});
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -651,3 +651,12 @@ Deno.test("data: heatmap overlay PNG decodes back to the right size and colours"
   const plain = decodePng(encodePng(rgb, w, h));
   assert.deepEqual([...plain.data], [...rgb]);
 });
+
+Deno.test("runGeometry: crop and resize bounded, errors name the option", async () => {
+  const { runGeometry, MAX_IMAGE_SIZE } = await import("../lib/data/preprocess.ts");
+  assert.deepEqual(runGeometry(392).geometry, { resize: 448, crop: 392 });
+  assert.deepEqual(runGeometry(224, 224).geometry, { resize: 224, crop: 224 });
+  assert.throws(() => runGeometry(224, 200), /resize must be an integer in \[the crop size 224/);
+  assert.throws(() => runGeometry(392, 2 * MAX_IMAGE_SIZE + 1), /resize must be an integer in/);
+  assert.throws(() => runGeometry(MAX_IMAGE_SIZE + 8), /imageSize must be a multiple of 8/);
+});

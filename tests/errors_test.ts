@@ -64,3 +64,36 @@ Deno.test("library messages name options, never flags: no `--flag` in lib/ error
   const allowed = /viz\/export\.ts|viz\/notebook\.ts|io\/safetensors\.ts/;
   assert.deepEqual(offenders.filter((o) => !allowed.test(o)), []);
 });
+
+Deno.test("cliMessage: a node:util parseArgs error on one line", async () => {
+  const { parseArgs } = await import("node:util");
+  const { cliMessage } = await import("../lib/util/errors.ts");
+  let err: unknown;
+  try {
+    parseArgs({ args: ["--steps", "-1"], options: { steps: { type: "string" } } });
+  } catch (e) {
+    err = e;
+  }
+  const msg = cliMessage(err);
+  assert.ok(!msg.includes("\n"), msg);
+  assert.match(msg, /--steps/);
+});
+
+Deno.test("runTraining: patience must be positive and needs a validation split", async () => {
+  for (
+    const [opts, re] of [
+      [{ patience: 0, valFraction: 0.2 }, /patience must be a positive integer, got 0/],
+      [{ patience: 2 }, /patience needs a validation split/],
+    ] as const
+  ) {
+    const err = await runTraining({
+      data: ["/nonexistent"],
+      out: "/nonexistent",
+      progress: false,
+      ...opts,
+    })
+      .then(() => null, (x) => x);
+    assert.ok(err instanceof OptionError, String(err));
+    assert.match(err.message, re);
+  }
+});

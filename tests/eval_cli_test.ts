@@ -411,9 +411,66 @@ Deno.test("eval cli: without a WebGPU adapter the default says why and scores ba
       ...SMALL,
     ], noGpu);
     assert.notEqual(s.code, 0);
-    assert.match(s.stderr, /--method snarm: fitting the SNARM head needs a WebGPU adapter/);
+    assert.match(
+      s.stderr,
+      /--method "snarm" without a --head: fitting the SNARM head needs a WebGPU/,
+    );
     assert.throws(() => Deno.statSync(join(root, "o2")));
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "eval cli: without a WebGPU adapter a cached fit of the same settings scores SNARM",
+  ...gpuTest,
+  async fn() {
+    const root = await smallDataset();
+    const cache = await Deno.makeTempDir({ prefix: "snarm_eval_nogpu_cache_" });
+    try {
+      const fitArgs = FIT.map((a) => a === FIT_CACHE ? cache : a);
+      const fitted = await runCli([
+        "--data",
+        root,
+        "--out",
+        join(root, "a"),
+        ...fitArgs,
+        "--no-png",
+      ]);
+      assert.equal(fitted.code, 0, fitted.stderr);
+      const noGpu = { SNARM_NO_GPU: "1" };
+      const r = await runCli(
+        ["--data", root, "--out", join(root, "b"), ...fitArgs, "--no-png"],
+        noGpu,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /snarm: bank-only scoring/);
+      const [a, b] = await Promise.all(
+        ["a", "b"].map(async (o) =>
+          JSON.parse(await Deno.readTextFile(join(root, o, "results.json")))
+        ),
+      );
+      assert.equal(b.config.method, "snarm");
+      // the cached head scores as on the fitting run (on a real GPU that run's head engine was
+      // WebGPU, here the CPU engine: f32 rounding apart)
+      for (const [k, v] of Object.entries(a.categories.hazelnut)) {
+        if (typeof v === "number") {
+          assert.ok(
+            Math.abs(b.categories.hazelnut[k] - v) <= 1e-3,
+            `${k}: ${v} vs ${b.categories.hazelnut[k]}`,
+          );
+        }
+      }
+      // other settings: no cached fit, bank-only with the reason
+      const other = await runCli(
+        ["--data", root, "--out", join(root, "c"), ...fitArgs, "--fit-steps", "4", "--no-png"],
+        noGpu,
+      );
+      assert.equal(other.code, 0, other.stderr);
+      assert.match(other.stderr, /bank-only scoring: .*holds no fit of these settings/);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+      await Deno.remove(cache, { recursive: true });
+    }
+  },
 });

@@ -440,3 +440,24 @@ Deno.test("splitImages: seeded, disjoint validation and training images per cate
   // no validation split: the old selection (seeded subset) is unchanged
   assert.deepEqual(splitImages([28], 5, 0, 3).val, []);
 });
+
+Deno.test("recoverFitCache: a fit killed half-way leaves nothing behind for any key; a live process's is kept", async () => {
+  const { recoverFitCache } = await import("../lib/eval/fit.ts");
+  const root = await Deno.makeTempDir({ prefix: "snarm_fit_cache_recover_" });
+  try {
+    // a PID that is not running (above the kernel's pid_max default) and this process's own
+    const dead = join(root, "fit-aaaa.stage-4194304999");
+    const live = join(root, `fit-bbbb.stage-${Deno.pid}`);
+    const done = join(root, "fit-cccc");
+    for (const d of [dead, live, done]) await Deno.mkdir(d);
+    // this process's stage counts as live only while it is one of its own (stageFolder)
+    const { stageFolder } = await import("../lib/io/commit.ts");
+    const own = await stageFolder(join(root, "fit-bbbb"));
+    assert.equal(own, live);
+    await recoverFitCache(root);
+    const names = [...Deno.readDirSync(root)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["fit-bbbb.stage-" + Deno.pid, "fit-cccc"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

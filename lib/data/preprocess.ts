@@ -74,7 +74,7 @@ export const MAX_IMAGE_SIZE = 4096;
 /**
  * The geometry of an eval or training run: crop = `imageSize` (default 392, a multiple of 8 in
  * [32, {@link MAX_IMAGE_SIZE}]), resize (default round(crop · 448 / 392), the official ratio; at
- * least the crop) and the patch grid crop / 8.
+ * least the crop, at most 2·{@link MAX_IMAGE_SIZE}) and the patch grid crop / 8.
  * @throws {OptionError} naming `imageSize` or `resize`.
  */
 export function runGeometry(
@@ -89,8 +89,11 @@ export function runGeometry(
     );
   }
   const r = resize ?? Math.round((size * 448) / 392);
-  if (!Number.isInteger(r) || r < size) {
-    throw new OptionError("resize", `must be an integer ≥ the crop size ${size}, got ${resize}`);
+  if (!Number.isInteger(r) || r < size || r > 2 * MAX_IMAGE_SIZE) {
+    throw new OptionError(
+      "resize",
+      `must be an integer in [the crop size ${size}, ${2 * MAX_IMAGE_SIZE}], got ${resize}`,
+    );
   }
   return { size, grid: size / 8, geometry: { resize: r, crop: size } };
 }

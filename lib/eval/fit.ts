@@ -225,6 +225,72 @@ export async function fitKey(
 }
 
 /**
+ * Finish or roll back what fits killed half-way (Ctrl-C, a crash) left in the cache root, for
+ * every key (`fit-KEY.stage-PID`, `fit-KEY.old-PID` of processes no longer running;
+ * lib/io/commit.ts `recoverOutput`), not only the key being fitted; a key whose lock a live
+ * process holds is left to it.
+ */
+export async function recoverFitCache(root: string): Promise<void> {
+  const keys = new Set<string>();
+  for (const e of Deno.readDirSync(root)) {
+    const m = /^(fit-[0-9a-f]+)\.(stage|old)-\d+$/.exec(e.name);
+    if (m) keys.add(m[1]);
+  }
+  for (const k of keys) {
+    // only a key no live process holds (a fit in progress keeps its own)
+    const lock = await acquireLock(join(root, k), { what: `fit cache ${k}` }).catch(() => null);
+    if (!lock) continue;
+    try {
+      await recoverOutput(join(root, k));
+    } finally {
+      lock.release();
+    }
+  }
+}
+
+/**
+ * A given bank identical to the one a fit without it builds (e.g. the bank a --prepare-only run
+ * saved from that fit) is the same fit: the cache folder of that fit, or null.
+ */
+async function sameBankFit(
+  o: FitOptions & { modelSha256: string },
+  root: string,
+): Promise<string | null> {
+  const plain = await fitKey({ ...o, bank: undefined }, o.modelSha256);
+  const pdir = join(root, `fit-${plain.key}`);
+  try {
+    await Deno.stat(join(pdir, "head.safetensors"));
+    const a = (await loadBank(join(pdir, "bank.safetensors"))).features, b = o.bank!.features;
+    return a.length === b.length && a.every((v, i) => Object.is(v, b[i])) ? pdir : null;
+  } catch {
+    return null; // no such entry
+  }
+}
+
+/**
+ * The cache folder {@link fitHead} would load the fit of `o` from, or null when it would have to
+ * fit (train) it: lets a caller without a WebGPU adapter (training needs one) use a cached fit.
+ */
+export async function findCachedFit(
+  o: FitOptions & { modelSha256: string },
+): Promise<string | null> {
+  if (o.refit) return null;
+  const root = o.cacheDir ?? defaultCacheDir();
+  if (o.bank) {
+    const same = await sameBankFit(o, root);
+    if (same) return same;
+  }
+  const dir = join(root, `fit-${(await fitKey(o, o.modelSha256)).key}`);
+  try {
+    await Deno.stat(join(dir, "head.safetensors"));
+    await Deno.stat(join(dir, "bank.safetensors"));
+    return dir;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Fit (or load from the cache) one SNARM head and its bank on the training images of
  * `categories` of `data`.
  * @throws {Error} without a WebGPU adapter (training needs one), on bad settings, or a starting
@@ -238,31 +304,21 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
   const headPath = join(dir, "head.safetensors");
   const bankPath = join(dir, "bank.safetensors");
   const show = o.progress ?? true;
-  // A given bank identical to the one a fit without it builds (e.g. the bank a --prepare-only run
-  // saved from that fit) is the same fit: reuse that cache entry.
-  if (o.bank && !o.refit) {
-    const plain = await fitKey({ ...o, bank: undefined }, o.modelSha256);
-    const pdir = join(root, `fit-${plain.key}`);
-    try {
-      await Deno.stat(join(pdir, "head.safetensors"));
-      const cached = await loadBank(join(pdir, "bank.safetensors"));
-      const a = cached.features, b = o.bank.features;
-      if (a.length === b.length && a.every((v, i) => Object.is(v, b[i]))) {
-        const record = JSON.parse(await Deno.readTextFile(join(pdir, "train.json")));
-        return {
-          headPath: join(pdir, "head.safetensors"),
-          bank: o.bank,
-          cached: true,
-          dir: pdir,
-          seconds: (performance.now() - t0) / 1000,
-          record,
-        };
-      }
-    } catch { /* no such entry */ }
+  const same = o.bank && !o.refit ? await sameBankFit(o, root) : null;
+  if (same) {
+    return {
+      headPath: join(same, "head.safetensors"),
+      bank: o.bank!,
+      cached: true,
+      dir: same,
+      seconds: (performance.now() - t0) / 1000,
+      record: JSON.parse(await Deno.readTextFile(join(same, "train.json"))),
+    };
   }
   // One process fills a cache entry at a time (a second one waits, then finds it filled);
   // a fit killed half-way is cleaned up or finished here (lib/io/commit.ts).
   await Deno.mkdir(root, { recursive: true });
+  await recoverFitCache(root);
   const lock = await acquireLock(dir, { what: `fit cache ${dir}`, wait: true });
   try {
     await recoverOutput(dir);

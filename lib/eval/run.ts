@@ -30,7 +30,7 @@ import { PRESETS } from "../backbone/presets.ts";
 import { checkEvalMemory } from "./memory.ts";
 import { runGeometry } from "../data/preprocess.ts";
 import { noProgress, type Progress, startProgress } from "../util/progress.ts";
-import { fitHead, type FitSettings } from "./fit.ts";
+import { defaultCacheDir, findCachedFit, fitHead, type FitSettings } from "./fit.ts";
 import { headBlend, type MapBlend } from "./blend.ts";
 import { checkFeaturesFinite, scoreFeatures } from "./score.ts";
 export { checkFeaturesFinite } from "./score.ts";
@@ -51,6 +51,11 @@ export interface EvalOptions extends RunFeatureOptions {
    * is fitted on the training images of the evaluated categories ({@link fit}).
    */
   head?: string;
+  /**
+   * With `method: "snarm"` and no `head` on a machine without a WebGPU adapter (where no head can
+   * be fitted) and no cached fit: throw instead of scoring bank-only with a warning.
+   */
+  requireHead?: boolean;
   /**
    * Fit settings for `method: "snarm"` without `head` (lib/eval/fit.ts; one head per bank scope,
    * cached under `cacheDir`).
@@ -265,12 +270,14 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     desc: bb.describe(),
     method,
   };
+  const scopes = bankScopes(splits.map((s) => s.category), unified);
+  if (method === "snarm" && !opts.head && !gpu) c.method = await methodWithoutAdapter(c, scopes);
   const config = runConfig(c, splits, unified);
   const results: CategoryResult[] = [];
   const banks: EvalResult["banks"] = [];
   const heads: EvalResult["heads"] = [];
   try {
-    for (const scope of bankScopes(splits.map((s) => s.category), unified)) {
+    for (const scope of scopes) {
       const scopeSplits = splits.filter((s) => scope.categories.includes(s.category));
       const tb = performance.now();
       // ---- the bank and the head
@@ -310,7 +317,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     categories: results,
     banks,
     heads,
-    adapter: gpu ? gpu.info.description : "none (TypeScript reference)",
+    adapter: gpu ? gpu.info.description : "none (CPU engines / TypeScript reference)",
     seconds: (performance.now() - t0) / 1000,
     ...(opts.shard ? { shard: { ...opts.shard, totals: shardTotals } } : {}),
   };
@@ -416,6 +423,60 @@ async function loadScopeBank(c: RunContext, scope: BankScope): Promise<Bank> {
   return loaded;
 }
 
+/** The fit of a bank scope's head ({@link fitHead}'s options): the run's settings, its categories. */
+function scopeFit(c: RunContext, scope: BankScope, loaded: Bank | null) {
+  const { opts, size, resize, seed, show, desc } = c;
+  return {
+    ...opts.fit,
+    data: opts.data,
+    categories: scope.categories,
+    dataset: opts.dataset,
+    backbone: opts.backbone,
+    taps: opts.taps,
+    inputName: opts.inputName,
+    model: opts.model,
+    backboneEngine: opts.backboneEngine,
+    featureDim: opts.featureDim,
+    imageSize: size,
+    resize,
+    bankSize: opts.bankSize,
+    bankCap: opts.bankCap,
+    seed,
+    bank: loaded ?? undefined,
+    cacheDir: opts.cacheDir,
+    refit: opts.refit,
+    progress: show,
+    modelSha256: desc.modelSha256,
+  };
+}
+
+/**
+ * Without a WebGPU adapter a head cannot be fitted (training runs on WebGPU), but a cached fit
+ * scores on the CPU engines: SNARM when every bank scope's fit is in the cache, else bank-only
+ * scoring for the whole run with a warning (an Error with `opts.requireHead`).
+ * @returns the method the run scores with.
+ */
+async function methodWithoutAdapter(
+  c: RunContext,
+  scopes: BankScope[],
+): Promise<"bank" | "snarm"> {
+  const missing: string[] = [];
+  for (const scope of scopes) {
+    const loaded = c.opts.loadBankPath ? await loadScopeBank(c, scope) : null;
+    if (!(await findCachedFit(scopeFit(c, scope, loaded)))) missing.push(...scope.categories);
+  }
+  if (!missing.length) return "snarm";
+  const why = `fitting the SNARM head needs a WebGPU adapter and none was found, and the fit ` +
+    `cache (${c.opts.cacheDir ?? defaultCacheDir()}) holds no fit of these settings for ` +
+    `[${missing}] (on a machine without a GPU: apt-get install -y mesa-vulkan-drivers ` +
+    `libvulkan1; or fit on a machine with an adapter and share the cache folder)`;
+  if (c.opts.requireHead) {
+    throw new OptionError("method", `"snarm" without a \`head\`: ${why}; or pass a \`head\``);
+  }
+  console.warn(`snarm: bank-only scoring: ${why}; pass a \`head\` for SNARM`);
+  return "bank";
+}
+
 /**
  * The head of a bank scope: fitted on its categories' training images (with its own bank, which
  * then replaces a built one; reused from the fit cache), or the given `head`; none for bank-only.
@@ -427,32 +488,11 @@ async function scopeHead(
   loaded: Bank | null,
   heads: EvalResult["heads"],
 ): Promise<{ head: { head: Head; blend: MapBlend | null } | null; bank: Bank | null }> {
-  const { opts, method, size, resize, seed, show, desc } = c;
+  const { opts, method, show } = c;
   let head: { head: Head; blend: MapBlend | null } | null = null;
   let bank: Bank | null = null;
   if (method === "snarm" && !opts.head) {
-    const fit = await fitHead({
-      ...opts.fit,
-      data: opts.data,
-      categories: scope.categories,
-      dataset: opts.dataset,
-      backbone: opts.backbone,
-      taps: opts.taps,
-      inputName: opts.inputName,
-      model: opts.model,
-      backboneEngine: opts.backboneEngine,
-      featureDim: opts.featureDim,
-      imageSize: size,
-      resize,
-      bankSize: opts.bankSize,
-      bankCap: opts.bankCap,
-      seed,
-      bank: loaded ?? undefined,
-      cacheDir: opts.cacheDir,
-      refit: opts.refit,
-      progress: show,
-      modelSha256: desc.modelSha256,
-    });
+    const fit = await fitHead(scopeFit(c, scope, loaded));
     if (show) {
       console.log(
         fit.cached

@@ -346,7 +346,9 @@ export interface CommitOptions {
  * complete new ones (see the module invariants). Steps: mark the stage complete; move the
  * entries of `out` that are not in `replace` into the stage; rename `out` to `<out>.old-<pid>`;
  * rename the stage to `out`; remove the old folder and the marker. Each step is a rename in one
- * folder; a kill at any point is finished by {@link recoverOutput}.
+ * folder; a kill at any point is finished by {@link recoverOutput}. The new `out` gets the old
+ * folder's permission bits (and owner and group where the process may set them; ACLs are not
+ * copied).
  * @throws when a rename fails (e.g. `out` is not a folder); `out` is then unchanged or
  * recoverable.
  */
@@ -361,6 +363,8 @@ export async function commitFolder(
   const old = `${out}.old-${Deno.pid}`;
   mine.add(old);
   const carried: string[] = [];
+  // the folder's permission bits (and owner/group where allowed) carry over to the new version
+  const before = await Deno.stat(out).catch(() => null);
   try {
     await finishCommit(stage, out, opts.replace, old, carried);
   } catch (e) {
@@ -374,6 +378,16 @@ export async function commitFolder(
       await Deno.remove(join(stage, COMMIT_MARKER));
     } catch { /* left for recoverOutput: the stage keeps its marker */ }
     throw e;
+  }
+  if (before?.isDirectory && before.mode !== null) {
+    try {
+      await Deno.chmod(out, before.mode & 0o7777);
+      if (before.uid !== null && before.gid !== null) {
+        await Deno.chown(out, before.uid, before.gid).catch(() => {}); // not ours to give
+      }
+    } catch (e) {
+      console.warn(`snarm: ${out}: could not restore its permissions (${(e as Error).message})`);
+    }
   }
 }
 

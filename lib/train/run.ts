@@ -258,6 +258,17 @@ function trainSettings(o: TrainOptions) {
   if (!Number.isInteger(warmup) || warmup < 0 || warmup > steps) {
     throw new OptionError("warmup", `must be an integer in [0, steps], got ${warmup}`);
   }
+  if (o.patience !== undefined) {
+    if (!Number.isInteger(o.patience) || o.patience < 1) {
+      throw new OptionError("patience", `must be a positive integer, got ${o.patience}`);
+    }
+    if (!o.valFraction) {
+      throw new OptionError(
+        "patience",
+        "needs a validation split to stop on (`valFraction` > 0)",
+      );
+    }
+  }
   return { presetName, preset, steps, B, lr, seed, every, warmup, dropout };
 }
 

@@ -67,11 +67,16 @@ export function cliMessage(
   flags: Record<string, string> = {},
   options: Iterable<string> = [],
 ): string {
-  const msg = e instanceof OptionError
+  let msg = e instanceof OptionError
     ? `${optionFlag(e.option, flags)} ${e.detail}`
     : e instanceof Error
     ? e.message
     : String(e);
+  // node:util parseArgs explains some errors over three lines: one line here
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
+    msg = msg.replace(/\s*\n\s*/g, " ");
+  }
   return withFlags(msg, flags, options);
 }
 
