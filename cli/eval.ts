@@ -133,7 +133,8 @@ training images, its map blended with the bank map by a validation-chosen λ; --
 residual norm) → Gaussian σ=4 → image score → the 7 metrics. On a CPU adapter (lavapipe) or
 without one, backbone, search, coreset and the head's forward run on CPU engines (ONNX Runtime,
 WebAssembly; SNARM_HEAD=webgpu|reference picks the head's); fitting trains on WebGPU (without an
-adapter the default falls back to bank-only, said so). Relative paths are resolved from the folder
+adapter the default scores with a cached fit of the same settings, else bank-only, said so;
+--method snarm then fails). Relative paths are resolved from the folder
 you run the task in. SNARM_NO_GPU=1 hides the adapter (CPU engines, else TypeScript references).
 
   --data DIR            dataset root (default: embedded data/hazelnut_toy). Layouts, detected:
@@ -366,11 +367,11 @@ type RunSettings = ReturnType<typeof runSettings>;
  * cached fit, else scores bank-only (an error when `--method snarm` was asked for explicitly;
  * lib/eval/run.ts decides once it knows the fit's cache key).
  */
-async function announce(_values: EvalValues, { data, chosen }: RunSettings): Promise<void> {
+async function announce(values: EvalValues, { data, chosen }: RunSettings): Promise<void> {
   const gpu = await tryGetGpu();
   const fitted = !gpu
-    ? "SNARM with a cached fit (no WebGPU adapter to fit a head: bank-only scoring when none " +
-      "is cached)"
+    ? "SNARM with a cached fit (no WebGPU adapter to fit a head" +
+      (values.method === "snarm" ? ")" : ": bank-only scoring when none is cached)")
     : "SNARM, head fitted on the data's training images";
   console.error(
     `snarm eval: data ${data}; ${

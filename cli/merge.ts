@@ -41,7 +41,11 @@ async function main() {
   const cwd = Deno.env.get("INIT_CWD") ?? Deno.cwd();
   if (!values.out) throw new Error("--out OUT is required");
   if (!positionals.length) throw new Error("give the shard output folders to merge");
-  const out = resolve(cwd, values.out);
+  let out = resolve(cwd, values.out);
+  // A symlinked --out is committed at its target (the link itself stays), as in eval.
+  try {
+    if (Deno.lstatSync(out).isSymlink) out = Deno.realPathSync(out);
+  } catch { /* does not exist yet */ }
   const dirs = positionals.map((p) => resolve(cwd, p));
   if (dirs.includes(out)) {
     throw new Error(`--out ${out} is one of the shard folders; merge into another folder`);

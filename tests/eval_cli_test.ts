@@ -439,12 +439,16 @@ Deno.test({
       ]);
       assert.equal(fitted.code, 0, fitted.stderr);
       const noGpu = { SNARM_NO_GPU: "1" };
+      const listing = () => [...Deno.readDirSync(cache)].map((e) => e.name).sort().join(",");
+      const before = listing();
       const r = await runCli(
         ["--data", root, "--out", join(root, "b"), ...fitArgs, "--no-png"],
         noGpu,
       );
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stderr, /snarm: bank-only scoring/);
+      // a cache hit writes nothing there (no lock either: a read-only shared cache serves)
+      assert.equal(listing(), before);
       const [a, b] = await Promise.all(
         ["a", "b"].map(async (o) =>
           JSON.parse(await Deno.readTextFile(join(root, o, "results.json")))
@@ -468,6 +472,41 @@ Deno.test({
       );
       assert.equal(other.code, 0, other.stderr);
       assert.match(other.stderr, /bank-only scoring: .*holds no fit of these settings/);
+      // the fit's own bank, given without the --bank-size it was built with: the same fit
+      const entry = [...Deno.readDirSync(cache)].find((e) => e.name.startsWith("fit-"))!.name;
+      const noSize = fitArgs.filter((a, i) =>
+        a !== "--bank-size" && fitArgs[i - 1] !== "--bank-size"
+      );
+      const given = await runCli(
+        [
+          "--data",
+          root,
+          "--out",
+          join(root, "g"),
+          ...noSize,
+          "--load-bank",
+          join(cache, entry, "bank.safetensors"),
+          "--no-png",
+        ],
+        noGpu,
+      );
+      assert.equal(given.code, 0, given.stderr);
+      assert.doesNotMatch(given.stderr, /snarm: bank-only scoring/);
+      // a damaged entry (its train.json lost) is no fit either: bank-only, not a failed refit
+      await Deno.remove(join(cache, entry, "train.json"));
+      const damaged = await runCli(
+        ["--data", root, "--out", join(root, "d"), ...fitArgs, "--no-png"],
+        noGpu,
+      );
+      assert.equal(damaged.code, 0, damaged.stderr);
+      assert.match(damaged.stderr, /bank-only scoring: .*holds no fit of these settings/);
+      // --refit needs the adapter: refused, not a silent bank-only run
+      const refit = await runCli(
+        ["--data", root, "--out", join(root, "e"), ...fitArgs, "--refit", "--no-png"],
+        noGpu,
+      );
+      assert.notEqual(refit.code, 0);
+      assert.match(refit.stderr, /--refit needs a WebGPU adapter/);
     } finally {
       await Deno.remove(root, { recursive: true });
       await Deno.remove(cache, { recursive: true });

@@ -356,3 +356,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "early stop: the run reports the step it stopped at; a resume of it has nothing to do",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const set = await prepareTrainingSet({
+      roots: [DATA],
+      imageSize: 64,
+      bankSize: 300,
+      maxImages: 6,
+      synthPerImage: 1,
+      seed: 1,
+      cacheDir: null,
+      progress: false,
+      valFraction: 0.3,
+    });
+    assert.ok(set.val.length > 0);
+    const out = await Deno.makeTempDir({ prefix: "snarm_early_stop_" });
+    const common = {
+      data: [DATA],
+      out,
+      trainingSet: set,
+      steps: 40,
+      batch: 2,
+      lr: 3e-3,
+      seed: 3,
+      progress: false,
+      valEvery: 1,
+      valFraction: 0.3,
+      patience: 1,
+    };
+    try {
+      const r = await runTraining(common);
+      const json = JSON.parse(await Deno.readTextFile(`${out}/train.json`));
+      // 40 validations each strictly better than the last would be needed to run to the end
+      assert.ok(json.stoppedEarlyAt !== null && json.stoppedEarlyAt < 40, JSON.stringify(json));
+      assert.equal(r.step, json.stoppedEarlyAt);
+      assert.equal(json.step, json.stoppedEarlyAt);
+      assert.equal(r.stepsThisRun, json.stoppedEarlyAt);
+      assert.equal(r.headWritten, true);
+      await assert.rejects(() => runTraining({ ...common, resume: true }), /stopped early at step/);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});

@@ -205,8 +205,9 @@ export async function fitKey(
     featureDim: o.featureDim ?? null,
     imageSize: size,
     resize: o.resize ?? Math.round((size * 448) / 392),
-    bankSize: o.bankSize ?? 10_000,
-    bankCap: o.bankCap ?? 200_000,
+    // a given bank replaces the built one: its size and cap settings change nothing
+    bankSize: o.bank ? null : o.bankSize ?? 10_000,
+    bankCap: o.bank ? null : o.bankCap ?? 200_000,
     bank: o.bank
       ? await sha256Hex(
         new Uint8Array(
@@ -256,14 +257,35 @@ async function sameBankFit(
   o: FitOptions & { modelSha256: string },
   root: string,
 ): Promise<string | null> {
-  const plain = await fitKey({ ...o, bank: undefined }, o.modelSha256);
-  const pdir = join(root, `fit-${plain.key}`);
+  const meta = o.bank!.meta;
+  const tried = new Set<string>();
+  // the fit that built this bank: at the bank's own size and cap, or at the run's settings
+  for (const sizes of [{ bankSize: meta.T, bankCap: meta.cap }, {}]) {
+    const plain = await fitKey({ ...o, ...sizes, bank: undefined }, o.modelSha256);
+    if (tried.has(plain.key)) continue;
+    tried.add(plain.key);
+    const pdir = join(root, `fit-${plain.key}`);
+    const fit = await readFit(pdir);
+    if (!fit) continue;
+    const a = fit.bank.features, b = o.bank!.features;
+    if (a.length === b.length && a.every((v, i) => Object.is(v, b[i]))) return pdir;
+  }
+  return null;
+}
+
+/**
+ * The fit in cache folder `dir` when it is complete and readable (the head file, a bank that
+ * loads, `train.json`), else null.
+ */
+async function readFit(
+  dir: string,
+): Promise<{ bank: Bank; record: Record<string, unknown> } | null> {
   try {
-    await Deno.stat(join(pdir, "head.safetensors"));
-    const a = (await loadBank(join(pdir, "bank.safetensors"))).features, b = o.bank!.features;
-    return a.length === b.length && a.every((v, i) => Object.is(v, b[i])) ? pdir : null;
+    await Deno.stat(join(dir, "head.safetensors"));
+    const record = JSON.parse(await Deno.readTextFile(join(dir, "train.json")));
+    return { bank: await loadBank(join(dir, "bank.safetensors")), record };
   } catch {
-    return null; // no such entry
+    return null;
   }
 }
 
@@ -281,13 +303,7 @@ export async function findCachedFit(
     if (same) return same;
   }
   const dir = join(root, `fit-${(await fitKey(o, o.modelSha256)).key}`);
-  try {
-    await Deno.stat(join(dir, "head.safetensors"));
-    await Deno.stat(join(dir, "bank.safetensors"));
-    return dir;
-  } catch {
-    return null;
-  }
+  return (await readFit(dir)) ? dir : null;
 }
 
 /**
@@ -313,6 +329,19 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
       dir: same,
       seconds: (performance.now() - t0) / 1000,
       record: JSON.parse(await Deno.readTextFile(join(same, "train.json"))),
+    };
+  }
+  // A complete entry is read without the lock (entries appear by rename, whole): a read-only
+  // shared cache serves as well as a private one.
+  const hit = o.refit ? null : await readFit(dir);
+  if (hit) {
+    return {
+      headPath,
+      bank: o.bank ?? hit.bank,
+      cached: true,
+      dir,
+      seconds: (performance.now() - t0) / 1000,
+      record: hit.record,
     };
   }
   // One process fills a cache entry at a time (a second one waits, then finds it filled);

@@ -403,7 +403,7 @@ async function loadRunHead(
 }
 
 /** A bank scope's bank from `loadBankPath`, checked against the backbone and geometry. */
-async function loadScopeBank(c: RunContext, scope: BankScope): Promise<Bank> {
+async function loadScopeBank(c: RunContext, scope: BankScope, warn = true): Promise<Bank> {
   const { opts, desc, size, resize } = c;
   const path = scopePath(opts.loadBankPath!, scope);
   const loaded = await loadBank(path, {
@@ -414,7 +414,7 @@ async function loadScopeBank(c: RunContext, scope: BankScope): Promise<Bank> {
     resize,
   });
   const foreign = scope.categories.filter((cat) => !loaded.meta.categories.includes(cat));
-  if (foreign.length) {
+  if (warn && foreign.length) {
     console.warn(
       `snarm: bank ${path} was built from categories [${loaded.meta.categories}], not from ` +
         `[${foreign}]: scores use other categories' normal patches`,
@@ -460,9 +460,15 @@ async function methodWithoutAdapter(
   c: RunContext,
   scopes: BankScope[],
 ): Promise<"bank" | "snarm"> {
+  if (c.opts.refit) {
+    throw new OptionError(
+      "refit",
+      "needs a WebGPU adapter (a fit trains on WebGPU) and none was found",
+    );
+  }
   const missing: string[] = [];
   for (const scope of scopes) {
-    const loaded = c.opts.loadBankPath ? await loadScopeBank(c, scope) : null;
+    const loaded = c.opts.loadBankPath ? await loadScopeBank(c, scope, false) : null;
     if (!(await findCachedFit(scopeFit(c, scope, loaded)))) missing.push(...scope.categories);
   }
   if (!missing.length) return "snarm";

@@ -383,7 +383,10 @@ export async function commitFolder(
     try {
       await Deno.chmod(out, before.mode & 0o7777);
       if (before.uid !== null && before.gid !== null) {
-        await Deno.chown(out, before.uid, before.gid).catch(() => {}); // not ours to give
+        // owner and group (root may set both); else the group alone, where the process is in it
+        await Deno.chown(out, before.uid, before.gid)
+          .catch(() => Deno.chown(out, null, before.gid))
+          .catch(() => {});
       }
     } catch (e) {
       console.warn(`snarm: ${out}: could not restore its permissions (${(e as Error).message})`);
@@ -432,8 +435,30 @@ async function finishCommit(
   await hitFault("commit-aside");
   await Deno.rename(stage, out);
   await hitFault("commit-swapped");
-  await Deno.remove(old, { recursive: true }).catch(() => {});
+  const left = await removeTree(old);
+  if (left) console.warn(`snarm: could not remove the previous outputs ${old} (${left})`);
   await Deno.remove(join(out, COMMIT_MARKER)).catch(() => {});
+}
+
+/**
+ * Remove a folder tree of this tool's outputs; a folder without write permission (e.g. an `--out`
+ * made read-only, whose mode the commit carried over) is made writable first.
+ * @returns null when removed (or absent), else why not.
+ */
+async function removeTree(path: string): Promise<string | null> {
+  try {
+    await Deno.remove(path, { recursive: true });
+    return null;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    try {
+      await Deno.chmod(path, 0o700);
+      await Deno.remove(path, { recursive: true });
+      return null;
+    } catch (e2) {
+      return (e2 as Error).message;
+    }
+  }
 }
 
 /**
@@ -493,8 +518,12 @@ export async function recoverOutput(out: string, note: Note = stderrNote): Promi
       await Deno.rename(old, out);
       say(`restored ${out} from ${old} (process ${pid} died while replacing it)`);
     } else {
-      await Deno.remove(old, { recursive: true }).catch(() => {});
-      say(`removed ${old}, the previous outputs replaced by process ${pid}`);
+      const left = await removeTree(old);
+      say(
+        left
+          ? `could not remove ${old}, the previous outputs replaced by process ${pid} (${left})`
+          : `removed ${old}, the previous outputs replaced by process ${pid}`,
+      );
     }
   }
   for (const { n, pid } of dead(`${base}.partial-`)) {

@@ -438,6 +438,14 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     }
     weights = resumed.weights;
     start = resumed.step;
+    const prev = await Deno.readTextFile(`${o.out}/train.json`).then(JSON.parse, () => null);
+    if (prev?.stoppedEarlyAt === start) {
+      throw new OptionError(
+        "resume",
+        `${ckptPath} stopped early at step ${start} (\`patience\` validations without ` +
+          `improvement); nothing to do (the best validated head is ${headPath})`,
+      );
+    }
     if (start === steps) {
       throw new OptionError(
         "resume",
@@ -565,7 +573,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     JSON.stringify(
       {
         settings,
-        step: end,
+        step: stoppedAt ?? end,
         roots: set.roots,
         prepSeconds,
         trainSeconds,
@@ -587,8 +595,8 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     headWritten: finished,
     checkpointPath: ckptPath,
     lossCsv: csvPath,
-    step: end,
-    stepsThisRun: end - start,
+    step: stoppedAt ?? end,
+    stepsThisRun: (stoppedAt ?? end) - start,
     losses,
     config,
     samples: set.samples.length,
