@@ -403,3 +403,57 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "resume with validation: the resumed run chooses the same best head, byte for byte",
+  ...gpuTest,
+  async fn() {
+    requireGpu();
+    const set = await prepareTrainingSet({
+      roots: [DATA],
+      imageSize: 64,
+      bankSize: 300,
+      maxImages: 6,
+      synthPerImage: 1,
+      seed: 1,
+      cacheDir: null,
+      progress: false,
+      valFraction: 0.3,
+    });
+    const a = await Deno.makeTempDir({ prefix: "snarm_resume_val_a_" });
+    const b = await Deno.makeTempDir({ prefix: "snarm_resume_val_b_" });
+    const common = {
+      data: [DATA],
+      trainingSet: set,
+      steps: 8,
+      batch: 2,
+      lr: 3e-3,
+      seed: 5,
+      progress: false,
+      valEvery: 1,
+      valFraction: 0.3,
+      checkpointEvery: 4,
+    };
+    try {
+      const full = await runTraining({ ...common, out: a });
+      await runTraining({ ...common, out: b, stopAfter: 4 });
+      const rest = await runTraining({ ...common, out: b, resume: true });
+      assert.equal(rest.bestStep, full.bestStep);
+      assert.deepEqual(
+        rest.validation.map((v) => [v.step, v.score]),
+        full.validation.map((v) => [v.step, v.score]),
+      );
+      assert.deepEqual(
+        await Deno.readFile(`${b}/head.safetensors`),
+        await Deno.readFile(`${a}/head.safetensors`),
+      );
+      // the resume state is gone once the head is written
+      for (const f of ["best.safetensors", "validation.json"]) {
+        await assert.rejects(() => Deno.stat(`${b}/${f}`));
+      }
+    } finally {
+      await Deno.remove(a, { recursive: true });
+      await Deno.remove(b, { recursive: true });
+    }
+  },
+});

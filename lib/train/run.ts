@@ -11,7 +11,7 @@ import type { RunFeatureOptions } from "../backbone/mod.ts";
 import { type Gpu, tryGetGpu } from "../gpu/device.ts";
 import type { HeadConfig } from "../model/config.ts";
 import { fuseResiduals } from "../residual/fuse.ts";
-import { saveHeadWeights } from "../model/weights.ts";
+import { loadHeadWeights, saveHeadWeights } from "../model/weights.ts";
 import type { DatasetOptions } from "../data/dataset.ts";
 import { writeFileAtomic } from "../io/safetensors.ts";
 import { noProgress, startProgress } from "../util/progress.ts";
@@ -500,11 +500,52 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     valSeconds += (performance.now() - tv) / 1000;
     return v;
   };
+  // The validation state travels with the checkpoint (validation.json, and best.safetensors, the
+  // best validated weights so far), so that a resumed run chooses the same head as an
+  // uninterrupted one; both files go once the head is written.
+  const valPath = `${o.out}/validation.json`, bestPath = `${o.out}/best.safetensors`;
+  let savedBest: number | null = null;
+  if (resumed && set.val.length) {
+    const saved = await Deno.readTextFile(valPath).then(JSON.parse, () => null);
+    if (saved?.step === start) {
+      const nan = (m: Record<string, number | null>) =>
+        Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v ?? NaN])) as unknown as Metrics;
+      for (const v of saved.validation) {
+        validation.push({ step: v.step, score: v.score ?? NaN, snarm: nan(v.snarm) });
+      }
+      sinceBest = saved.sinceBest;
+      if (saved.best) {
+        best = { ...saved.best, weights: await loadHeadWeights(bestPath) };
+        savedBest = saved.best.step;
+      }
+    } else {
+      console.warn(
+        `train: no validation state saved with the checkpoint at step ${start} (${valPath}): ` +
+          "the head is chosen among the validations from here on",
+      );
+    }
+  }
   if (set.val.length && start === 0) {
     if (o.init) await validate(0);
   }
   const tTrain = performance.now();
   const checkpoint = async (step: number) => {
+    if (set.val.length) {
+      const b = best as { step: number; score: number; weights: HeadWeights } | null;
+      if (b && b.step !== savedBest) {
+        await saveHeadWeights(bestPath, b.weights);
+        savedBest = b.step;
+      }
+      await writeFileAtomic(
+        valPath,
+        JSON.stringify({
+          step,
+          sinceBest,
+          best: b ? { step: b.step, score: b.score } : null,
+          validation,
+        }) + "\n",
+      );
+    }
     await saveCheckpoint(ckptPath, {
       weights: await trainer.weights(),
       step,
@@ -567,6 +608,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
       categories: JSON.stringify([...new Set(set.roots.flatMap((r) => r.categories))]),
       ...o.headMetadata,
     });
+    for (const p of [bestPath, valPath]) await Deno.remove(p).catch(() => {});
   }
   await writeFileAtomic(
     `${o.out}/train.json`,
