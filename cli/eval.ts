@@ -467,13 +467,18 @@ async function categoryOutputs(
   const dir = join(staging, "maps", c.category);
   await Deno.mkdir(dir, { recursive: true });
   const px = c.size * c.size;
+  const used = new Set<string>();
   for (let i = 0; i < c.ids.length; i++) {
     const png = encodeHeatmapOverlay(
       c.rgb.subarray(i * px * 3, (i + 1) * px * 3),
       c.maps.subarray(i * px, (i + 1) * px),
       { vmin: lo, vmax: hi, alpha: 0.5, width: c.size, height: c.size },
     );
-    const name = c.ids[i].replace(/^test\//, "").replaceAll("/", "_") + ".png";
+    // <type>_<name>.png; `scratch/deep_01` and `scratch_deep/01` would share one: the later gets ~2
+    const base = c.ids[i].replace(/^test\//, "").replaceAll("/", "_");
+    let name = `${base}.png`;
+    for (let k = 2; used.has(name); k++) name = `${base}~${k}.png`;
+    used.add(name);
     await Deno.writeFile(join(dir, name), png);
   }
 }

@@ -46,7 +46,13 @@ async function main() {
   try {
     if (Deno.lstatSync(out).isSymlink) out = Deno.realPathSync(out);
   } catch { /* does not exist yet */ }
-  const dirs = positionals.map((p) => resolve(cwd, p));
+  // A shell glob over the parts (runs/shard-*) also matches what runs leave beside them: a lock
+  // file, a stage or old folder of a killed part. Those are not parts.
+  const dirs = positionals.map((p) => resolve(cwd, p)).filter((d) => {
+    const debris = /\.(lock|stage-\d+|old-\d+|partial-\d+)$/.test(d);
+    if (debris) console.error(`snarm merge: skipping ${d} (left beside a part, not a part)`);
+    return !debris;
+  });
   if (dirs.includes(out)) {
     throw new Error(`--out ${out} is one of the shard folders; merge into another folder`);
   }

@@ -150,3 +150,34 @@ Deno.test("layout: the raw magnetic-tile dataset is re-laid into MVTec layout (e
   assert.ok(s.hasMasks);
   await Deno.remove(raw, { recursive: true });
 });
+
+Deno.test("layout: two images that differ only by extension, and a category name that is a path, are refused naming them", async () => {
+  const root = await Deno.makeTempDir({ prefix: "snarm_ids_" });
+  try {
+    const cat = join(root, "hz");
+    for (const f of TRAIN.slice(0, 2)) {
+      await cp(join(HAZEL, `train/good/${f}.jpg`), join(cat, `train/good/${f}.jpg`));
+    }
+    await cp(join(HAZEL, "test/good/04.jpg"), join(cat, "test/good/04.jpg"));
+    await cp(join(HAZEL, "test/good/05.jpg"), join(cat, "test/good/04.JPEG"));
+    assert.throws(
+      () => loadSplit(root, "hz"),
+      /04\.(jpg|JPEG) and .*04\.(jpg|JPEG) have the same image id "test\/good\/04"/,
+    );
+    // a VisA-style split CSV whose object names a path
+    const visa = join(root, "visa");
+    await cp(join(HAZEL, "train/good/00.jpg"), join(visa, "img/00.jpg"));
+    await Deno.mkdir(join(visa, "split_csv"), { recursive: true });
+    await Deno.writeTextFile(
+      join(visa, "split_csv", "1cls.csv"),
+      "object,split,label,image,mask\nline1/cam2,train,normal,img/00.jpg,\n",
+    );
+    assert.throws(
+      () => listCategories(visa),
+      /category "line1\/cam2" cannot name an output folder/,
+    );
+    assert.throws(() => loadSplit(root, "../hz"), /category "..\/hz" cannot name an output folder/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

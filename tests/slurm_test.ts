@@ -85,10 +85,15 @@ Deno.test({
       ]);
       assert.equal(full.code, 0, full.err);
 
-      const submit = (out: string, extra: string[], more: Record<string, string> = {}) =>
+      const submit = (
+        out: string,
+        extra: string[],
+        more: Record<string, string> = {},
+        array = "0-2",
+      ) =>
         sh("sbatch", [
           ...extra,
-          "--array=0-2",
+          `--array=${array}`,
           "--cpus-per-task=1",
           "--mem=2000",
           `--output=${out}/eval-%a.log`,
@@ -141,9 +146,13 @@ Deno.test({
       const done = (i: number) =>
         Deno.stat(join(run2, `shard-${i}`, "shard.json")).then(() => true, () => false);
       assert.deepEqual([await done(0), await done(1), await done(2)], [true, false, true]);
+      // only the failed task re-submitted: part 1 of 3 (SNARM_SHARDS; the array alone says 1 of 1)
+      const s1b = await submit(run2, ["--wait"], { SNARM_SHARDS: "3" }, "1");
+      assert.equal(s1b.code, 0, s1b.err + s1b.out);
+      assert.deepEqual([await done(0), await done(1), await done(2)], [true, true, true]);
       const s3 = await submit(run2, ["--wait"]);
       assert.equal(s3.code, 0, s3.err + s3.out);
-      for (const i of [0, 2]) {
+      for (const i of [0, 1, 2]) {
         assert.match(
           await Deno.readTextFile(join(run2, `eval-${i}.log`)),
           new RegExp(`shard ${i}/3 is already complete`),

@@ -473,6 +473,10 @@ Deno.test({
         assert.ok(img.width >= 600 && img.height >= 450, `${p}: ${img.width}×${img.height}`);
       }
       assert.deepEqual(files.warnings, []);
+      // every PNG the page links exists
+      const links = [...html.matchAll(/href="([^"]+\.png)"/g)].map((m) => m[1]);
+      assert.equal(links.length, 7);
+      for (const l of links) await Deno.stat(join(dir, l));
       assert.match(html, /Bank-only scoring \(inter-residual norm\)/);
       // A SNARM run states the method and the head used, not "bank-only".
       const snarm = syntheticResult("snarm");
@@ -487,11 +491,22 @@ Deno.test({
       }];
       const f2 = await writeReport(join(dir, "snarm"), snarm, { overlays: 0, png: false });
       const h2 = await Deno.readTextFile(f2.html);
+      assert.doesNotMatch(h2, /href="[^"]+\.png"/, "no PNG written, none linked");
       assert.doesNotMatch(h2, /Bank-only/);
       assert.match(
         h2,
         /SNARM scoring, head unified: \/cache\/fit-x\/head\.safetensors \(fitted on this data(&#39;|')s training images, blended with the bank map, λ = 0\.5\)/,
       );
+      // categories whose file-safe names coincide get distinct folders and anchors
+      const two = syntheticResult();
+      two.categories = [
+        { ...two.categories[0], category: "螺丝" },
+        { ...two.categories[0], category: "螺母" },
+      ];
+      const f3 = await writeReport(join(dir, "two"), two, { overlays: 1, png: false });
+      const h3 = await Deno.readTextFile(f3.html);
+      assert.match(h3, /<h2 id="_">螺丝<\/h2>/);
+      assert.match(h3, /<h2 id="_-2">螺母<\/h2>/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -46,15 +46,19 @@ async function getScorer(): Promise<Scorer> {
   const bank = fileOf("bank");
   if (!bank) throw new Error("choose a bank file first (deno task eval --save-bank FILE)");
   const model = fileOf("model"), head = fileOf("head");
-  const key = [bank, model, head].map((f) => f ? `${f.name}:${f.size}` : "-").join("|");
+  // a rebuilt file of the same name and size differs in its modification time
+  const key = [bank, model, head].map((f) => f ? `${f.name}:${f.size}:${f.lastModified}` : "-")
+    .join("|");
   if (scorer && key === scorerKey) return scorer;
-  await scorer?.release();
   status("loading the backbone, bank and head…");
-  scorer = await createScorer({
+  // the new scorer first: when it fails (a bad head), the previous one stays usable
+  const next = await createScorer({
     model: await bytesOf(model ?? DEFAULT_MODEL),
     bank: await bytesOf(bank),
     head: head ? await bytesOf(head) : undefined,
   });
+  await scorer?.release();
+  scorer = next;
   scorerKey = key;
   return scorer;
 }
@@ -65,6 +69,8 @@ function labelled(files: File[]) {
     (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name;
   const masks = new Map<string, File>();
   const images: Array<{ file: File; type: string; label: 0 | 1; mask?: File }> = [];
+  // a category folder (MVTec layout) also holds its training images: only test/ is scored
+  const hasTest = files.some((f) => rel(f).split("/").slice(0, -1).includes("test"));
   for (const f of files) {
     const parts = rel(f).split("/");
     if (!/\.(png|jpe?g)$/i.test(f.name)) continue;
@@ -77,6 +83,7 @@ function labelled(files: File[]) {
   for (const f of files) {
     const parts = rel(f).split("/");
     if (!/\.(png|jpe?g)$/i.test(f.name) || parts.includes("ground_truth")) continue;
+    if (hasTest && !parts.slice(0, -1).includes("test")) continue;
     const type = parts.length > 1 ? parts[parts.length - 2] : "";
     const stem = f.name.replace(/\.[^.]+$/, "");
     images.push({
@@ -104,7 +111,8 @@ function show(r: PageResult, blend: string) {
   const img = document.createElement("img");
   img.src = URL.createObjectURL(new Blob([png as BlobPart], { type: "image/png" }));
   const cap = document.createElement("div");
-  cap.innerHTML = `<b>${r.name}</b><br>image score <b>${r.score.toFixed(4)}</b> ${blend}<br>` +
+  const esc = (t: string) => t.replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
+  cap.innerHTML = `<b>${esc(r.name)}</b><br>image score <b>${r.score.toFixed(4)}</b> ${blend}<br>` +
     `<small>embed ${r.seconds.embed.toFixed(2)} s, search ${r.seconds.search.toFixed(2)} s, maps ${
       r.seconds.maps.toFixed(2)
     } s</small>`;
@@ -149,7 +157,10 @@ async function run(files: File[]) {
       ? `(SNARM head${s.blend ? `, blended with the bank map, ${blendLabel(s.blend)}` : ""})`
       : "(bank-only)";
     const t0 = performance.now();
-    const withMasks = items.some((i) => i.mask);
+    // pixel metrics need every defect image's mask (a missing one is not an all-normal mask)
+    const anyMask = items.some((i) => i.mask);
+    const unmasked = items.filter((i) => i.label === 1 && !i.mask);
+    const withMasks = anyMask && unmasked.length === 0;
     const size = s.geometry.crop, px = size * size;
     const maps = new Float32Array(items.length * px), masks = new Uint8Array(items.length * px);
     const scores = new Float32Array(items.length), labels = new Uint8Array(items.length);
@@ -185,7 +196,13 @@ async function run(files: File[]) {
       }</tr></table>`;
     }
     status(
-      `${items.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${s.adapter}`,
+      `${items.length} images in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s on ${s.adapter}` +
+        (anyMask && unmasked.length
+          ? `; pixel metrics left out: no mask for ${unmasked.length} defect image(s), e.g. ` +
+            unmasked[0].file.name
+          : ""),
     );
   } catch (e) {
     status((e as Error).message, true);

@@ -14,7 +14,7 @@
 import { type Backbone, loadBackbone } from "../lib/backbone/mod.ts";
 import { type Bank, bankFromBytes } from "../lib/bank/bank.ts";
 import { type BankIndex, createBankIndex } from "../lib/bank/search.ts";
-import { preprocessImage, preprocessMask } from "../lib/data/preprocess.ts";
+import { headGeometry, preprocessImage, preprocessMask } from "../lib/data/preprocess.ts";
 import { headBlend, type MapBlend } from "../lib/eval/blend.ts";
 import { checkFeaturesFinite, type ScoredImage, scoreFeatures } from "../lib/eval/score.ts";
 import { type Gpu, tryGetGpu } from "../lib/gpu/mod.ts";
@@ -98,6 +98,14 @@ export async function createScorer(inputs: ScorerInputs): Promise<Scorer> {
         `head expects in_chans ${head.config.in_chans}, the bank's features give ${
           2 * bank.meta.dim
         }`,
+      );
+    }
+    // a head fitted at another geometry scores other patches (the CLI refuses it too)
+    const geo = headGeometry(st.metadata);
+    if (geo && (geo.crop !== crop || geo.resize !== resize)) {
+      throw new Error(
+        `head was fitted at ${geo.resize} → ${geo.crop} px, the bank is ${resize} → ${crop}: ` +
+          "use a head and a bank of one geometry",
       );
     }
     blend = headBlend(st.metadata);

@@ -274,7 +274,7 @@ export function listCategories(root: string, opts: DatasetOptions = {}): string[
   if (csv) {
     const cats = [...new Set(readSplitCsv(csv).map((r) => r.object))].sort(naturalCompare);
     if (cats.length === 0) throw new DatasetError(`${csv}: split CSV has no rows; ${LAYOUT_HINT}`);
-    return cats;
+    return cats.map((c) => checkCategoryName(c, csv));
   }
   const cats = listDirs(root).filter((d) =>
     isDir(join(root, d, "train", "good")) || isDir(join(root, d, "test"))
@@ -296,14 +296,50 @@ export function listCategories(root: string, opts: DatasetOptions = {}): string[
  */
 export function loadSplit(root: string, category: string, opts: DatasetOptions = {}): DatasetSplit {
   const folder = opts.folder ?? (statOrNull(root)?.isDirectory ? detectFolderLayout(root) : null);
-  if (folder) return loadFolderSplit(root, folder);
+  if (folder) return uniqueIds(loadFolderSplit(root, folder));
   checkRoot(root);
   const csv = csvFor(root, opts);
-  if (csv) return loadCsvSplit(root, category, csv);
+  if (csv) return uniqueIds(loadCsvSplit(root, checkCategoryName(category, csv), csv));
+  checkCategoryName(category, root);
   if (isDir(join(root, category, "train", "good", "rgb"))) {
-    return loadMvtec3dSplit(root, category, opts.validationAsTrain ?? false);
+    return uniqueIds(loadMvtec3dSplit(root, category, opts.validationAsTrain ?? false));
   }
-  return loadMvtecSplit(root, category);
+  return uniqueIds(loadMvtecSplit(root, category));
+}
+
+/**
+ * A category name is a folder name in the outputs (`maps/<category>/`, banks): no path separator,
+ * not `.`/`..`, not empty.
+ * @throws {DatasetError} naming `where` (the CSV or root) and the name.
+ */
+function checkCategoryName(name: string, where: string): string {
+  if (!name || name === "." || name === ".." || /[\/\\\0]/.test(name)) {
+    throw new DatasetError(
+      `${where}: category "${name}" cannot name an output folder (no "/", "\\", "." or ".."); ` +
+        "rename it",
+    );
+  }
+  return name;
+}
+
+/**
+ * Image ids (`<split>/<type>/<stem>`) name the outputs (images.csv rows, map files): two files of
+ * one folder that differ only by extension (`02.jpg`, `02.png`) would share one.
+ * @throws {DatasetError} naming both files.
+ */
+function uniqueIds(split: DatasetSplit): DatasetSplit {
+  const seen = new Map<string, string>();
+  for (const r of [...split.train, ...split.test]) {
+    const other = seen.get(r.id);
+    if (other !== undefined) {
+      throw new DatasetError(
+        `${r.path} and ${other} have the same image id "${r.id}" (same name but the ` +
+          "extension): rename one",
+      );
+    }
+    seen.set(r.id, r.path);
+  }
+  return split;
 }
 
 /**

@@ -208,3 +208,13 @@ export function preprocessMask(
   for (let i = 0; i < r.length; i++) r[i] = r[i] >= 127 ? 1 : 0;
   return r;
 }
+
+/** The geometry recorded in a head's metadata (`image_size`, `resize`), or null when absent. */
+export function headGeometry(
+  meta: Record<string, string>,
+): { resize: number; crop: number } | null {
+  if (meta.image_size === undefined) return null;
+  const crop = Number(meta.image_size);
+  const resize = meta.resize !== undefined ? Number(meta.resize) : Math.round((crop * 448) / 392);
+  return { resize, crop };
+}

@@ -36,6 +36,8 @@ import { checkFeaturesFinite, scoreFeatures } from "./score.ts";
 export { checkFeaturesFinite } from "./score.ts";
 import { readSafeTensors } from "../io/safetensors.ts";
 import { OptionError } from "../util/errors.ts";
+import { headGeometry } from "../data/preprocess.ts";
+export { headGeometry };
 
 /** Options of {@link runEval}. Every field has the `deno task eval` default. */
 export interface EvalOptions extends RunFeatureOptions {
@@ -594,16 +596,6 @@ export function shardSplits(
     ...s,
     test: s.test.filter(() => shardOf(j++, total, count) === index),
   }));
-}
-
-/** The geometry recorded in a head's metadata (`image_size`, `resize`), or null when absent. */
-export function headGeometry(
-  meta: Record<string, string>,
-): { resize: number; crop: number } | null {
-  if (meta.image_size === undefined) return null;
-  const crop = Number(meta.image_size);
-  const resize = meta.resize !== undefined ? Number(meta.resize) : Math.round((crop * 448) / 392);
-  return { resize, crop };
 }
 
 /**

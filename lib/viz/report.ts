@@ -6,7 +6,7 @@
  * (`figures/<category>/…png`, via headless Chromium).
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, join, relative } from "node:path";
 import type { CategoryResult, EvalResult } from "../eval/run.ts";
 import { prCurve, proCurve, rocCurve } from "../metrics/curves.ts";
 import { writeFileAtomic } from "../io/safetensors.ts";
@@ -83,6 +83,26 @@ function safeName(s: string): string {
   return s.replace(/^test\//, "").replace(/[^A-Za-z0-9._-]+/g, "_");
 }
 
+/**
+ * File-safe names that stay distinct: `螺丝` and `螺母` both clean to `_`, so a name already
+ * given to another original gets `-2`, `-3`, … (in the order asked, so the same run names the
+ * same way).
+ */
+function uniqueNamer(): (original: string) => string {
+  const byOriginal = new Map<string, string>(), used = new Set<string>();
+  return (original) => {
+    let name = byOriginal.get(original);
+    if (name === undefined) {
+      const base = safeName(original);
+      name = base;
+      for (let k = 2; used.has(name); k++) name = `${base}-${k}`;
+      used.add(name);
+      byOriginal.set(original, name);
+    }
+    return name;
+  };
+}
+
 interface ReportFigure {
   figure: PlotlyFigure;
   png: string; // relative path
@@ -91,8 +111,9 @@ interface ReportFigure {
   height: number;
 }
 
-function categoryFigures(c: CategoryResult, nOverlays: number): ReportFigure[] {
-  const dir = `figures/${safeName(c.category)}`;
+function categoryFigures(c: CategoryResult, nOverlays: number, folder: string): ReportFigure[] {
+  const dir = `figures/${folder}`;
+  const overlayName = uniqueNamer();
   const out: ReportFigure[] = [];
   const nDef = c.labels.reduce((a, b) => a + b, 0);
   const hasBoth = nDef > 0 && nDef < c.labels.length;
@@ -160,7 +181,7 @@ function categoryFigures(c: CategoryResult, nOverlays: number): ReportFigure[] {
   for (const [i, kind] of picks) {
     out.push({
       figure: categoryOverlayFigure(c, i, { zmin, zmax }),
-      png: `${dir}/overlay_${safeName(c.ids[i])}.png`,
+      png: `${dir}/overlay_${overlayName(c.ids[i])}.png`,
       caption: kind,
       width: 640,
       height: 600,
@@ -202,18 +223,42 @@ export async function writeReport(
     plotlySrc = "https://cdn.plot.ly/plotly-4.1.2.min.js";
   }
   const nOverlays = opts.overlays ?? 12;
+  const folderOf = uniqueNamer();
+  const perCategory = result.categories.map((c) => {
+    const folder = folderOf(c.category);
+    return { c, folder, figs: categoryFigures(c, nOverlays, folder) };
+  });
+  const all = perCategory.flatMap((p) => p.figs);
+  // The PNGs first: the page links only those that were written.
+  let pngs: string[] = [];
+  if (opts.png ?? true) {
+    try {
+      pngs = await saveFigures(
+        all.map((f) => ({
+          figure: f.figure,
+          path: join(outDir, f.png),
+          width: f.width,
+          height: f.height,
+        })),
+        opts.tools,
+      );
+    } catch (e) {
+      if (opts.requirePng) throw e;
+      warnings.push(`report: PNGs skipped: ${(e as Error).message}`);
+    }
+  }
+  const written = new Set(pngs.map((p) => relative(outDir, p)));
   const sections: string[] = [];
-  const all: ReportFigure[] = [];
-  for (const c of result.categories) {
-    const figs = categoryFigures(c, nOverlays);
-    all.push(...figs);
+  for (const { c, folder, figs } of perCategory) {
     const charts = figs.filter((f) => !f.png.includes("/overlay_"));
     const overlays = figs.filter((f) => f.png.includes("/overlay_"));
     const cell = (f: ReportFigure) =>
       `<div class="cell">${figureHtml(f.figure, { src: plotlySrc, height: f.height })}
-<div class="cap">${esc(f.caption)} — <a href="${f.png}">PNG</a></div></div>`;
+<div class="cap">${esc(f.caption)}${
+        written.has(f.png) ? ` — <a href="${f.png}">PNG</a>` : ""
+      }</div></div>`;
     const nDef = c.labels.reduce((a, b) => a + b, 0);
-    sections.push(`<h2 id="${esc(safeName(c.category))}">${esc(c.category)}</h2>
+    sections.push(`<h2 id="${esc(folder)}">${esc(c.category)}</h2>
 <p>${c.ids.length} test images (${
       c.ids.length - nDef
     } good, ${nDef} defective); maps ${c.size}×${c.size}${
@@ -233,23 +278,6 @@ ${sections.join("\n")}
 </body></html>`;
   const htmlPath = join(outDir, "report.html");
   await writeFileAtomic(htmlPath, html);
-  let pngs: string[] = [];
-  if (opts.png ?? true) {
-    try {
-      pngs = await saveFigures(
-        all.map((f) => ({
-          figure: f.figure,
-          path: join(outDir, f.png),
-          width: f.width,
-          height: f.height,
-        })),
-        opts.tools,
-      );
-    } catch (e) {
-      if (opts.requirePng) throw e;
-      warnings.push(`report: PNGs skipped: ${(e as Error).message}`);
-    }
-  }
   for (const w of warnings) console.warn(`snarm ${w}`);
   return { html: htmlPath, pngs, plotlyJs, warnings };
 }
