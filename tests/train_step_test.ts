@@ -127,6 +127,23 @@ for (const [depth, scan] of [[1, 4], [2, 4], [1, 1]]) {
 }
 
 let shared: TrainingSet | null = null;
+let sharedVal: TrainingSet | null = null;
+/** {@link smallSet} with 30 % of the images held out for validation. */
+async function smallValSet(): Promise<TrainingSet> {
+  sharedVal ??= await prepareTrainingSet({
+    roots: [DATA],
+    imageSize: 64,
+    bankSize: 300,
+    maxImages: 6,
+    synthPerImage: 1,
+    seed: 1,
+    cacheDir: null,
+    progress: false,
+    valFraction: 0.3,
+  });
+  return sharedVal;
+}
+
 async function smallSet(): Promise<TrainingSet> {
   shared ??= await prepareTrainingSet({
     roots: [DATA],
@@ -362,17 +379,7 @@ Deno.test({
   ...gpuTest,
   async fn() {
     requireGpu();
-    const set = await prepareTrainingSet({
-      roots: [DATA],
-      imageSize: 64,
-      bankSize: 300,
-      maxImages: 6,
-      synthPerImage: 1,
-      seed: 1,
-      cacheDir: null,
-      progress: false,
-      valFraction: 0.3,
-    });
+    const set = await smallValSet();
     assert.ok(set.val.length > 0);
     const out = await Deno.makeTempDir({ prefix: "snarm_early_stop_" });
     const common = {
@@ -409,17 +416,7 @@ Deno.test({
   ...gpuTest,
   async fn() {
     requireGpu();
-    const set = await prepareTrainingSet({
-      roots: [DATA],
-      imageSize: 64,
-      bankSize: 300,
-      maxImages: 6,
-      synthPerImage: 1,
-      seed: 1,
-      cacheDir: null,
-      progress: false,
-      valFraction: 0.3,
-    });
+    const set = await smallValSet();
     const a = await Deno.makeTempDir({ prefix: "snarm_resume_val_a_" });
     const b = await Deno.makeTempDir({ prefix: "snarm_resume_val_b_" });
     const common = {
