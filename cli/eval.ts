@@ -17,6 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import {
   acquireLock,
   commitFolder,
+  commitTarget,
   discardStage,
   recoverOutput,
   stageFolder,
@@ -238,11 +239,7 @@ type EvalValues = ReturnType<typeof parseCommandLine>;
  * method ignores reported.
  */
 function runSettings(values: EvalValues) {
-  // A symlinked --out is committed at its target (the link itself stays).
-  let out = userPath(values.out!);
-  try {
-    if (Deno.lstatSync(out).isSymlink) out = Deno.realPathSync(out);
-  } catch { /* does not exist yet */ }
+  const out = commitTarget(userPath(values.out!));
   let data = values.data === undefined ? DEFAULT_DATA : userPath(values.data);
   const dataset = datasetOptions(values);
   const shard = parseShard(values.shard);

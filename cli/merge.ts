@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import {
   acquireLock,
   commitFolder,
+  commitTarget,
   discardStage,
   recoverOutput,
   stageFolder,
@@ -41,11 +42,7 @@ async function main() {
   const cwd = Deno.env.get("INIT_CWD") ?? Deno.cwd();
   if (!values.out) throw new Error("--out OUT is required");
   if (!positionals.length) throw new Error("give the shard output folders to merge");
-  let out = resolve(cwd, values.out);
-  // A symlinked --out is committed at its target (the link itself stays), as in eval.
-  try {
-    if (Deno.lstatSync(out).isSymlink) out = Deno.realPathSync(out);
-  } catch { /* does not exist yet */ }
+  const out = commitTarget(resolve(cwd, values.out));
   // A shell glob over the parts (runs/shard-*) also matches what runs leave beside them: a lock
   // file, a stage or old folder of a killed part. Those are not parts.
   const dirs = positionals.map((p) => resolve(cwd, p)).filter((d) => {

@@ -256,7 +256,7 @@ export async function recoverFitCache(root: string): Promise<void> {
 async function sameBankFit(
   o: FitOptions & { modelSha256: string },
   root: string,
-): Promise<string | null> {
+): Promise<{ dir: string; bank: Bank; record: Record<string, unknown> } | null> {
   const meta = o.bank!.meta;
   const tried = new Set<string>();
   // the fit that built this bank: at the bank's own size and cap, or at the run's settings
@@ -268,25 +268,60 @@ async function sameBankFit(
     const fit = await readFit(pdir);
     if (!fit) continue;
     const a = fit.bank.features, b = o.bank!.features;
-    if (a.length === b.length && a.every((v, i) => Object.is(v, b[i]))) return pdir;
+    if (a.length === b.length && a.every((v, i) => Object.is(v, b[i]))) return fit;
   }
   return null;
 }
 
 /**
  * The fit in cache folder `dir` when it is complete and readable (the head file, a bank that
- * loads, `train.json`), else null.
+ * loads, `train.json`), else null; with `warn`, an entry that exists but does not read is said.
  */
 async function readFit(
   dir: string,
-): Promise<{ bank: Bank; record: Record<string, unknown> } | null> {
+  warn = false,
+): Promise<{ dir: string; bank: Bank; record: Record<string, unknown> } | null> {
   try {
     await Deno.stat(join(dir, "head.safetensors"));
     const record = JSON.parse(await Deno.readTextFile(join(dir, "train.json")));
-    return { bank: await loadBank(join(dir, "bank.safetensors")), record };
-  } catch {
+    return { dir, bank: await loadBank(join(dir, "bank.safetensors")), record };
+  } catch (e) {
+    if (warn && !(e instanceof Deno.errors.NotFound)) {
+      console.warn(`snarm fit: cached fit ${dir} unreadable (${(e as Error).message}); refitting`);
+    }
     return null;
   }
+}
+
+/**
+ * The cached fit {@link fitHead} loads for `o` without fitting: the fit that built a given bank
+ * (see `sameBankFit`), else the complete entry of `o`'s key; null when it would have to fit.
+ */
+async function cachedFit(
+  o: FitOptions & { modelSha256: string },
+  root: string,
+  key: string,
+): Promise<{ dir: string; bank: Bank; record: Record<string, unknown> } | null> {
+  if (o.refit) return null;
+  const same = o.bank ? await sameBankFit(o, root) : null;
+  if (same) return { ...same, bank: o.bank! };
+  const hit = await readFit(join(root, `fit-${key}`));
+  return hit && { ...hit, bank: o.bank ?? hit.bank };
+}
+
+/** The {@link FitResult} of a fit read from the cache. */
+function cachedResult(
+  fit: { dir: string; bank: Bank; record: Record<string, unknown> },
+  t0: number,
+): FitResult {
+  return {
+    headPath: join(fit.dir, "head.safetensors"),
+    bank: fit.bank,
+    cached: true,
+    dir: fit.dir,
+    seconds: (performance.now() - t0) / 1000,
+    record: fit.record,
+  };
 }
 
 /**
@@ -296,14 +331,8 @@ async function readFit(
 export async function findCachedFit(
   o: FitOptions & { modelSha256: string },
 ): Promise<string | null> {
-  if (o.refit) return null;
   const root = o.cacheDir ?? defaultCacheDir();
-  if (o.bank) {
-    const same = await sameBankFit(o, root);
-    if (same) return same;
-  }
-  const dir = join(root, `fit-${(await fitKey(o, o.modelSha256)).key}`);
-  return (await readFit(dir)) ? dir : null;
+  return (await cachedFit(o, root, (await fitKey(o, o.modelSha256)).key))?.dir ?? null;
 }
 
 /**
@@ -318,32 +347,11 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
   const root = o.cacheDir ?? defaultCacheDir();
   const dir = join(root, `fit-${key}`);
   const headPath = join(dir, "head.safetensors");
-  const bankPath = join(dir, "bank.safetensors");
   const show = o.progress ?? true;
-  const same = o.bank && !o.refit ? await sameBankFit(o, root) : null;
-  if (same) {
-    return {
-      headPath: join(same, "head.safetensors"),
-      bank: o.bank!,
-      cached: true,
-      dir: same,
-      seconds: (performance.now() - t0) / 1000,
-      record: JSON.parse(await Deno.readTextFile(join(same, "train.json"))),
-    };
-  }
-  // A complete entry is read without the lock (entries appear by rename, whole): a read-only
-  // shared cache serves as well as a private one.
-  const hit = o.refit ? null : await readFit(dir);
-  if (hit) {
-    return {
-      headPath,
-      bank: o.bank ?? hit.bank,
-      cached: true,
-      dir,
-      seconds: (performance.now() - t0) / 1000,
-      record: hit.record,
-    };
-  }
+  // A cached fit is read without the lock (entries appear by rename, whole): a read-only shared
+  // cache serves as well as a private one.
+  const hit = await cachedFit(o, root, key);
+  if (hit) return cachedResult(hit, t0);
   // One process fills a cache entry at a time (a second one waits, then finds it filled);
   // a fit killed half-way is cleaned up or finished here (lib/io/commit.ts).
   await Deno.mkdir(root, { recursive: true });
@@ -351,7 +359,7 @@ export async function fitHead(o: FitOptions & { modelSha256: string }): Promise<
   const lock = await acquireLock(dir, { what: `fit cache ${dir}`, wait: true });
   try {
     await recoverOutput(dir);
-    return await fitLocked(o, { t0, key, what, dir, headPath, bankPath, show });
+    return await fitLocked(o, { t0, key, what, dir, headPath, show });
   } finally {
     lock.release();
   }
@@ -365,32 +373,13 @@ async function fitLocked(
     what: unknown;
     dir: string;
     headPath: string;
-    bankPath: string;
     show: boolean;
   },
 ): Promise<FitResult> {
-  const { t0, key, what, dir, headPath, bankPath, show } = c;
-  if (!o.refit) {
-    try {
-      await Deno.stat(headPath);
-      const bank = o.bank ?? await loadBank(bankPath);
-      const record = JSON.parse(await Deno.readTextFile(join(dir, "train.json")));
-      return {
-        headPath,
-        bank,
-        cached: true,
-        dir,
-        seconds: (performance.now() - t0) / 1000,
-        record,
-      };
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        console.warn(
-          `snarm fit: cached fit ${dir} unreadable (${(e as Error).message}); refitting`,
-        );
-      }
-    }
-  }
+  const { t0, key, what, dir, headPath, show } = c;
+  // filled by another process while this one waited for the lock?
+  const hit = o.refit ? null : await readFit(dir, true);
+  if (hit) return cachedResult({ ...hit, bank: o.bank ?? hit.bank }, t0);
   const f = fitDefaults(o);
   if (!o.valSources && f.valSources.length === SYNTH_SOURCES.length) {
     console.warn(

@@ -317,6 +317,17 @@ export async function writeFileAtomic(
 }
 
 /**
+ * Where outputs for `out` are committed: a symlinked `out` at its target (the link itself stays;
+ * the swap renames folders, which would replace the link), else `out` itself.
+ */
+export function commitTarget(out: string): string {
+  try {
+    if (Deno.lstatSync(out).isSymlink) return Deno.realPathSync(out);
+  } catch { /* does not exist yet */ }
+  return out;
+}
+
+/**
  * Create an empty stage folder for a new version of `out` (`<out>.stage-<pid>`, beside it).
  * Call {@link commitFolder} to move it in; remove it on failure.
  */
